@@ -1,0 +1,41 @@
+"""One error hierarchy. Every message says what went wrong and how to fix it.
+
+The CLI turns these into one-line messages and a non-zero exit code; set
+``LS_LLMTRACE_DEBUG=1`` to see the traceback instead.
+"""
+
+from __future__ import annotations
+
+
+class LLMTraceError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+    exit_code = 1
+
+
+class ConfigError(LLMTraceError):
+    """A setting or file the user gave is wrong."""
+
+    exit_code = 2
+
+
+class SchemaError(ConfigError):
+    """An annotation schema file breaks the rules."""
+
+
+class InputError(LLMTraceError):
+    """Input data (a trace file, a feedback file) could not be read at all."""
+
+
+class LabelStudioError(LLMTraceError):
+    """Label Studio could not be reached or answered with an error."""
+
+    exit_code = 3
+
+
+class LabelStudioStartError(LabelStudioError):
+    """The managed Label Studio did not come up."""
+
+
+class StoreError(LLMTraceError):
+    """The record store could not be opened or migrated."""

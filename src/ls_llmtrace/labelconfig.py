@@ -1,0 +1,99 @@
+"""Label Studio labeling configs generated from a schema version (pure functions).
+
+Trace content is only ever shown through ``Text``, ``Paragraphs`` and ``Table``, which
+render text, never HTML; every attribute is escaped by the XML serializer. The output is
+deterministic so the checked-in configs in ``label_configs/`` can be checked for drift.
+"""
+
+from __future__ import annotations
+
+import html
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from .schema import AnnotationSchema, LabelField, ScoreField
+
+# Control names the sync maps back from; fixed by field type.
+VERDICT = "verdict"
+SCORE = "score"
+EXPLANATION = "explanation"
+CORRECTED_OUTPUT = "corrected_output"
+ANSWER = "answer"
+CONVERSATION = "conversation"
+
+
+def _el(parent: ET.Element, tag: str, **attrs: str) -> ET.Element:
+    return ET.SubElement(parent, tag, attrs)
+
+
+def build_label_config(schema: AnnotationSchema) -> str:
+    """The XML label config of one schema version."""
+    root = ET.Element("View")
+    _el(root, "Header", value=f"{schema.title or schema.id} (schema {schema.version_id})", size="4")
+    _el(root, "Table", name="metadata", value="$metadata")
+    _el(root, "Header", value="System prompt", size="5")
+    _el(root, "Text", name="system_prompt", value="$system_prompt")
+    _el(root, "Header", value="Conversation", size="5")
+    _el(root, "Paragraphs", name=CONVERSATION, value="$messages", layout="dialogue",
+        nameKey="role", textKey="content")
+    _el(root, "Header", value="Tool calls", size="5")
+    _el(root, "Paragraphs", name="tool_calls", value="$tool_calls", layout="dialogue",
+        nameKey="name", textKey="content")
+    _el(root, "Header", value="Retrieved documents", size="5")
+    _el(root, "Paragraphs", name="documents", value="$documents", nameKey="title",
+        textKey="content")
+    _el(root, "Header", value="Final answer", size="5")
+    _el(root, "Text", name=ANSWER, value="$answer")
+
+    for field in schema.fields:
+        if isinstance(field, LabelField):
+            _el(root, "Header", value="Verdict", size="5")
+            choices = _el(root, "Choices", name=VERDICT, toName=ANSWER, choice="single-radio",
+                          showInline="true", required="true" if field.required else "false")
+            for value in field.values:
+                entry = schema.rubric.get(value)
+                attrs = {"value": value}
+                if entry:
+                    attrs["hint"] = entry.definition.strip()
+                _el(choices, "Choice", **attrs)
+        elif isinstance(field, ScoreField):
+            _el(root, "Header", value="Score (0.0 = worst, 1.0 = best)", size="5")
+            _el(root, "Number", name=SCORE, toName=ANSWER, min="0", max="1", step=f"{field.step:g}")
+        elif field.type == "explanation":
+            _el(root, "Header", value="Explanation", size="5")
+            _el(root, "TextArea", name=EXPLANATION, toName=ANSWER, rows="3", editable="true",
+                maxSubmissions="1", placeholder="Why? Quote the part that is wrong.")
+        elif field.type == "corrected_output":
+            _el(root, "Header", value="Corrected output", size="5")
+            _el(root, "TextArea", name=CORRECTED_OUTPUT, toName=ANSWER, rows="5", editable="true",
+                maxSubmissions="1", placeholder="What the answer should have been.")
+    ET.indent(root, space="  ")
+    return ET.tostring(root, encoding="unicode") + "\n"
+
+
+def build_instructions(schema: AnnotationSchema) -> str:
+    """HTML instructions for the Label Studio project: the rubric, every text escaped."""
+    esc = html.escape
+    parts = [f"<h3>{esc(schema.title or schema.id)} &mdash; schema {esc(schema.version_id)}</h3>"]
+    if schema.description:
+        parts.append(f"<p>{esc(schema.description.strip())}</p>")
+    parts.append(f"<p>Owner (settles disagreements): {esc(schema.owner)}</p>")
+    for label, entry in schema.rubric.items():
+        parts.append(f"<h4>{esc(label)}</h4><p>{esc(entry.definition.strip())}</p>")
+        if entry.positive_examples:
+            items = "".join(f"<li>{esc(x)}</li>" for x in entry.positive_examples)
+            parts.append(f"<p>Examples:</p><ul>{items}</ul>")
+        if entry.negative_examples:
+            items = "".join(f"<li>{esc(x)}</li>" for x in entry.negative_examples)
+            parts.append(f"<p>Not this:</p><ul>{items}</ul>")
+    return "\n".join(parts)
+
+
+def config_path(schema: AnnotationSchema, directory: Path) -> Path:
+    return directory / f"{schema.id}.v{schema.version}.xml"
+
+
+def write_label_config(schema: AnnotationSchema, directory: Path) -> Path:
+    path = config_path(schema, directory)
+    path.write_text(build_label_config(schema), encoding="utf-8")
+    return path

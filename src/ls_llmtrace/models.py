@@ -1,0 +1,166 @@
+"""Typed models of the three core concepts: Trace, AnnotationRecord and their parts.
+
+The native trace format is JSON Lines with one :class:`Trace` per line, exactly the JSON
+that ``Trace.model_dump_json()`` writes. Only ``trace_id`` is required; see
+``docs/native-format.md`` for the shape with an example.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import Enum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ToolCall(_Strict):
+    """A tool (function) call the model asked for, with its result when known."""
+
+    id: str | None = Field(None, description="Provider's id of the call; links the tool result.")
+    name: str = Field(description="Tool or function name.")
+    arguments: Any = Field(None, description="Arguments as sent (object or JSON string).")
+    result: Any = Field(None, description="What the tool returned, when the trace has it.")
+
+
+class Message(_Strict):
+    """One conversation message."""
+
+    role: Literal["system", "user", "assistant", "tool", "developer"] = Field(
+        description="Who spoke. `tool` messages carry a tool's result."
+    )
+    content: str = Field("", description="Text content (multi-part content joined as text).")
+    name: str | None = Field(None, description="Optional participant or tool name.")
+    tool_calls: list[ToolCall] = Field(default_factory=list, description="Calls made here.")
+    tool_call_id: str | None = Field(None, description="For `tool` messages: the call answered.")
+
+
+class Document(_Strict):
+    """A retrieved document shown to the model."""
+
+    id: str | None = None
+    content: str = Field(description="The document text.")
+    score: float | None = Field(None, description="Retriever score, when known.")
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class SpanKind(str, Enum):
+    llm = "llm"
+    tool = "tool"
+    retrieval = "retrieval"
+    agent = "agent"
+    chain = "chain"
+    other = "other"
+
+
+class Span(_Strict):
+    """One step of the trace (an LLM call, a tool run, a retrieval...)."""
+
+    span_id: str
+    parent_span_id: str | None = None
+    name: str = ""
+    kind: SpanKind = SpanKind.other
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    error: str | None = Field(None, description="Error message when the span failed.")
+    attributes: dict[str, Any] = Field(default_factory=dict)
+
+
+class TraceMetadata(_Strict):
+    """What the model run was: who, which version, how long, how much."""
+
+    model: str | None = Field(None, description="Model name as requested, e.g. `gpt-4o`.")
+    model_version: str | None = Field(None, description="Exact model/version that answered.")
+    prompt_name: str | None = None
+    prompt_version: str | None = None
+    product_area: str | None = None
+    user_segment: str | None = None
+    environment: str | None = None
+    latency_ms: float | None = Field(None, ge=0)
+    input_tokens: int | None = Field(None, ge=0)
+    output_tokens: int | None = Field(None, ge=0)
+    cost_usd: float | None = Field(None, ge=0)
+    error: str | None = Field(None, description="Error of the whole trace, if it failed.")
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    extra: dict[str, Any] = Field(default_factory=dict, description="Anything else, kept as is.")
+
+
+class Trace(_Strict):
+    """One production interaction, normalized."""
+
+    trace_id: str = Field(min_length=1, description="Stable id of the trace in its source system.")
+    system_prompt: str = ""
+    messages: list[Message] = Field(default_factory=list, description="Conversation before the answer.")
+    documents: list[Document] = Field(default_factory=list)
+    output: str = Field("", description="The final answer the user saw.")
+    spans: list[Span] = Field(default_factory=list)
+    metadata: TraceMetadata = Field(default_factory=TraceMetadata)
+    source: str = Field("native", description="Format it was imported from.")
+
+    def tool_calls(self) -> list[ToolCall]:
+        """Every tool call in the conversation, results attached from `tool` messages."""
+        results = {m.tool_call_id: m.content for m in self.messages if m.role == "tool"}
+        calls: list[ToolCall] = []
+        for message in self.messages:
+            for call in message.tool_calls:
+                if call.result is None and call.id in results:
+                    call = call.model_copy(update={"result": results[call.id]})
+                calls.append(call)
+        return calls
+
+
+class Source(str, Enum):
+    """Where a piece of feedback came from."""
+
+    reviewer = "reviewer"
+    end_user = "end_user"
+    support = "support"
+    qa = "qa"
+    evaluator = "evaluator"
+    judge = "judge"
+
+
+class Scope(_Strict):
+    """What the feedback is about: the whole trace, a span, or a text range."""
+
+    kind: Literal["trace", "span", "text_range"] = "trace"
+    span_id: str | None = None
+    target: Literal["message", "answer"] | None = Field(
+        None, description="For text ranges: a conversation message or the final answer."
+    )
+    message_index: int | None = None
+    start: int | None = None
+    end: int | None = None
+    text: str | None = Field(None, description="The quoted text of the range.")
+
+
+class AnnotationRecord(_Strict):
+    """The normalized unit of feedback. Every channel lands here."""
+
+    record_key: str = Field(description="Natural key; upserts are by this key.")
+    trace_id: str
+    schema_id: str
+    schema_version: int
+    source: Source
+    scope: Scope = Field(default_factory=Scope)
+    label: str | None = None
+    labels: list[str] = Field(default_factory=list, description="Span labels or categories.")
+    score: float | None = Field(None, ge=0.0, le=1.0)
+    explanation: str | None = None
+    corrected_output: str | None = None
+    author: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    lead_time_s: float | None = None
+    ls_project_id: int | None = None
+    ls_task_id: int | None = None
+    ls_annotation_id: int | None = None
+    was_cancelled: bool = False
+    ground_truth: bool = False
+    deleted: bool = False
+    metadata: dict[str, Any] = Field(default_factory=dict)

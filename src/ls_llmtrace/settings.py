@@ -1,0 +1,112 @@
+"""Every setting in one place.
+
+Precedence is: explicit argument > environment variable > default. Values are read at
+call time (never frozen at import), so tests and long-running processes see changes.
+
+| variable | default | meaning |
+|---|---|---|
+| ``LS_LLMTRACE_HOME`` | ``./.ls-llmtrace`` | working directory: Label Studio data, store, pid files, logs |
+| ``LS_LLMTRACE_DB`` | ``sqlite:///<home>/store.sqlite`` | record store URL |
+| ``LS_LLMTRACE_LS_URL`` | ``http://127.0.0.1:8080`` | Label Studio base URL |
+| ``LS_LLMTRACE_LS_TOKEN`` | token of the managed Label Studio | API token (legacy token or personal access token) |
+| ``LS_LLMTRACE_LS_PORT`` | ``8080`` | port of the managed Label Studio |
+| ``LS_LLMTRACE_LS_BIN`` | ``.venvs/labelstudio/bin/label-studio`` | the ``label-studio`` executable (own virtualenv) |
+| ``LS_LLMTRACE_LS_START_TIMEOUT`` | ``180`` | seconds to wait for Label Studio to answer |
+| ``LS_LLMTRACE_ADMIN_EMAIL`` | ``admin@llmtrace.local`` | admin login of the managed Label Studio |
+| ``LS_LLMTRACE_ADMIN_PASSWORD`` | generated on first start | admin password of the managed Label Studio |
+| ``LS_LLMTRACE_BACKEND_URL`` | ``http://127.0.0.1:9090`` | ML backend URL as Label Studio reaches it |
+| ``LS_LLMTRACE_BACKEND_PORT`` | ``9090`` | port of the managed ML backend |
+| ``LS_LLMTRACE_BACKEND_USER`` / ``_PASSWORD`` | unset | basic auth required by the backend (Label Studio sends it) |
+| ``LS_LLMTRACE_WEBHOOK_SECRET`` | unset | shared secret expected in the ``X-LLMTrace-Secret`` header on ``/webhook`` |
+| ``LS_LLMTRACE_SCHEMA`` | ``label_configs/default.v1.yaml`` (searched from the current directory upwards) | schema file used when none is given |
+| ``LS_LLMTRACE_DEBUG`` | unset | ``1`` shows tracebacks instead of one-line errors |
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    return value if value not in (None, "") else default
+
+
+def home() -> Path:
+    return Path(_env("LS_LLMTRACE_HOME", ".ls-llmtrace") or ".ls-llmtrace").resolve()
+
+
+def db_url() -> str:
+    return _env("LS_LLMTRACE_DB") or f"sqlite:///{home() / 'store.sqlite'}"
+
+
+def ls_port() -> int:
+    return int(_env("LS_LLMTRACE_LS_PORT", "8080") or 8080)
+
+
+def ls_url() -> str:
+    return (_env("LS_LLMTRACE_LS_URL") or f"http://127.0.0.1:{ls_port()}").rstrip("/")
+
+
+def ls_token() -> str | None:
+    return _env("LS_LLMTRACE_LS_TOKEN")
+
+
+def ls_bin() -> Path:
+    explicit = _env("LS_LLMTRACE_LS_BIN")
+    if explicit:
+        return Path(explicit)
+    # The project's setup installs Label Studio beside the checkout; look upwards from cwd.
+    for base in [Path.cwd(), *Path.cwd().parents]:
+        candidate = base / ".venvs" / "labelstudio" / "bin" / "label-studio"
+        if candidate.exists():
+            return candidate
+    return Path(".venvs/labelstudio/bin/label-studio").resolve()
+
+
+def ls_start_timeout() -> float:
+    return float(_env("LS_LLMTRACE_LS_START_TIMEOUT", "180") or 180)
+
+
+def admin_email() -> str:
+    return _env("LS_LLMTRACE_ADMIN_EMAIL", "admin@llmtrace.local") or "admin@llmtrace.local"
+
+
+def admin_password() -> str | None:
+    return _env("LS_LLMTRACE_ADMIN_PASSWORD")
+
+
+def backend_port() -> int:
+    return int(_env("LS_LLMTRACE_BACKEND_PORT", "9090") or 9090)
+
+
+def backend_url() -> str:
+    return (_env("LS_LLMTRACE_BACKEND_URL") or f"http://127.0.0.1:{backend_port()}").rstrip("/")
+
+
+def backend_basic_auth() -> tuple[str, str] | None:
+    user = _env("LS_LLMTRACE_BACKEND_USER")
+    password = _env("LS_LLMTRACE_BACKEND_PASSWORD")
+    return (user, password) if user and password else None
+
+
+def webhook_secret() -> str | None:
+    return _env("LS_LLMTRACE_WEBHOOK_SECRET")
+
+
+def default_schema_path() -> Path:
+    explicit = _env("LS_LLMTRACE_SCHEMA")
+    if explicit:
+        return Path(explicit)
+    for base in [Path.cwd(), *Path.cwd().parents]:
+        candidate = base / "label_configs" / "default.v1.yaml"
+        if candidate.exists():
+            return candidate
+    return Path("label_configs/default.v1.yaml")
+
+
+def debug() -> bool:
+    return _env("LS_LLMTRACE_DEBUG") not in (None, "0", "false")
