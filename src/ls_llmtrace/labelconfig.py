@@ -8,7 +8,9 @@ deterministic so the checked-in configs in ``label_configs/`` can be checked for
 from __future__ import annotations
 
 import html
+import re
 import xml.etree.ElementTree as ET
+from dataclasses import dataclass
 from pathlib import Path
 
 from .schema import AnnotationSchema, LabelField, ScoreField
@@ -97,3 +99,34 @@ def write_label_config(schema: AnnotationSchema, directory: Path) -> Path:
     path = config_path(schema, directory)
     path.write_text(build_label_config(schema), encoding="utf-8")
     return path
+
+
+_SCHEMA_IN_HEADER = re.compile(r"\(schema ([a-z0-9_\-]+@v\d+)\)")
+
+
+@dataclass(frozen=True)
+class Control:
+    name: str
+    tag: str
+    to_name: str
+    values: tuple[str, ...] = ()
+
+
+def parse_controls(config: str) -> dict[str, Control]:
+    """The control tags of a label config, by name (reads what Label Studio sends)."""
+    root = ET.fromstring(config)
+    controls: dict[str, Control] = {}
+    for el in root.iter():
+        to_name = el.get("toName")
+        name = el.get("name")
+        if not to_name or not name:
+            continue
+        values = tuple(c.get("value", "") for c in el if c.tag in ("Choice", "Label"))
+        controls[name] = Control(name, el.tag, to_name, values)
+    return controls
+
+
+def schema_version_of(config: str) -> str | None:
+    """The schema version id a generated config was made from, if it is one of ours."""
+    match = _SCHEMA_IN_HEADER.search(config)
+    return match.group(1) if match else None

@@ -160,3 +160,12 @@ def load_schema(path: str | Path) -> AnnotationSchema:
     except OSError as exc:
         raise SchemaError(f"cannot read schema file {path}: {exc.strerror}") from exc
     return parse_schema(text, str(path))
+
+
+def load_schema_dir(directory: str | Path) -> dict[tuple[str, int], AnnotationSchema]:
+    """Every schema file (``*.yaml``) in a directory, by (id, version)."""
+    out: dict[tuple[str, int], AnnotationSchema] = {}
+    for path in sorted(Path(directory).glob("*.yaml")):
+        schema = load_schema(path)
+        out[(schema.id, schema.version)] = schema
+    return out
