@@ -61,7 +61,7 @@ def _schema(path: Path | None) -> AnnotationSchema:
     return load_schema(path or settings.default_schema_path())
 
 
-@click.group(help=__doc__)
+@click.group(help="ls-llmtrace: tie LLM feedback to traces through Label Studio.")
 @click.version_option(package_name="ls-llmtrace")
 def main() -> None:
     pass
