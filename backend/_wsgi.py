@@ -5,9 +5,8 @@ from __future__ import annotations
 import logging
 import os
 
-from model import LLMTraceJudge
-
 from ls_llmtrace.mlbackend import create_app
+from model import LLMTraceJudge
 
 logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"))
 app = create_app(LLMTraceJudge())

@@ -69,7 +69,8 @@ def otel_tool_call() -> dict:
 
 
 def langfuse_pydantic_ai() -> dict:
-    export = json.loads((FIXTURES / "langfuse-traces/pydantic-ai-2025-06-06.trace.json").read_text())
+    path = FIXTURES / "langfuse-traces/pydantic-ai-2025-06-06.trace.json"
+    export = json.loads(path.read_text())
     trace = export["trace"]
     gen = next(o for o in export["observations"] if o["type"] == "GENERATION")
     inputs = json.loads(gen["input"])

@@ -24,7 +24,6 @@ from .schema import AnnotationSchema
 from .timeutil import format_ls_datetime
 
 
-
 def project_title(schema: AnnotationSchema, queue: str = "review") -> str:
     return f"llmtrace {queue} | {schema.version_id}"
 

@@ -12,9 +12,9 @@ from datetime import datetime
 from typing import Any
 
 from .labelconfig import CORRECTED_OUTPUT, EXPLANATION, SCORE, VERDICT
-from .timeutil import to_utc
 from .models import AnnotationRecord, Scope, Source
 from .schema import AnnotationSchema
+from .timeutil import to_utc
 
 
 @dataclass

@@ -21,7 +21,6 @@ from flask import Flask, Response, jsonify, request
 from . import settings
 from .judges import Judge, RuleJudge
 from .labelconfig import (
-    ANSWER,
     EXPLANATION,
     SCORE,
     VERDICT,
@@ -80,7 +79,8 @@ def create_app(judge: Judge | None = None) -> Flask:
         if state["judge"] is None:
             passing, failing = _judge_labels(parse_controls(config) if config else {})
             state["judge"] = RuleJudge(passing, failing)
-        return state["judge"]  # type: ignore[no-any-return]
+        judge_now: Judge = state["judge"]
+        return judge_now
 
     @app.before_request
     def _auth() -> Response | None:

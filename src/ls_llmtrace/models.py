@@ -8,7 +8,7 @@ that ``Trace.model_dump_json()`` writes. Only ``trace_id`` is required; see
 from __future__ import annotations
 
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -48,7 +48,7 @@ class Document(_Strict):
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
-class SpanKind(str, Enum):
+class SpanKind(StrEnum):
     llm = "llm"
     tool = "tool"
     retrieval = "retrieval"
@@ -95,7 +95,9 @@ class Trace(_Strict):
 
     trace_id: str = Field(min_length=1, description="Stable id of the trace in its source system.")
     system_prompt: str = ""
-    messages: list[Message] = Field(default_factory=list, description="Conversation before the answer.")
+    messages: list[Message] = Field(
+        default_factory=list, description="Conversation before the answer."
+    )
     documents: list[Document] = Field(default_factory=list)
     output: str = Field("", description="The final answer the user saw.")
     spans: list[Span] = Field(default_factory=list)
@@ -114,7 +116,7 @@ class Trace(_Strict):
         return calls
 
 
-class Source(str, Enum):
+class Source(StrEnum):
     """Where a piece of feedback came from."""
 
     reviewer = "reviewer"

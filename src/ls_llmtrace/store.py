@@ -130,7 +130,8 @@ class Store:
     def migrate(self) -> list[str]:
         """Apply pending migrations, each in its own transaction; return their names."""
         self.conn.execute(
-            "CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
+            "CREATE TABLE IF NOT EXISTS migrations "
+            "(name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
         )
         done = {r["name"] for r in self.conn.execute("SELECT name FROM migrations")}
         applied = []

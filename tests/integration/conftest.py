@@ -20,7 +20,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="session")
-def labelstudio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ManagedLabelStudio, Credentials]]:
+def labelstudio(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[ManagedLabelStudio, Credentials]]:
     executable = settings.ls_bin()
     if not executable.exists():
         pytest.fail(f"Label Studio is not installed at {executable}: run `make setup` first")

@@ -18,7 +18,9 @@ def _write(path: Path, lines: list[str]) -> Path:
     return path
 
 
-def test_import_reports_bad_lines_and_keeps_the_rest(ls_env: Path, ls_client: LabelStudioClient) -> None:
+def test_import_reports_bad_lines_and_keeps_the_rest(
+    ls_env: Path, ls_client: LabelStudioClient
+) -> None:
     good = {"trace_id": "cli-good-1", "messages": [{"role": "user", "content": "hi"}],
             "output": "Hello! How can I help?"}
     good2 = {"trace_id": "cli-good-2", "output": "<script>alert(1)</script> is shown as text."}
