@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -118,16 +118,14 @@ class LabelStudioClient:
     def tasks_page_since(
         self, project_id: int, since: datetime | None, limit: int = 500
     ) -> list[dict[str, Any]]:
-        """Up to ``limit`` full tasks (with annotations) updated at or after ``since``,
-        oldest first. One request: callers page by moving ``since`` (keyset paging), so
-        tasks updated while a sync runs never shift a page boundary.
+        """Up to ``limit`` full tasks (with annotations) updated after ``since``, oldest
+        first. One request: callers page by moving ``since`` (keyset paging), so tasks
+        updated while a sync runs never shift a page boundary.
         """
         items = []
         if since is not None:
-            # "greater" than one microsecond earlier == at or after `since`.
             items.append({"filter": "filter:tasks:updated_at", "operator": "greater",
-                          "type": "Datetime",
-                          "value": format_ls_datetime(since - timedelta(microseconds=1))})
+                          "type": "Datetime", "value": format_ls_datetime(since)})
         query = {"filters": {"conjunction": "and", "items": items},
                  "ordering": ["tasks:updated_at"]}
         pager = self._call("list tasks", self.sdk.tasks.list, project=project_id,

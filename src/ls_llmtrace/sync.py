@@ -54,18 +54,27 @@ def sync_project(
     summary = SyncSummary(project_id)
     users: dict[int, str] | None = None
     cursor = store.cursor(project_id)
-    done_at_cursor: set[int] = set()
     while True:
         tasks = client.tasks_page_since(project_id, cursor, limit=page_size)
         summary.requests += 1
-        fresh = [t for t in tasks if int(t["id"]) not in done_at_cursor]
-        if not fresh:
+        if not tasks:
             break
-        if users is None and any(t.get("annotations") for t in fresh):
+        full_page = len(tasks) >= page_size
+        if full_page:
+            # Tasks sharing the last timestamp may continue on the next page; leave them
+            # for it, since the next page starts strictly after the cursor we commit.
+            last = to_utc(tasks[-1].get("updated_at"))
+            head = [t for t in tasks if to_utc(t.get("updated_at")) != last]
+            if head:
+                tasks = head
+            else:
+                summary.notes.append(f"{len(tasks)} tasks share updated_at {last}; "
+                                     "raise the page size if some were missed")
+        if users is None and any(t.get("annotations") for t in tasks):
             users = client.users()
             summary.requests += 1
         with store.transaction() as conn:
-            for task in fresh:
+            for task in tasks:
                 task_id = int(task["id"])
                 current: set[int] = set()
                 for annotation in task.get("annotations") or []:
@@ -82,17 +91,13 @@ def sync_project(
                         summary.rejected += 1
                 for gone in store.live_annotation_ids(conn, project_id, task_id) - current:
                     summary.records_deleted += store.mark_annotation_deleted(conn, project_id, gone)
-            newest: datetime | None = to_utc(fresh[-1].get("updated_at"))
+            newest: datetime | None = to_utc(tasks[-1].get("updated_at"))
             if newest is not None:
-                if newest != cursor:
-                    done_at_cursor = set()
-                done_at_cursor |= {int(t["id"]) for t in fresh
-                                   if to_utc(t.get("updated_at")) == newest}
                 cursor = newest
                 store.set_cursor(conn, project_id, newest)
-        summary.tasks_seen += len(fresh)
+        summary.tasks_seen += len(tasks)
         if after_page is not None:
             after_page(summary)
-        if len(tasks) < page_size:
+        if not full_page:
             break
     return summary
