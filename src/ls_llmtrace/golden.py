@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
 from .models import AnnotationRecord
 from .schema import AnnotationSchema
 from .store import Store
+
+_EPOCH = datetime.min.replace(tzinfo=UTC)
+
+
+def _when(record: AnnotationRecord) -> datetime:
+    return record.updated_at or record.created_at or _EPOCH
 
 
 def _latest_per_trace(records: list[AnnotationRecord]) -> dict[str, AnnotationRecord]:
@@ -18,8 +25,7 @@ def _latest_per_trace(records: list[AnnotationRecord]) -> dict[str, AnnotationRe
             continue
         best = latest.get(record.trace_id)
         # Ground truth wins; otherwise the most recently updated review.
-        key = (record.ground_truth, record.updated_at or record.created_at)
-        if best is None or key > (best.ground_truth, best.updated_at or best.created_at):
+        if best is None or (record.ground_truth, _when(record)) > (best.ground_truth, _when(best)):
             latest[record.trace_id] = record
     return latest
 

@@ -81,7 +81,8 @@ def map_annotation(
             fields["label"] = choices[0]
         elif name == SCORE and kind == "number" and schema.has("score"):
             number = value.get("number")
-            if not isinstance(number, int | float) or not 0.0 <= float(number) <= 1.0:
+            if (isinstance(number, bool) or not isinstance(number, int | float)
+                    or not 0.0 <= float(number) <= 1.0):
                 out.rejects.append(ResultReject(
                     SCORE, f"score {number!r} is not a number from 0.0 to 1.0", result))
                 continue

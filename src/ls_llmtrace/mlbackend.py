@@ -13,10 +13,12 @@ import hmac
 import logging
 import threading
 import time
+import xml.etree.ElementTree as ET
 from collections import Counter
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
+from werkzeug.exceptions import BadRequest, HTTPException
 
 from . import settings
 from .judges import Judge, RuleJudge
@@ -76,11 +78,20 @@ def create_app(judge: Judge | None = None) -> Flask:
     lock = threading.Lock()
 
     def current_judge(config: str | None) -> Judge:
-        if state["judge"] is None:
-            passing, failing = _judge_labels(parse_controls(config) if config else {})
-            state["judge"] = RuleJudge(passing, failing)
-        judge_now: Judge = state["judge"]
-        return judge_now
+        if state["judge"] is not None:
+            given: Judge = state["judge"]
+            return given
+        # The default rule judge answers in the labels of the config it is asked about.
+        passing, failing = _judge_labels(parse_controls(config) if config else {})
+        return RuleJudge(passing, failing)
+
+    def json_body() -> dict[str, Any]:
+        body = request.get_json(force=True, silent=True)
+        if body is None:
+            body = {}
+        if not isinstance(body, dict):
+            raise BadRequest("the request body must be a JSON object")
+        return body
 
     @app.before_request
     def _auth() -> Response | None:
@@ -88,15 +99,15 @@ def create_app(judge: Judge | None = None) -> Flask:
         if request.path == "/webhook":
             secret = settings.webhook_secret()
             given = request.headers.get(WEBHOOK_SECRET_HEADER, "")
-            if secret and not hmac.compare_digest(given, secret):
+            if secret and not _same(given, secret):
                 metrics["auth_failures"] += 1
                 return _error(401, "missing or wrong webhook secret")
             return None
         expected = settings.backend_basic_auth()
         if expected:
             auth = request.authorization
-            if (auth is None or not hmac.compare_digest(auth.username or "", expected[0])
-                    or not hmac.compare_digest(auth.password or "", expected[1])):
+            if (auth is None or not _same(auth.username or "", expected[0])
+                    or not _same(auth.password or "", expected[1])):
                 metrics["auth_failures"] += 1
                 response = _error(401, "authentication required")
                 response.headers["WWW-Authenticate"] = 'Basic realm="ls-llmtrace"'
@@ -105,12 +116,13 @@ def create_app(judge: Judge | None = None) -> Flask:
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:
-        code = getattr(exc, "code", 500)
-        if not isinstance(code, int) or code >= 500:
-            log.error("backend error on %s: %s", request.path, exc.__class__.__name__)
-            metrics["failures"] += 1
-            return _error(500, "internal error (see the backend log)")
-        return _error(code, getattr(exc, "description", "request refused"))
+        if isinstance(exc, HTTPException) and exc.code is not None and exc.code < 500:
+            return _error(exc.code, exc.description or "request refused")
+        if isinstance(exc, ET.ParseError):
+            return _error(400, "the label config is not valid XML")
+        log.error("backend error on %s: %s", request.path, exc.__class__.__name__)
+        metrics["failures"] += 1
+        return _error(500, "internal error (see the backend log)")
 
     @app.get("/health")
     def health() -> Response:
@@ -118,7 +130,7 @@ def create_app(judge: Judge | None = None) -> Flask:
 
     @app.post("/setup")
     def setup() -> Response:
-        body = request.get_json(force=True, silent=True) or {}
+        body = json_body()
         config = body.get("schema")
         with lock:
             state["config"] = config
@@ -132,7 +144,7 @@ def create_app(judge: Judge | None = None) -> Flask:
     @app.post("/predict")
     def predict() -> Response:
         started = time.monotonic()
-        body = request.get_json(force=True, silent=True) or {}
+        body = json_body()
         config = body.get("label_config") or state["config"] or ""
         controls = parse_controls(config) if config else {}
         judge_now = current_judge(config)
@@ -140,10 +152,12 @@ def create_app(judge: Judge | None = None) -> Flask:
         results = []
         for task in body.get("tasks") or []:
             try:
+                if not isinstance(task, dict):
+                    raise TypeError("a task must be a JSON object")
                 prediction = prediction_for(judge_now, task, controls, version)
             except Exception as exc:  # one task's failure never fails the batch
-                log.warning("no prediction for task %s: %s", task.get("id"),
-                            exc.__class__.__name__)
+                task_id = task.get("id") if isinstance(task, dict) else None
+                log.warning("no prediction for task %s: %s", task_id, exc.__class__.__name__)
                 metrics["failures"] += 1
                 prediction = None
             if prediction is None:
@@ -158,7 +172,7 @@ def create_app(judge: Judge | None = None) -> Flask:
 
     @app.post("/webhook")
     def webhook() -> Response:
-        body = request.get_json(force=True, silent=True) or {}
+        body = json_body()
         metrics[f"webhook_{str(body.get('action', 'unknown')).lower()}"] += 1
         return jsonify({"status": "ok"})
 
@@ -167,6 +181,11 @@ def create_app(judge: Judge | None = None) -> Flask:
         return jsonify(dict(metrics))
 
     return app
+
+
+def _same(given: str, expected: str) -> bool:
+    """Constant-time comparison that also works for non-ASCII text."""
+    return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
 
 
 def _error(status: int, message: str) -> Response:

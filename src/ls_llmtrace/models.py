@@ -106,11 +106,12 @@ class Trace(_Strict):
 
     def tool_calls(self) -> list[ToolCall]:
         """Every tool call in the conversation, results attached from `tool` messages."""
-        results = {m.tool_call_id: m.content for m in self.messages if m.role == "tool"}
+        results = {m.tool_call_id: m.content for m in self.messages
+                   if m.role == "tool" and m.tool_call_id}
         calls: list[ToolCall] = []
         for message in self.messages:
             for call in message.tool_calls:
-                if call.result is None and call.id in results:
+                if call.result is None and call.id is not None and call.id in results:
                     call = call.model_copy(update={"result": results[call.id]})
                 calls.append(call)
         return calls

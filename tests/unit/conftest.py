@@ -14,7 +14,6 @@ from ls_llmtrace.store import Store
 
 from .paths import DEFAULT_YAML, SAMPLE_TRACES
 
-
 MINIMAL_SCHEMA_YAML = """\
 id: mini
 version: 2

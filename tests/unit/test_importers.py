@@ -125,9 +125,6 @@ def test_round_trip_of_model_dump_json(tmp_path, sample_traces):
     assert again == list(sample_traces.values())
 
 
-@pytest.mark.xfail(reason="BUG: a line that is not valid UTF-8 raises UnicodeDecodeError from "
-                          "the iterator and stops the whole import instead of a Rejected",
-                   strict=True)
 def test_invalid_utf8_line_is_rejected_not_fatal(tmp_path):
     path = tmp_path / "latin1.jsonl"
     path.write_bytes(json.dumps(GOOD_1).encode() + b"\n"

@@ -15,7 +15,7 @@ from ls_llmtrace.labelconfig import (
 )
 from ls_llmtrace.schema import load_schema, parse_schema
 
-from .paths import DEFAULT_XML, DEFAULT_YAML
+from .paths import DEFAULT_XML, DEFAULT_YAML, LABEL_CONFIGS
 
 XSS_SCHEMA = """\
 id: xss
@@ -47,6 +47,16 @@ def test_checked_in_config_has_not_drifted():
     """label_configs/default.v1.xml must be regenerated whenever the schema or builder changes."""
     expected = build_label_config(load_schema(DEFAULT_YAML))
     assert DEFAULT_XML.read_text(encoding="utf-8") == expected
+
+
+def test_every_checked_in_schema_has_an_up_to_date_config():
+    yamls = sorted(LABEL_CONFIGS.glob("*.yaml"))
+    assert yamls
+    for path in yamls:
+        schema = load_schema(path)
+        xml_path = config_path(schema, LABEL_CONFIGS)
+        assert xml_path.is_file(), f"missing {xml_path}: run ls-llmtrace schema generate"
+        assert xml_path.read_text(encoding="utf-8") == build_label_config(schema), xml_path
 
 
 def test_generated_config_is_well_formed_xml(default_schema):

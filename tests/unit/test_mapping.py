@@ -181,8 +181,7 @@ def test_offset_timestamps_normalized_and_updated_defaults_to_created(default_sc
 
 def test_record_key():
     assert record_key(3, 99) == "ls:3:99"
-    out_key = record_key(PROJECT, 1001)
-    assert out_key == "ls:7:1001"
+    assert record_key(PROJECT, 1001) == "ls:7:1001"
 
 
 def test_trace_id_from_meta_when_data_lacks_it(default_schema):
@@ -200,8 +199,6 @@ def test_task_without_trace_id_rejected(default_schema):
     assert reject.field == "data.trace_id"
 
 
-@pytest.mark.xfail(reason="BUG: a boolean score passes isinstance(number, int | float) and is "
-                          "stored as 1.0/0.0 instead of being rejected", strict=True)
 def test_boolean_score_rejected(default_schema):
     out = map_annotation(TASK, annotation([score(True)]), default_schema, PROJECT)
     assert [r.field for r in out.rejects] == ["score"]

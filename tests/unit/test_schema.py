@@ -209,5 +209,9 @@ def test_parse_schema_uses_origin_in_message():
         parse_schema("[1, 2]", "inline.yaml")
 
 
-def test_checked_in_yaml_path_is_what_settings_finds():
-    assert DEFAULT_YAML.is_file()
+def test_settings_find_the_checked_in_schema(monkeypatch):
+    from ls_llmtrace import settings
+
+    monkeypatch.delenv("LS_LLMTRACE_SCHEMA", raising=False)
+    monkeypatch.chdir(LABEL_CONFIGS)  # searched from the current directory upwards
+    assert settings.default_schema_path().resolve() == DEFAULT_YAML.resolve()

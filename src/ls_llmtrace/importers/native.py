@@ -17,15 +17,20 @@ def read_native(path: str | Path) -> Iterator[Trace | list[Rejected]]:
     """Yield a Trace per good line and a list of Rejected per bad line (streaming)."""
     path = Path(path)
     try:
-        handle = path.open("r", encoding="utf-8")
+        handle = path.open("rb")
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror}") from exc
     with handle:
-        for number, line in enumerate(handle, start=1):
-            text = line.strip()
+        for number, raw_line in enumerate(handle, start=1):
+            where = f"line {number}"
+            try:
+                text = raw_line.decode("utf-8").strip()
+            except UnicodeDecodeError as exc:
+                yield [Rejected(str(path), where, "(record)", f"not valid UTF-8: {exc.reason}",
+                                raw_line.decode("utf-8", errors="replace").strip())]
+                continue
             if not text:
                 continue
-            where = f"line {number}"
             try:
                 raw = json.loads(text)
             except json.JSONDecodeError as exc:
