@@ -22,6 +22,11 @@ EXPLANATION = "explanation"
 CORRECTED_OUTPUT = "corrected_output"
 ANSWER = "answer"
 CONVERSATION = "conversation"
+# Reserved for the controls planned next (failure categories, span labels, pairwise):
+CATEGORIES = "categories"  # Choices, failure categories, visible only when verdict is failing
+ANSWER_SPANS = "answer_spans"  # Labels on the `answer` Text
+MESSAGE_SPANS = "message_spans"  # ParagraphLabels on the `conversation` Paragraphs
+PREFERENCE = "preference"  # Pairwise, for side-by-side comparison
 
 
 def _el(parent: ET.Element, tag: str, **attrs: str) -> ET.Element:
