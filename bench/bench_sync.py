@@ -84,6 +84,9 @@ def full_sync(client: LabelStudioClient, schema: AnnotationSchema, project_id: i
     began = time.perf_counter()
     summary = sync_project(client, store, project_id, schema, page_size=page_size)
     elapsed = time.perf_counter() - began
+    labeled = sum(1 for r in store.records() if r.label and r.score is not None
+                  and r.explanation)
+    assert labeled == summary.records_written, "records lost their content"
     return elapsed, summary.records_written, store
 
 

@@ -23,7 +23,16 @@ from .labelconfig import build_instructions, build_label_config
 from .schema import AnnotationSchema
 from .timeutil import format_ls_datetime
 
-SYNC_TASK_FIELDS = "id,data,meta,updated_at,annotations"
+# The task fields the sync reads. Label Studio applies ``include`` to the nested
+# annotations too, so their fields are listed here as well; left out are only the costly
+# computed extras (annotators, comment authors, prediction and annotation summaries).
+SYNC_TASK_FIELDS = ",".join([
+    "id", "data", "meta", "created_at", "updated_at", "inner_id", "project", "annotations",
+    # annotation fields
+    "result", "completed_by", "lead_time", "was_cancelled", "ground_truth", "task",
+    "last_action", "parent_prediction", "parent_annotation", "unique_id", "updated_by",
+    "draft_created_at", "bulk_created", "import_id", "last_created_by", "result_count",
+])
 
 
 def project_title(schema: AnnotationSchema, queue: str = "review") -> str:
@@ -132,16 +141,20 @@ class LabelStudioClient:
                  "ordering": ["tasks:updated_at"]}
         # Only the fields the sync reads: with everything, Label Studio computes per-task
         # extras (annotators, comment authors, prediction results...) and pages take ~3x
-        # longer (measured in bench/bench_sync.py).
-        pager = self._call("list tasks", self.sdk.tasks.list, project=project_id,
-                           query=json.dumps(query), fields="all", page_size=limit,
-                           include=SYNC_TASK_FIELDS)
-        out: list[dict[str, Any]] = []
-        for task in pager:  # the pager fetches the next page only if we iterate past it
-            out.append(task.model_dump(mode="json"))
-            if len(out) >= limit:
-                break
-        return out
+        # longer. The page is read as plain JSON through the SDK's own HTTP client (same
+        # auth, PAT refresh included): building SDK models for 1,000 tasks and dumping them
+        # back to dicts cost more than the sync's own work (measured in bench/bench_sync.py).
+        params = {"project": project_id, "query": json.dumps(query), "fields": "all",
+                  "include": SYNC_TASK_FIELDS, "page": 1, "page_size": limit}
+        http = self.sdk._client_wrapper.httpx_client
+        response = self._call("list tasks", http.request, "api/tasks/", method="GET",
+                              params=params)
+        if not 200 <= response.status_code < 300:
+            raise LabelStudioError(f"Label Studio refused to list tasks (HTTP "
+                                   f"{response.status_code}): {response.text[:500]}")
+        body = response.json()
+        tasks = body.get("tasks", []) if isinstance(body, dict) else body
+        return list(tasks)[:limit]
 
     def task_count(self, project_id: int) -> int:
         """How many tasks the project has now (one request)."""

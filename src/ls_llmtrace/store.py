@@ -98,6 +98,7 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX records_source ON records (source, label);
         CREATE INDEX records_created ON records (created_at);
         CREATE INDEX records_unlinked ON records (trace_linked, trace_id);
+        CREATE INDEX records_task ON records (ls_project_id, ls_task_id);
         ALTER TABLE traces ADD COLUMN model_version TEXT;
         ALTER TABLE traces ADD COLUMN product_area TEXT;
         ALTER TABLE traces ADD COLUMN user_segment TEXT;
@@ -443,12 +444,13 @@ class Store:
 
     @staticmethod
     def live_annotation_ids(conn: Connection, project_id: int, task_id: int) -> set[int]:
+        # No condition on ls_annotation_id here: SQLite would then pick the
+        # (project, annotation) index and scan the project once per task.
         rows = conn.execute(
-            "SELECT DISTINCT ls_annotation_id FROM records WHERE ls_project_id=? AND "
-            "ls_task_id=? AND deleted=0 AND ls_annotation_id IS NOT NULL",
-            (project_id, task_id),
+            "SELECT ls_annotation_id FROM records WHERE ls_project_id=? AND ls_task_id=? "
+            "AND deleted=0", (project_id, task_id),
         )
-        return {int(r["ls_annotation_id"]) for r in rows}
+        return {int(r["ls_annotation_id"]) for r in rows if r["ls_annotation_id"] is not None}
 
     @staticmethod
     def mark_annotation_deleted(conn: Connection, project_id: int,

@@ -18,6 +18,7 @@ deleted. An idle sync is therefore two API calls, whatever the project's size.
 from __future__ import annotations
 
 import hashlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -67,55 +68,71 @@ def sync_project(
     summary = SyncSummary(project_id)
     users: dict[int, str] | None = None
     cursor = store.cursor(project_id)
-    while True:
-        tasks = client.tasks_page_since(project_id, cursor, limit=page_size)
-        summary.requests += 1
-        if not tasks:
-            break
-        full_page = len(tasks) >= page_size
-        if full_page:
-            # Tasks sharing the last timestamp may continue on the next page; leave them
-            # for it, since the next page starts strictly after the cursor we commit.
-            last = to_utc(tasks[-1].get("updated_at"))
-            head = [t for t in tasks if to_utc(t.get("updated_at")) != last]
-            if head:
-                tasks = head
-            else:
-                summary.notes.append(f"{len(tasks)} tasks share updated_at {last}; "
-                                     "raise the page size if some were missed")
-        if users is None and any(t.get("annotations") for t in tasks):
-            users = client.users()
+    # One page is read ahead while the current one is written: its start (this page's
+    # cursor) is known as soon as this page arrives. A crash loses only that uncommitted
+    # read; the committed cursor still says where to start again.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="llmtrace-sync-read") as ahead:
+        pending = ahead.submit(client.tasks_page_since, project_id, cursor, page_size)
+        while True:
+            tasks = pending.result()
             summary.requests += 1
-        with store.transaction() as conn:
-            for task in tasks:
-                task_id = int(task["id"])
-                current: set[int] = set()
-                for annotation in task.get("annotations") or []:
-                    current.add(int(annotation["id"]))
-                    mapped = map_annotation(task, annotation, schema, project_id, users)
-                    for record in mapped.records:
-                        summary.records_written += store.upsert_record(conn, record)
-                    for reject in mapped.rejects:
-                        store.reject_result(
-                            conn, _reject_key(project_id, task_id, int(annotation["id"]),
-                                              reject.field, reject.raw),
-                            project_id, task_id, int(annotation["id"]), reject.field,
-                            reject.reason, reject.raw)
-                        summary.rejected += 1
-                for gone in store.live_annotation_ids(conn, project_id, task_id) - current:
-                    summary.records_deleted += store.mark_annotation_deleted(conn, project_id, gone)
-            store.remember_synced_tasks(conn, project_id, [int(t["id"]) for t in tasks])
+            if not tasks:
+                break
+            full_page = len(tasks) >= page_size
+            if full_page:
+                # Tasks sharing the last timestamp may continue on the next page; leave
+                # them for it, since the next page starts strictly after our cursor.
+                last = to_utc(tasks[-1].get("updated_at"))
+                head = [t for t in tasks if to_utc(t.get("updated_at")) != last]
+                if head:
+                    tasks = head
+                else:
+                    summary.notes.append(f"{len(tasks)} tasks share updated_at {last}; "
+                                         "raise the page size if some were missed")
             newest: datetime | None = to_utc(tasks[-1].get("updated_at"))
+            if full_page:
+                pending = ahead.submit(client.tasks_page_since, project_id, newest or cursor,
+                                       page_size)
+            if users is None and any(t.get("annotations") for t in tasks):
+                users = client.users()
+                summary.requests += 1
+            _write_page(store, project_id, schema, tasks, users, newest, summary)
             if newest is not None:
                 cursor = newest
-                store.set_cursor(conn, project_id, newest)
-        summary.tasks_seen += len(tasks)
-        if after_page is not None:
-            after_page(summary)
-        if not full_page:
-            break
+            summary.tasks_seen += len(tasks)
+            if after_page is not None:
+                after_page(summary)
+            if not full_page:
+                break
     _sync_deleted_tasks(client, store, project_id, summary)
     return summary
+
+
+def _write_page(store: Store, project_id: int, schema: AnnotationSchema,
+                tasks: list[dict[str, Any]], users: dict[int, str] | None,
+                newest: datetime | None, summary: SyncSummary) -> None:
+    """One page of tasks and the cursor that covers it, in one transaction."""
+    with store.transaction() as conn:
+        for task in tasks:
+            task_id = int(task["id"])
+            current: set[int] = set()
+            for annotation in task.get("annotations") or []:
+                current.add(int(annotation["id"]))
+                mapped = map_annotation(task, annotation, schema, project_id, users)
+                for record in mapped.records:
+                    summary.records_written += store.upsert_record(conn, record)
+                for reject in mapped.rejects:
+                    store.reject_result(
+                        conn, _reject_key(project_id, task_id, int(annotation["id"]),
+                                          reject.field, reject.raw),
+                        project_id, task_id, int(annotation["id"]), reject.field,
+                        reject.reason, reject.raw)
+                    summary.rejected += 1
+            for gone in store.live_annotation_ids(conn, project_id, task_id) - current:
+                summary.records_deleted += store.mark_annotation_deleted(conn, project_id, gone)
+        store.remember_synced_tasks(conn, project_id, [int(t["id"]) for t in tasks])
+        if newest is not None:
+            store.set_cursor(conn, project_id, newest)
 
 
 def _sync_deleted_tasks(client: LabelStudioClient, store: Store, project_id: int,
