@@ -20,6 +20,7 @@ call time (never frozen at import), so tests and long-running processes see chan
 | ``LS_LLMTRACE_WEBHOOK_SECRET`` | unset | shared secret expected in the ``X-LLMTrace-Secret`` header on ``/webhook`` |
 | ``LS_LLMTRACE_SCHEMA`` | ``label_configs/default.v1.yaml`` (searched from the current directory upwards) | schema file used when none is given |
 | ``LS_LLMTRACE_SYNC_PAGE_SIZE`` | ``1000`` | tasks per page the sync reads (each page is one transaction with its cursor) |
+| ``LS_LLMTRACE_SYNC_FIRST_EXPORT`` | ``1`` | ``1``: the first sync of a project reads it through a snapshot export (faster); ``0``: pages through the task list |
 | ``LS_LLMTRACE_FEEDBACK_TOKEN`` | unset | bearer token the Feedback API requires (``Authorization: Bearer <token>``); the API refuses every request without it |
 | ``LS_LLMTRACE_FEEDBACK_MAPPING`` | the packaged ``feedback_mapping.yaml`` | the file that maps each feedback channel onto records (copy the packaged one and edit) |
 | ``LS_LLMTRACE_SYNC_WEBHOOK_SECRET`` | unset | shared secret expected in the ``X-LLMTrace-Secret`` header on the Feedback API's ``/ls-webhook`` (a Label Studio webhook that triggers a sync) |
@@ -114,6 +115,10 @@ def default_schema_path() -> Path:
 
 def sync_page_size() -> int:
     return int(_env("LS_LLMTRACE_SYNC_PAGE_SIZE", "1000") or 1000)
+
+
+def sync_first_export() -> bool:
+    return _env("LS_LLMTRACE_SYNC_FIRST_EXPORT", "1") not in ("0", "false", "no")
 
 
 def feedback_token() -> str | None:

@@ -13,6 +13,11 @@ A deleted *task* bumps nothing, so the cursor cannot see it. After paging, one c
 the project's task count; when Label Studio has fewer tasks than the sync has seen, one
 listing of task ids (ids only) finds the missing ones, and their records are marked
 deleted. An idle sync is therefore two API calls, whatever the project's size.
+
+The first sync of a project (no cursor yet) reads it through one snapshot export, Label
+Studio's own bulk read, instead of paging through the task list (about twice as fast for
+large projects); it is written in pages with cursors all the same, then the listing takes
+over from the moment the export began. ``LS_LLMTRACE_SYNC_FIRST_EXPORT=0`` turns it off.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from __future__ import annotations
 import hashlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from . import settings
@@ -62,12 +67,19 @@ def sync_project(
     schema: AnnotationSchema,
     page_size: int | None = None,
     after_page: Any = None,
+    first_export: bool | None = None,
 ) -> SyncSummary:
-    """Sync one project. ``after_page`` is a test hook called after each committed page."""
+    """Sync one project. ``after_page`` is a test hook called after each committed page;
+    ``first_export`` (default: settings) reads a never-synced project through a snapshot
+    export instead of paging through it."""
     page_size = page_size or settings.sync_page_size()
     summary = SyncSummary(project_id)
     users: dict[int, str] | None = None
     cursor = store.cursor(project_id)
+    if cursor is None and (settings.sync_first_export() if first_export is None
+                           else first_export):
+        cursor, users = _first_sync_from_export(client, store, project_id, schema, page_size,
+                                                summary, after_page)
     # One page is read ahead while the current one is written: its start (this page's
     # cursor) is known as soon as this page arrives. A crash loses only that uncommitted
     # read; the committed cursor still says where to start again.
@@ -106,6 +118,46 @@ def sync_project(
                 break
     _sync_deleted_tasks(client, store, project_id, summary)
     return summary
+
+
+def _by_time(task: dict[str, Any]) -> tuple[datetime, int]:
+    return (to_utc(task.get("updated_at")) or datetime.min.replace(tzinfo=UTC), int(task["id"]))
+
+
+def _first_sync_from_export(
+    client: LabelStudioClient, store: Store, project_id: int, schema: AnnotationSchema,
+    page_size: int, summary: SyncSummary, after_page: Any,
+) -> tuple[datetime | None, dict[int, str] | None]:
+    """First sync of a project from one snapshot export, written in pages (oldest first,
+    equal timestamps never split) each with its cursor, exactly like listed pages.
+
+    A page's cursor is never later than the moment the export began: anything changed
+    after that moment has a later ``updated_at`` and is read again by the listing that
+    follows. Returns the cursor reached and the users map.
+    """
+    began, tasks, calls = client.snapshot_tasks(project_id)
+    summary.requests += calls
+    tasks.sort(key=_by_time)
+    users: dict[int, str] | None = None
+    cursor: datetime | None = None
+    start = 0
+    while start < len(tasks):
+        end = min(start + page_size, len(tasks))
+        last = _by_time(tasks[end - 1])[0]
+        while end < len(tasks) and _by_time(tasks[end])[0] == last:
+            end += 1
+        page = tasks[start:end]
+        start = end
+        if users is None and any(t.get("annotations") for t in page):
+            users = client.users()
+            summary.requests += 1
+        newest = min(_by_time(page[-1])[0], began)
+        _write_page(store, project_id, schema, page, users, newest, summary)
+        cursor = newest
+        summary.tasks_seen += len(page)
+        if after_page is not None:
+            after_page(summary)
+    return cursor, users
 
 
 def _write_page(store: Store, project_id: int, schema: AnnotationSchema,
