@@ -5,8 +5,11 @@ deleted tasks. The synced records are compared whole, and a second sync changes 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from ls_llmtrace.lsclient import LabelStudioClient
 from ls_llmtrace.models import Trace, TraceMetadata
@@ -37,14 +40,26 @@ def _facts(store: Store, include_deleted: bool = False) -> set[tuple[Any, ...]]:
             for r in store.records(include_deleted=include_deleted)}
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.sqlite'}"
+        return
+    cluster = request.getfixturevalue("pg_cluster")
+    url = cluster.create_database()
+    yield url
+    cluster.drop_database(url)
+
+
 def test_two_reviewers_cancelled_edits_and_deletions(ls_client: LabelStudioClient,
-                                                     tmp_path: Path) -> None:
+                                                     store_url: str) -> None:
     schema = load_schema(REPO / "label_configs" / "default.v1.yaml")
     schemas = {(schema.id, schema.version): schema}
-    store = Store(f"sqlite:///{tmp_path / 'store.sqlite'}")
+    store = Store(store_url)
     traces = [Trace(trace_id=f"rev-{i}", output=f"answer {i}.",
                     metadata=TraceMetadata(model_version="m-1")) for i in range(6)]
-    pid = import_traces(ls_client, store, traces, schema, queue="reviewers").project_id
+    queue = f"reviewers-{store.dialect}"
+    pid = import_traces(ls_client, store, traces, schema, queue=queue).project_id
     task = {trace: tid for tid, trace in ls_client.task_trace_ids(pid)}
 
     # A second reviewer. Label Studio Community creates users through the API; the
@@ -105,4 +120,8 @@ def test_two_reviewers_cancelled_edits_and_deletions(ls_client: LabelStudioClien
     assert (idle.tasks_seen, idle.records_written, idle.records_deleted, idle.requests) == \
         (0, 0, 0, 2)
     assert _facts(store, include_deleted=True) == before
+    # the same state through the stats query (reviewer failure rate among live records)
+    facts = [f for f in store.record_facts() if f["source"] == "reviewer"]
+    assert sorted((f["label"], f["model_version"]) for f in facts) == \
+        [(None, "m-1"), ("fail", "m-1"), ("pass", "m-1")]
     store.close()

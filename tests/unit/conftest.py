@@ -55,21 +55,6 @@ def sample_traces(sample_raw: list[dict[str, Any]]) -> dict[str, Trace]:
     return {raw["trace_id"]: Trace.model_validate(raw) for raw in sample_raw}
 
 
-@pytest.fixture(scope="session")
-def pg_cluster():
-    """A throwaway PostgreSQL cluster for the session (Debian's postgresql package)."""
-    from .pgcluster import PgCluster, pg_bin_dir
-
-    bin_dir = pg_bin_dir()
-    if bin_dir is None:
-        pytest.fail("PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/initdb): "
-                    "run `make setup`")
-    cluster = PgCluster(bin_dir)
-    cluster.start()
-    yield cluster
-    cluster.stop()
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path):
     """A blank store URL of each engine: every store test runs on both."""

@@ -242,3 +242,19 @@ def test_cli_feedback_import_with_rejects(tmp_path, monkeypatch):
     assert rec["labels"] == ["hallucination"]
     with Store(f"sqlite:///{db}") as store:
         assert len(store.records()) == 4
+
+
+def test_store_records_from_an_importer_wait_and_link(store):
+    """Evaluator scores an importer found inside traces go through store_records."""
+    from ls_llmtrace.feedback import store_records
+    from ls_llmtrace.models import AnnotationRecord
+
+    rec = AnnotationRecord(record_key="langfuse:score:s1", trace_id="imp-1", schema_id="default",
+                           schema_version=1, source=Source.evaluator, score=0.4,
+                           label="fail", author="langfuse:helpfulness")
+    assert store_records(store, [rec]) == 1
+    assert store_records(store, [rec]) == 0
+    assert [r.record_key for r in store.records(where=RecordFilter(unlinked=True))] == \
+        ["langfuse:score:s1"]
+    assert store.upsert_traces([Trace(trace_id="imp-1")]) == 1
+    assert store.records(where=RecordFilter(unlinked=True)) == []
