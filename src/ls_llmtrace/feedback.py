@@ -245,10 +245,13 @@ CHANNELS = ("thumbs", "support", "qa", "evaluator")
 _ITEM = TypeAdapter(FeedbackItem)
 
 
-def _errors(exc: ValidationError) -> str:
+def _errors(exc: ValidationError, tag: str | None = None) -> str:
     parts = []
     for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "item"
+        loc = list(err["loc"])
+        if tag is not None and loc and loc[0] == tag:  # the union's tag, not a field
+            loc = loc[1:]
+        where = ".".join(str(p) for p in loc) or "item"
         parts.append(f"{where}: {err['msg']}")
     return "; ".join(parts)
 
@@ -263,7 +266,7 @@ def parse_item(raw: Any) -> Thumb | SupportTicket | QAReview | EvaluatorScore:
     try:
         return _ITEM.validate_python(raw)
     except ValidationError as exc:
-        raise FeedbackRejected(_errors(exc)) from exc
+        raise FeedbackRejected(_errors(exc, raw["channel"])) from exc
 
 
 # ---------------------------------------------------------------------------------------

@@ -128,6 +128,7 @@ def test_bad_items_name_the_field(raw, needle):
     with pytest.raises(FeedbackRejected) as info:
         parse_item(raw)
     assert needle in str(info.value)
+    assert not str(info.value).startswith(("thumbs.", "qa.", "evaluator."))  # field, not tag
 
 
 def test_client_id_is_the_key(mapping):
