@@ -57,7 +57,7 @@ def test_sync_killed_at_random_points_ends_exact(
 ) -> None:
     server, creds = labelstudio
     schema = load_schema(REPO / "label_configs" / "default.v1.yaml")
-    project_id, _ = ls_client.push_schema(schema, queue="crash")
+    project_id, _ = ls_client.push_schema(schema, queue="sync-killed")
     for start in range(0, TASKS, 1000):
         ls_client.import_tasks(project_id, [
             {**trace_to_task(Trace(trace_id=f"crash-{i}", output=f"answer {i}"), schema),
@@ -72,7 +72,7 @@ def test_sync_killed_at_random_points_ends_exact(
 
     db = tmp_path / "store.sqlite"
     with Store(f"sqlite:///{db}") as store:
-        store.remember_project(project_id, "crash", schema.id, schema.version, "crash")
+        store.remember_project(project_id, "sync-killed", schema.id, schema.version, "crash")
     env = {**os.environ, "LS_LLMTRACE_LS_URL": server.url, "LS_LLMTRACE_LS_TOKEN": creds.token,
            "LS_LLMTRACE_DB": f"sqlite:///{db}", "LS_LLMTRACE_HOME": str(tmp_path / "home"),
            "LS_LLMTRACE_SYNC_PAGE_SIZE": "100"}
