@@ -14,10 +14,11 @@ the project's task count; when Label Studio has fewer tasks than the sync has se
 listing of task ids (ids only) finds the missing ones, and their records are marked
 deleted. An idle sync is therefore two API calls, whatever the project's size.
 
-The first sync of a project (no cursor yet) reads it through one snapshot export, Label
-Studio's own bulk read, instead of paging through the task list (about twice as fast for
-large projects); it is written in pages with cursors all the same, then the listing takes
-over from the moment the export began. ``LS_LLMTRACE_SYNC_FIRST_EXPORT=0`` turns it off.
+The first sync of a project (no cursor yet) with more than one page of tasks reads it
+through one snapshot export, Label Studio's own bulk read, instead of paging through the
+task list (faster for large projects, see bench/bench_sync.py); it is written in pages
+with cursors all the same, then the listing takes over from the moment the export began.
+``LS_LLMTRACE_SYNC_FIRST_EXPORT=0`` turns it off.
 """
 
 from __future__ import annotations
@@ -78,8 +79,10 @@ def sync_project(
     cursor = store.cursor(project_id)
     if cursor is None and (settings.sync_first_export() if first_export is None
                            else first_export):
-        cursor, users = _first_sync_from_export(client, store, project_id, schema, page_size,
-                                                summary, after_page)
+        summary.requests += 1
+        if client.task_count(project_id) > page_size:  # one page is cheaper as a listing
+            cursor, users = _first_sync_from_export(client, store, project_id, schema,
+                                                    page_size, summary, after_page)
     # One page is read ahead while the current one is written: its start (this page's
     # cursor) is known as soon as this page arrives. A crash loses only that uncommitted
     # read; the committed cursor still says where to start again.
