@@ -558,9 +558,11 @@ class Store:
         f.label = label or f.label
         clause, args = self._where(f)
         sql = ("SELECT r.body FROM records r LEFT JOIN traces t ON t.trace_id=r.trace_id"
-               f"{clause} ORDER BY r.trace_id, r.record_key")
-        return [AnnotationRecord.model_validate_json(r["body"])
-                for r in self.conn.execute(sql, args)]
+               f"{clause}")
+        records = [AnnotationRecord.model_validate_json(r["body"])
+                   for r in self.conn.execute(sql, args)]
+        # Sorted here, not in SQL: PostgreSQL's collation may order text differently.
+        return sorted(records, key=lambda r: (r.trace_id, r.record_key))
 
     def record_facts(self, where: RecordFilter | None = None) -> list[dict[str, Any]]:
         """Flat rows for statistics: source, label, score, schema, the trace's dimensions,
