@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -176,6 +177,7 @@ def main() -> int:
     finally:
         if managed is not None:
             managed.stop()
+        shutil.rmtree(work, ignore_errors=True)  # Label Studio's data and the stores
     return 0
 
 
