@@ -5,7 +5,7 @@ LS_VENV := .venvs/labelstudio
 LS_VERSION := 1.23.2
 export LS_LLMTRACE_HOME ?= $(CURDIR)/.ls-llmtrace
 
-.PHONY: setup demo down test test-unit test-integration lint clean
+.PHONY: postgresql setup demo down test test-unit test-integration lint clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,12 @@ $(LS_VENV)/.installed:
 	$(LS_VENV)/bin/pip install --quiet 'label-studio==$(LS_VERSION)'
 	touch $@
 
-setup: $(VENV)/.installed $(LS_VENV)/.installed
+# PostgreSQL from Debian's packages, for the store tests on PostgreSQL (only if missing).
+postgresql:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+		(apt-get update && apt-get install -y postgresql)
+
+setup: $(VENV)/.installed $(LS_VENV)/.installed postgresql
 
 demo: setup
 	$(VENV)/bin/ls-llmtrace demo

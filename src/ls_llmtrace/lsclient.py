@@ -8,6 +8,7 @@ itself, the ML backend connection and the Data Manager action that asks for pred
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
@@ -21,7 +22,18 @@ from . import settings
 from .errors import LabelStudioError
 from .labelconfig import build_instructions, build_label_config
 from .schema import AnnotationSchema
-from .timeutil import format_ls_datetime
+from .timeutil import format_ls_datetime, to_utc
+
+# The task fields the sync reads. Label Studio applies ``include`` to the nested
+# annotations too, so their fields are listed here as well; left out are only the costly
+# computed extras (annotators, comment authors, prediction and annotation summaries).
+SYNC_TASK_FIELDS = ",".join([
+    "id", "data", "meta", "created_at", "updated_at", "inner_id", "project", "annotations",
+    # annotation fields
+    "result", "completed_by", "lead_time", "was_cancelled", "ground_truth", "task",
+    "last_action", "parent_prediction", "parent_annotation", "unique_id", "updated_by",
+    "draft_created_at", "bulk_created", "import_id", "last_created_by", "result_count",
+])
 
 
 def project_title(schema: AnnotationSchema, queue: str = "review") -> str:
@@ -128,14 +140,68 @@ class LabelStudioClient:
                           "type": "Datetime", "value": format_ls_datetime(since)})
         query = {"filters": {"conjunction": "and", "items": items},
                  "ordering": ["tasks:updated_at"]}
+        # Only the fields the sync reads: with everything, Label Studio computes per-task
+        # extras (annotators, comment authors, prediction results...) and pages take ~3x
+        # longer. The page is read as plain JSON through the SDK's own HTTP client (same
+        # auth, PAT refresh included): building SDK models for 1,000 tasks and dumping them
+        # back to dicts cost more than the sync's own work (measured in bench/bench_sync.py).
+        params = {"project": project_id, "query": json.dumps(query), "fields": "all",
+                  "include": SYNC_TASK_FIELDS, "page": 1, "page_size": limit}
+        http = self.sdk._client_wrapper.httpx_client
+        response = self._call("list tasks", http.request, "api/tasks/", method="GET",
+                              params=params)
+        if not 200 <= response.status_code < 300:
+            raise LabelStudioError(f"Label Studio refused to list tasks (HTTP "
+                                   f"{response.status_code}): {response.text[:500]}")
+        body = response.json()
+        tasks = body.get("tasks", []) if isinstance(body, dict) else body
+        return list(tasks)[:limit]
+
+    def snapshot_tasks(self, project_id: int, timeout: float = 1800.0,
+                       ) -> tuple[datetime, list[dict[str, Any]], int]:
+        """Every task of the project, with all its annotations (cancelled and ground truth
+        included), through Label Studio's own JSON snapshot export: the fastest way to
+        read a whole project. Returns (when the snapshot began, on Label Studio's clock;
+        the tasks; the API calls made). The export is deleted afterwards.
+        """
+        exports = self.sdk.projects.exports
+        snap = self._call(
+            "create a snapshot export", exports.create, id=project_id,
+            title="ls-llmtrace sync",
+            annotation_filter_options={"usual": True, "ground_truth": True, "skipped": True},
+            serialization_options={"drafts": {"only_id": True},
+                                   "predictions": {"only_id": True}})
+        calls = 1
+        began = to_utc(snap.created_at)
+        status = snap.status
+        deadline = time.monotonic() + timeout
+        while status != "completed":
+            if status == "failed" or time.monotonic() > deadline:
+                raise LabelStudioError(f"Label Studio's snapshot export {snap.id} of project "
+                                       f"{project_id} {status or 'did not finish'}: set "
+                                       "LS_LLMTRACE_SYNC_FIRST_EXPORT=0 to page instead")
+            time.sleep(0.2)
+            status = self._call("read the export", exports.get, id=project_id,
+                                export_pk=snap.id).status
+            calls += 1
+        data = b"".join(self._call("download the export", exports.download, id=project_id,
+                                   export_pk=snap.id, export_type="JSON"))
+        self._call("delete the export", exports.delete, id=project_id, export_pk=snap.id)
+        if began is None:
+            raise LabelStudioError(f"snapshot export {snap.id} has no created_at")
+        return began, json.loads(data), calls + 2
+
+    def task_count(self, project_id: int) -> int:
+        """How many tasks the project has now (one request)."""
+        project = self._call("read the project", self.sdk.projects.get, id=project_id)
+        return int(project.task_number or 0)
+
+    def task_ids(self, project_id: int) -> Iterator[int]:
+        """Every task id of the project (ids only: cheap even for large projects)."""
         pager = self._call("list tasks", self.sdk.tasks.list, project=project_id,
-                           query=json.dumps(query), fields="all", page_size=limit)
-        out: list[dict[str, Any]] = []
-        for task in pager:  # the pager fetches the next page only if we iterate past it
-            out.append(task.model_dump(mode="json"))
-            if len(out) >= limit:
-                break
-        return out
+                           include="id", page_size=5000)
+        for task in pager:
+            yield int(task.id)
 
     def users(self) -> dict[int, str]:
         """User id -> email, for naming annotation authors."""

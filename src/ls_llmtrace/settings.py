@@ -6,7 +6,7 @@ call time (never frozen at import), so tests and long-running processes see chan
 | variable | default | meaning |
 |---|---|---|
 | ``LS_LLMTRACE_HOME`` | ``./.ls-llmtrace`` | working directory: Label Studio data, store, pid files, logs |
-| ``LS_LLMTRACE_DB`` | ``sqlite:///<home>/store.sqlite`` | record store URL |
+| ``LS_LLMTRACE_DB`` | ``sqlite:///<home>/store.sqlite`` | record store URL: ``sqlite:///path`` or ``postgresql://user:pw@host/db`` (shared) |
 | ``LS_LLMTRACE_LS_URL`` | ``http://127.0.0.1:8080`` | Label Studio base URL |
 | ``LS_LLMTRACE_LS_TOKEN`` | token of the managed Label Studio | API token (legacy token or personal access token) |
 | ``LS_LLMTRACE_LS_PORT`` | ``8080`` | port of the managed Label Studio |
@@ -19,6 +19,11 @@ call time (never frozen at import), so tests and long-running processes see chan
 | ``LS_LLMTRACE_BACKEND_USER`` / ``_PASSWORD`` | unset | basic auth required by the backend (Label Studio sends it) |
 | ``LS_LLMTRACE_WEBHOOK_SECRET`` | unset | shared secret expected in the ``X-LLMTrace-Secret`` header on ``/webhook`` |
 | ``LS_LLMTRACE_SCHEMA`` | ``label_configs/default.v1.yaml`` (searched from the current directory upwards) | schema file used when none is given |
+| ``LS_LLMTRACE_SYNC_PAGE_SIZE`` | ``1000`` | tasks per page the sync reads (each page is one transaction with its cursor) |
+| ``LS_LLMTRACE_SYNC_FIRST_EXPORT`` | ``1`` | ``1``: the first sync of a project reads it through a snapshot export (faster); ``0``: pages through the task list |
+| ``LS_LLMTRACE_FEEDBACK_TOKEN`` | unset | bearer token the Feedback API requires (``Authorization: Bearer <token>``); the API refuses every request without it |
+| ``LS_LLMTRACE_FEEDBACK_MAPPING`` | the packaged ``feedback_mapping.yaml`` | the file that maps each feedback channel onto records (copy the packaged one and edit) |
+| ``LS_LLMTRACE_SYNC_WEBHOOK_SECRET`` | unset | shared secret expected in the ``X-LLMTrace-Secret`` header on the Feedback API's ``/ls-webhook`` (a Label Studio webhook that triggers a sync) |
 | ``LS_LLMTRACE_DEBUG`` | unset | ``1`` shows tracebacks instead of one-line errors |
 """
 
@@ -106,6 +111,27 @@ def default_schema_path() -> Path:
         if candidate.exists():
             return candidate
     return Path("label_configs/default.v1.yaml")
+
+
+def sync_page_size() -> int:
+    return int(_env("LS_LLMTRACE_SYNC_PAGE_SIZE", "1000") or 1000)
+
+
+def sync_first_export() -> bool:
+    return _env("LS_LLMTRACE_SYNC_FIRST_EXPORT", "1") not in ("0", "false", "no")
+
+
+def feedback_token() -> str | None:
+    return _env("LS_LLMTRACE_FEEDBACK_TOKEN")
+
+
+def feedback_mapping_path() -> Path:
+    explicit = _env("LS_LLMTRACE_FEEDBACK_MAPPING")
+    return Path(explicit) if explicit else PACKAGE_DIR / "data" / "feedback_mapping.yaml"
+
+
+def sync_webhook_secret() -> str | None:
+    return _env("LS_LLMTRACE_SYNC_WEBHOOK_SECRET")
 
 
 def debug() -> bool:

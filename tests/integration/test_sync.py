@@ -50,7 +50,7 @@ def test_updates_deletions_and_drift(ls_client: LabelStudioClient, tmp_path: Pat
 
     # nothing changed: one API call, nothing written
     [idle] = sync(ls_client, store, schemas, [pid])
-    assert (idle.tasks_seen, idle.records_written, idle.requests) == (0, 0, 1)
+    assert (idle.tasks_seen, idle.records_written, idle.requests) == (0, 0, 2)
 
     # an edit and a deletion are picked up by the cursor
     ls_client.sdk.annotations.update(id=a1.id, result=[_verdict("fail")])
@@ -68,7 +68,7 @@ def test_updates_deletions_and_drift(ls_client: LabelStudioClient, tmp_path: Pat
     # a fresh store synced in pages of 4 ends in the same state (keyset paging)
     small = Store(f"sqlite:///{tmp_path / 'small.sqlite'}")
     small.remember_project(pid, "sync", schema.id, schema.version, "x")
-    paged = sync_project(ls_client, small, pid, schema, page_size=4)
+    paged = sync_project(ls_client, small, pid, schema, page_size=4, first_export=False)
     assert paged.tasks_seen == 30 and paged.requests >= 8
 
     def live(s: Store) -> list[tuple[str, str | None, float | None]]:
@@ -76,5 +76,14 @@ def test_updates_deletions_and_drift(ls_client: LabelStudioClient, tmp_path: Pat
 
     # the annotation deleted earlier was never seen by the fresh store: live records match
     assert live(small) == live(store) and len(live(small)) == 2
+    # and so does a first sync read through a snapshot export, written in pages of 4
+    exported = Store(f"sqlite:///{tmp_path / 'exported.sqlite'}")
+    pages: list[int] = []
+    first = sync_project(ls_client, exported, pid, schema, page_size=4, first_export=True,
+                         after_page=lambda s: pages.append(s.tasks_seen))
+    assert first.tasks_seen == 30 and pages[:8] == [4, 8, 12, 16, 20, 24, 28, 30]
+    assert live(exported) == live(store)
+    assert exported.cursor(pid) == small.cursor(pid)
+    exported.close()
     small.close()
     store.close()

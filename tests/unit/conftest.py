@@ -55,8 +55,20 @@ def sample_traces(sample_raw: list[dict[str, Any]]) -> dict[str, Trace]:
     return {raw["trace_id"]: Trace.model_validate(raw) for raw in sample_raw}
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path):
+    """A blank store URL of each engine: every store test runs on both."""
+    if request.param == "sqlite":
+        yield "sqlite:///" + str(tmp_path / "store.sqlite")
+        return
+    cluster = request.getfixturevalue("pg_cluster")
+    url = cluster.create_database()
+    yield url
+    cluster.drop_database(url)
+
+
 @pytest.fixture()
-def store(tmp_path: Path):
-    s = Store("sqlite:///" + str(tmp_path / "store.sqlite"))
+def store(store_url: str):
+    s = Store(store_url)
     yield s
     s.close()

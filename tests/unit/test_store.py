@@ -11,7 +11,7 @@ from ls_llmtrace.models import AnnotationRecord, Source, Trace
 from ls_llmtrace.store import MIGRATIONS, Store, sqlite_path
 
 EXPECTED_TABLES = {"migrations", "traces", "projects", "ls_tasks", "sync_cursors", "records",
-                   "rejected_results"}
+                   "rejected_results", "sync_tasks", "rejected_feedback"}
 
 
 def _record(key: str = "ls:1:10", **changes) -> AnnotationRecord:
@@ -26,18 +26,20 @@ def _record(key: str = "ls:1:10", **changes) -> AnnotationRecord:
     return AnnotationRecord(**base)
 
 
-def test_blank_database_migrates_to_expected_tables(tmp_path):
+def test_blank_database_migrates_to_expected_tables(store_url, tmp_path):
     path = tmp_path / "sub" / "store.sqlite"
-    with Store("sqlite:///" + str(path)) as store:
-        assert path.exists()
+    if store_url.startswith("sqlite"):
+        store_url = "sqlite:///" + str(path)
+    with Store(store_url) as store:
+        assert path.exists() == store_url.startswith("sqlite")
         assert set(store.tables()) == EXPECTED_TABLES
         assert len(store.tables()) == len(EXPECTED_TABLES)
         names = [r["name"] for r in store.conn.execute("SELECT name FROM migrations")]
         assert names == [name for name, _ in MIGRATIONS]
 
 
-def test_reopening_applies_nothing(tmp_path):
-    url = "sqlite:///" + str(tmp_path / "store.sqlite")
+def test_reopening_applies_nothing(store_url):
+    url = store_url
     Store(url).close()
     with Store(url) as again:
         assert again.migrate() == []
@@ -46,8 +48,8 @@ def test_reopening_applies_nothing(tmp_path):
         assert set(again.tables()) == EXPECTED_TABLES
 
 
-def test_first_migrate_reports_what_it_applied(tmp_path):
-    store = Store("sqlite:///" + str(tmp_path / "a.sqlite"))
+def test_first_migrate_reports_what_it_applied(store_url):
+    store = Store(store_url)
     try:
         store.conn.execute("DELETE FROM migrations")
         for table in EXPECTED_TABLES - {"migrations"}:
@@ -59,9 +61,9 @@ def test_first_migrate_reports_what_it_applied(tmp_path):
 
 def test_unsupported_url_is_store_error():
     with pytest.raises(StoreError, match="sqlite:///"):
-        sqlite_path("postgresql://localhost/db")
-    with pytest.raises(StoreError):
-        Store("postgresql://localhost/db")
+        sqlite_path("mysql://localhost/db")
+    with pytest.raises(StoreError, match="sqlite:///.*postgresql://"):
+        Store("mysql://localhost/db")
 
 
 def test_upsert_record_true_false_true(store):

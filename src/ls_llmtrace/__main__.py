@@ -1,0 +1,5 @@
+"""``python -m ls_llmtrace`` runs the command line."""
+
+from .cli import main
+
+main()
