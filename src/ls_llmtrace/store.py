@@ -291,3 +291,25 @@ class Store:
     def rejected_results(self) -> list[dict[str, Any]]:
         return [dict(r) for r in self.conn.execute(
             "SELECT * FROM rejected_results ORDER BY reject_key")]
+
+    # issue 3: span records of an edited annotation ------------------------------------------
+
+    @staticmethod
+    def retire_records_except(conn: sqlite3.Connection, project_id: int, annotation_id: int,
+                              keep: set[str]) -> int:
+        """Mark deleted the live records of one annotation whose keys are not in ``keep``
+        (a span result removed when the annotation was edited)."""
+        rows = conn.execute(
+            "SELECT record_key, body FROM records WHERE ls_project_id=? AND ls_annotation_id=? "
+            "AND deleted=0", (project_id, annotation_id),
+        ).fetchall()
+        retired = 0
+        for row in rows:
+            if row["record_key"] in keep:
+                continue
+            record = AnnotationRecord.model_validate_json(row["body"])
+            record = record.model_copy(update={"deleted": True})
+            conn.execute("UPDATE records SET deleted=1, body=? WHERE record_key=?",
+                         (record.model_dump_json(), row["record_key"]))
+            retired += 1
+        return retired
