@@ -125,13 +125,20 @@ class CorrectedOutputField(_Strict):
     type: Literal["corrected_output"]
 
 
+SpanTarget = Literal["answer", "messages"]
+
+
+def _every_target() -> list[SpanTarget]:
+    return ["answer", "messages"]
+
+
 class SpanField(_Strict):
     """Labels on a text range: of the final answer and/or inside conversation messages."""
 
     type: Literal["spans"]
     labels: list[str] = Field(min_length=1)
-    targets: list[Literal["answer", "messages"]] = Field(
-        default_factory=lambda: ["answer", "messages"], min_length=1,
+    targets: list[SpanTarget] = Field(
+        default_factory=_every_target, min_length=1,
         description="Where ranges can be marked.",
     )
 

@@ -76,6 +76,46 @@ MIGRATIONS: list[tuple[str, str]] = [
             seen_at TEXT NOT NULL
         );
     """),
+    # issue 3: the journal of schema migrations (plan, per-annotation done-markers, review
+    # queue); a run with status 'done' is the log entry of an applied migration.
+    ("0300_issue3_schema_migrations", """
+        CREATE TABLE schema_migration_runs (
+            run_id TEXT PRIMARY KEY,
+            project_id INTEGER NOT NULL,
+            queue TEXT NOT NULL,
+            schema_id TEXT NOT NULL,
+            from_version INTEGER NOT NULL,
+            to_version INTEGER NOT NULL,
+            migration_name TEXT NOT NULL,
+            migration_sha TEXT NOT NULL,
+            status TEXT NOT NULL,
+            planned_at TEXT NOT NULL,
+            finished_at TEXT,
+            summary TEXT NOT NULL
+        );
+        CREATE TABLE schema_migration_items (
+            run_id TEXT NOT NULL,
+            annotation_id INTEGER NOT NULL,
+            task_id INTEGER NOT NULL,
+            old_annotation TEXT NOT NULL,
+            new_result TEXT NOT NULL,
+            reviews TEXT NOT NULL,
+            changed INTEGER NOT NULL,
+            outcome TEXT,
+            done_at TEXT,
+            PRIMARY KEY (run_id, annotation_id)
+        );
+        CREATE TABLE schema_migration_reviews (
+            run_id TEXT NOT NULL,
+            annotation_id INTEGER NOT NULL,
+            task_id INTEGER NOT NULL,
+            field TEXT NOT NULL,
+            value TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            raw TEXT NOT NULL,
+            PRIMARY KEY (run_id, annotation_id, field, value)
+        )
+    """),
 ]
 
 
