@@ -637,14 +637,15 @@ def migrate_project(
     new: AnnotationSchema,
     migration: Migration | None,
     dry_run: bool = False,
-    after_item: Callable[[int], None] | None = None,
+    after_item: Callable[[int, str], None] | None = None,
     nothing_to_orphan: bool = False,
 ) -> MigrationSummary:
     """Move one project from ``old`` to ``new`` in place (see the module docstring).
 
     ``migration`` None keeps every value (a compatible change, or an incompatible one the
     caller found orphans nothing: ``nothing_to_orphan``). ``after_item`` is a test hook
-    called with the count of items applied in this run.
+    called as ``(n, "written")`` after the n-th annotation of this run is written to Label
+    Studio (before its done-marker) and ``(n, "done")`` after its done-marker.
     """
     if migration is None:
         migration = identity_migration(old, new)
@@ -684,9 +685,12 @@ def migrate_project(
 
     users = client.users()
     for applied, item in enumerate(journal.pending(run_id), start=1):
-        _apply_item(client, store, journal, run_id, project_id, new, item, current, users)
-        if after_item is not None:
-            after_item(applied)
+        def hook(stage: str, n: int = applied) -> None:
+            if after_item is not None:
+                after_item(n, stage)
+
+        _apply_item(client, store, run_id, project_id, new, item, current, users, hook)
+        hook("done")
 
     # Every annotation is in v2 terms now: the config can drop what v1 had.
     client.set_project_schema(project_id, new, queue)
@@ -710,10 +714,10 @@ def migrate_project(
     return summary
 
 
-def _apply_item(client: LabelStudioClient, store: Store, journal: Journal, run_id: str,
-                project_id: int, new: AnnotationSchema, item: dict[str, Any],
+def _apply_item(client: LabelStudioClient, store: Store, run_id: str, project_id: int,
+                new: AnnotationSchema, item: dict[str, Any],
                 current: dict[int, tuple[dict[str, Any], dict[str, Any]]],
-                users: dict[int, str]) -> None:
+                users: dict[int, str], hook: Callable[[str], None]) -> None:
     aid = int(item["annotation_id"])
     kept = json.loads(item["old_annotation"])
     task, planned = kept["task"], kept["annotation"]
@@ -731,6 +735,7 @@ def _apply_item(client: LabelStudioClient, store: Store, journal: Journal, run_i
         elif live_result == _canon(planned.get("result") or []):
             annotation = client.update_annotation(aid, target)
             outcome = "rewritten"
+            hook("written")
         else:  # someone edited it after planning: never overwrite a person's work
             outcome, annotation = "conflict", None
             reviews = [{"field": "annotation", "value": "*", "raw": live.get("result") or [],
@@ -797,7 +802,7 @@ def push_schema_version(
     known: dict[tuple[str, int], AnnotationSchema],
     migration: Migration | None = None,
     dry_run: bool = False,
-    after_item: Callable[[int], None] | None = None,
+    after_item: Callable[[int, str], None] | None = None,
 ) -> PushOutcome:
     """Push a schema version to its queue. A queue whose project is at an older version
     is moved in place: compatible changes directly, incompatible ones only with a
