@@ -5,7 +5,7 @@ LS_VENV := .venvs/labelstudio
 LS_VERSION := 1.23.2
 export LS_LLMTRACE_HOME ?= $(CURDIR)/.ls-llmtrace
 
-.PHONY: setup demo down test test-unit test-integration lint clean
+.PHONY: setup demo down test test-unit test-integration lint clean browser-setup test-browser
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,12 @@ $(LS_VENV)/.installed:
 	$(LS_VENV)/bin/pip install --quiet 'label-studio==$(LS_VERSION)'
 	touch $@
 
-setup: $(VENV)/.installed $(LS_VENV)/.installed
+# The browser tests drive Label Studio's labeling UI in Debian's headless Chromium (issue 3).
+browser-setup:
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+		apt-get update && apt-get install -y chromium chromium-driver; fi
+
+setup: $(VENV)/.installed $(LS_VENV)/.installed browser-setup
 
 demo: setup
 	$(VENV)/bin/ls-llmtrace demo
@@ -33,6 +38,9 @@ test: setup
 
 test-unit: $(VENV)/.installed
 	$(VENV)/bin/python -m pytest tests/unit
+
+test-browser: setup
+	$(VENV)/bin/python -m pytest -m browser tests/integration
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check src tests backend bench examples
