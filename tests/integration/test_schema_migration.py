@@ -126,6 +126,15 @@ def test_incompatible_push_refused_then_migrated_in_place(
     assert dry.migrated.changes["categories: 'truncated' -> 'incomplete_answer'"] == 2
     assert _ls_state(ls_client, pid) == before
     assert Journal(store).run(dry.migrated.run_id) is None
+    cli_dry = CliRunner().invoke(main, [
+        "schema", "push", str(SCHEMAS / "triage.v2.yaml"), "--queue", "mig", "--migration",
+        str(SCHEMAS / "migrations" / "triage.v1-to-v2.yaml"), "--dry-run"])
+    assert cli_dry.exit_code == 0, cli_dry.output
+    assert "INCOMPATIBLE labels_merged" in cli_dry.output
+    assert "planned: project" in cli_dry.output and "5 rewritten" in cli_dry.output
+    assert "2 x categories: 'hallucination' -> 'fabrication'" in cli_dry.output
+    assert cli_dry.output.rstrip().endswith("dry run: nothing was written")
+    assert _ls_state(ls_client, pid) == before
 
     # 3. a crash half-way (the third annotation is written to Label Studio, its
     # done-marker is not), then a re-run that finishes the job
