@@ -22,9 +22,11 @@ How a project moves to a new version (decided here): **in place**. The queue kee
 Label Studio project; its annotations are rewritten, its stored records re-mapped under
 the new version, and then its title, config and instructions move to the new version.
 Annotations go first because Label Studio refuses a config that drops a control existing
-annotations still use (HTTP 400), and silently accepts one that drops a label value (old
-annotations would keep it): after the rewrite no annotation uses anything the new config
-lacks, so both cases are safe.
+annotations still use (HTTP 400; TextArea controls are exempt from that check), and
+silently accepts one that drops a label value (old annotations would keep it): after the
+rewrite no annotation uses anything the new config lacks, so both cases are safe. Tasks
+keep the ``schema_version`` they were imported with in ``data``/``meta``; the project's
+version (in the store) is the one the sync checks results against.
 
 Crash safety: the plan (every annotation's old and new result) is journaled in the store
 in one transaction before anything is written to Label Studio; each annotation is then
