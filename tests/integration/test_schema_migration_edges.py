@@ -157,3 +157,31 @@ def test_removed_control_and_value_splits_and_concurrent_edits(
     kept = {r["ls_annotation_id"] for r in store.rejected_results()}
     assert ids["edge-4"] in kept and after.rejected == 2  # 'other' and the explanation
     store.close()
+
+
+V3 = V2.replace("version: 2", "version: 3").replace("vague]", "vague, unsafe]")
+
+
+def test_compatible_version_moves_the_project_in_place(
+        ls_client: LabelStudioClient, ls_env: Path) -> None:
+    v2, v3 = parse_schema(V2, "edge.v2.yaml"), parse_schema(V3, "edge.v3.yaml")
+    known = {("edge", 2): v2, ("edge", 3): v3}
+    store = Store(settings.db_url())
+    pid = import_traces(ls_client, store, [Trace(trace_id="c-0", output="a")], v2,
+                        queue="compat").project_id
+    [(task, _)] = list(ls_client.task_trace_ids(pid))
+    annotation = ls_client.sdk.annotations.create(id=task, result=_result(["vague"], None))
+    sync(ls_client, store, known, [pid])
+    before = ls_client.sdk.annotations.get(id=annotation.id)
+    outcome = push_schema_version(ls_client, store, v3, "compat", known)
+    assert outcome.project_id == pid and not outcome.created
+    assert {c.kind for c in outcome.changes} == {"label_added"}
+    assert outcome.migrated is not None and outcome.migrated.unchanged == 1
+    assert outcome.migrated.rewritten == 0
+    after = ls_client.sdk.annotations.get(id=annotation.id)
+    assert after.updated_at == before.updated_at  # annotations untouched
+    assert ls_client.project(pid).title == "llmtrace compat | edge@v3"
+    [record] = store.records()
+    assert (record.schema_version, record.labels) == (3, ["vague"])
+    assert [p["schema_version"] for p in store.projects() if p["project_id"] == pid] == [3]
+    store.close()

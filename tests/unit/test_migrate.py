@@ -275,3 +275,22 @@ def test_store_has_the_journal_tables(store):
             "schema_migration_reviews"} <= tables
     names = [r["name"] for r in store.conn.execute("SELECT name FROM migrations")]
     assert "0300_issue3_schema_migrations" in names
+
+
+def test_retire_records_except(store):
+    from ls_llmtrace.models import AnnotationRecord, Scope, Source
+
+    def rec(key: str) -> AnnotationRecord:
+        return AnnotationRecord(record_key=key, trace_id="t", schema_id="s", schema_version=1,
+                                source=Source.reviewer, ls_project_id=1, ls_task_id=2,
+                                ls_annotation_id=3, scope=Scope(kind="trace"))
+
+    with store.transaction() as conn:
+        for key in ("ls:1:3", "ls:1:3:a", "ls:1:3:b"):
+            store.upsert_record(conn, rec(key))
+    with store.transaction() as conn:
+        assert store.retire_records_except(conn, 1, 3, {"ls:1:3", "ls:1:3:a"}) == 1
+        assert store.retire_records_except(conn, 1, 3, {"ls:1:3", "ls:1:3:a"}) == 0
+    assert [r.record_key for r in store.records()] == ["ls:1:3", "ls:1:3:a"]
+    (gone,) = [r for r in store.records(include_deleted=True) if r.deleted]
+    assert gone.record_key == "ls:1:3:b"
