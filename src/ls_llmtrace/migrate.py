@@ -68,6 +68,7 @@ from .models import AnnotationRecord
 from .schema import AnnotationSchema
 from .schemadiff import Change, Moves, diff_schemas, group_values
 from .store import Store
+from .sync import _reject_key
 
 Group = Literal["verdict", "categories", "spans"]
 REVIEW = None  # a split's `otherwise: null`: the value goes to the review queue
@@ -691,7 +692,8 @@ def migrate_project(
             if after_item is not None:
                 after_item(n, stage)
 
-        _apply_item(client, store, run_id, project_id, new, item, current, users, hook)
+        summary.records_written += _apply_item(client, store, run_id, project_id, new, item,
+                                               current, users, hook)
         hook("done")
 
     # Every annotation is in v2 terms now: the config can drop what v1 had.
@@ -704,7 +706,26 @@ def migrate_project(
     summary.annotations = sum(outcomes.values())
     summary.reviews = len(journal.reviews(run_id))
     summary.status = "done"
+    # Re-read the project once and map everything under the new version, in the same
+    # transaction that records the move: a sync that ran during the migration (still
+    # under the old version) cannot leave a stale record behind.
+    final = _annotations(client.all_tasks(project_id))
+    planned_at = (journal.run(run_id) or {}).get("planned_at") or _now()
     with store.transaction() as conn:
+        # results kept aside while the migration ran were judged by the old version
+        conn.execute("DELETE FROM rejected_results WHERE ls_project_id=? AND seen_at>=?",
+                     (project_id, planned_at))
+        for aid, (task, annotation) in final.items():
+            mapped = map_annotation(task, annotation, new, project_id, users)
+            for record in mapped.records:
+                summary.records_written += store.upsert_record(conn, record)
+            store.retire_records_except(conn, project_id, aid,
+                                        {r.record_key for r in mapped.records})
+            for reject in mapped.rejects:
+                store.reject_result(
+                    conn, _reject_key(project_id, int(task["id"]), aid, reject.field,
+                                      reject.raw),
+                    project_id, int(task["id"]), aid, reject.field, reject.reason, reject.raw)
         conn.execute(
             "INSERT INTO projects VALUES (?, ?, ?, ?, ?) ON CONFLICT (project_id) DO UPDATE "
             "SET queue=excluded.queue, schema_id=excluded.schema_id, "
@@ -719,7 +740,8 @@ def migrate_project(
 def _apply_item(client: LabelStudioClient, store: Store, run_id: str, project_id: int,
                 new: AnnotationSchema, item: dict[str, Any],
                 current: dict[int, tuple[dict[str, Any], dict[str, Any]]],
-                users: dict[int, str], hook: Callable[[str], None]) -> None:
+                users: dict[int, str], hook: Callable[[str], None]) -> int:
+    """Apply one journaled item; returns how many records changed."""
     aid = int(item["annotation_id"])
     kept = json.loads(item["old_annotation"])
     task, planned = kept["task"], kept["annotation"]
@@ -742,14 +764,15 @@ def _apply_item(client: LabelStudioClient, store: Store, run_id: str, project_id
             outcome, annotation = "conflict", None
             reviews = [{"field": "annotation", "value": "*", "raw": live.get("result") or [],
                         "reason": "edited after the migration was planned: check it by hand"}]
+    written = 0
     with store.transaction() as conn:
         if annotation is not None:
             mapped = map_annotation(task, annotation, new, project_id, users)
             keys = set()
             for record in mapped.records:
-                store.upsert_record(conn, record)
+                written += store.upsert_record(conn, record)
                 keys.add(record.record_key)
-            store.retire_records_except(conn, project_id, aid, keys)
+            written += store.retire_records_except(conn, project_id, aid, keys)
         for review in reviews:
             conn.execute(
                 "INSERT INTO schema_migration_reviews VALUES (?, ?, ?, ?, ?, ?, ?) "
@@ -758,6 +781,7 @@ def _apply_item(client: LabelStudioClient, store: Store, run_id: str, project_id
                  review["reason"], _canon(review["raw"])))
         conn.execute("UPDATE schema_migration_items SET outcome=?, done_at=? WHERE run_id=? "
                      "AND annotation_id=?", (outcome, _now(), run_id, aid))
+    return written
 
 
 # --- what `schema push` does ----------------------------------------------------------------

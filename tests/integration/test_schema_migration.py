@@ -147,6 +147,9 @@ def test_incompatible_push_refused_then_migrated_in_place(
     half = _ls_state(ls_client, pid)
     assert sum(half[t][1] != before[t][1] for t in half) == 3  # three rewritten so far
     assert ls_client.project(pid).title == "llmtrace mig | triage@v1"  # config not yet moved
+    # a sync in between still reads the project as v1: it keeps the new values aside
+    [between] = sync(ls_client, store, known, [pid])
+    assert between.rejected > 0
     done = push_schema_version(ls_client, store, v2, "mig", known, migration)
     assert done.migrated is not None and done.migrated.status == "done"
     assert done.migrated.rewritten == 5 and done.migrated.unchanged == 1
