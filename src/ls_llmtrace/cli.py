@@ -163,6 +163,8 @@ def schema_push(schema_file: Path | None, queue: str, migration_file: Path | Non
         return
     for change in outcome.changes:
         click.echo(change.line())
+    if outcome.note:
+        click.echo(outcome.note)
     if outcome.migrated is not None:
         for line in outcome.migrated.lines():
             click.echo(line)

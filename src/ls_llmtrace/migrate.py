@@ -794,6 +794,7 @@ class PushOutcome:
     migrated: MigrationSummary | None = None
     changes: list[Change] = field(default_factory=list)
     from_version: str | None = None
+    note: str | None = None
 
 
 def _record_orphaned(record: AnnotationRecord, new: AnnotationSchema) -> bool:
@@ -840,10 +841,18 @@ def push_schema_version(
         if migration is not None and found is None:
             raise MigrationError(f"queue {queue!r} has no project of schema {new.id} to "
                                  "migrate; push without --migration to create it")
+        note = None
+        if migration is not None and found is not None:
+            applied = [r for r in Journal(store).log() if r["project_id"] == found[0]
+                       and r["to_version"] == new.version]
+            note = (f"project {found[0]} is already at {new.version_id}"
+                    + (f" (migrated {applied[-1]['finished_at']} with "
+                       f"{applied[-1]['migration_name']})" if applied else "")
+                    + ": the migration has nothing to do")
         if dry_run:
-            return PushOutcome(found[0] if found else 0, found is None)
+            return PushOutcome(found[0] if found else 0, found is None, note=note)
         project_id, created = push_schema(client, store, new, queue)
-        return PushOutcome(project_id, created)
+        return PushOutcome(project_id, created, note=note)
     project_id, version = found
     if version > new.version:
         raise MigrationError(f"project {project_id} of queue {queue!r} is at {new.id}@v"

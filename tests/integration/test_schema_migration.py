@@ -176,6 +176,7 @@ def test_incompatible_push_refused_then_migrated_in_place(
     snapshot = _records(store)
     again = push_schema_version(ls_client, store, v2, "mig", known, migration)
     assert again.migrated is None and again.created is False
+    assert again.note is not None and "already at triage@v2 (migrated " in again.note
     assert _ls_state(ls_client, pid) == after
     assert _records(store) == snapshot
     [resync] = sync(ls_client, store, known, [pid])
