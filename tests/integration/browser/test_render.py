@@ -13,6 +13,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 from ls_llmtrace.labelconfig import build_label_config, parse_controls
 from ls_llmtrace.lsclient import LabelStudioClient
 from ls_llmtrace.lsserver import Credentials, ManagedLabelStudio
+from ls_llmtrace.mapping import map_annotation
 from ls_llmtrace.models import Document, Message, ToolCall, Trace
 from ls_llmtrace.pipeline import import_traces
 from ls_llmtrace.schema import load_schema_dir
@@ -112,8 +113,30 @@ def test_config_renders_in_the_labeling_ui(
         WebDriverWait(browser, 10).until(lambda d: _shown(d, first))
         for value in controls["categories"].values:
             assert _shown(browser, value)
+        browser.execute_script("arguments[0].click()", browser.find_element(By.NAME, first))
         browser.save_screenshot(str(tmp_path / f"{version}-fail.png"))
     assert (tmp_path / f"{version}.png").stat().st_size > 10_000
+
+    # a reviewer's submission from the real UI maps onto a record with nothing kept aside
+    if "categories" not in controls:
+        browser.execute_script("arguments[0].click()", browser.find_element(By.NAME, "fail"))
+    if controls["score"].tag == "Rating":
+        stars = browser.find_elements(By.CSS_SELECTOR, ".ant-rate .ant-rate-star > div")
+        browser.execute_script("arguments[0].click()", stars[2])
+    submit = browser.find_element(By.XPATH, "//button[normalize-space()='Submit']")
+    browser.execute_script("arguments[0].click()", submit)
+    WebDriverWait(browser, 20).until(
+        lambda d: ls_client.sdk.tasks.get(id=task_id).total_annotations == 1)
+    task = ls_client.sdk.tasks.get(id=task_id).model_dump(mode="json")
+    [annotation] = ls_client.sdk.annotations.list(id=task_id)
+    mapped = map_annotation(task, annotation.model_dump(mode="json"), schema, project_id)
+    assert mapped.rejects == [], [r.reason for r in mapped.rejects]
+    [record] = mapped.records
+    assert record.label == "fail"
+    if "categories" in controls:
+        assert record.labels == [controls["categories"].values[0]]
+    if controls["score"].tag == "Rating":
+        assert record.score == 0.5  # three of five stars
 
     # the rubric is in the project's instructions, escaped
     button = browser.find_element(By.XPATH, "//button[normalize-space()='Instructions']")
