@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -48,6 +49,21 @@ def _shown(driver: Any, name: str) -> bool:
 def _text(driver: Any) -> str:
     return str(driver.execute_script("return document.body.innerText"))
 
+
+WORD_OFFSET = """
+const [box, word] = arguments;
+const walker = document.createTreeWalker(box, NodeFilter.SHOW_TEXT);
+for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+  const at = node.data.indexOf(word);
+  if (at < 0) continue;
+  const range = document.createRange();
+  range.setStart(node, at); range.setEnd(node, at + word.length);
+  const r = range.getBoundingClientRect(), b = box.getBoundingClientRect();
+  return [Math.round(r.left + r.width / 2 - (b.left + b.width / 2)),
+          Math.round(r.top + r.height / 2 - (b.top + b.height / 2))];
+}
+throw new Error("word not found: " + word);
+"""
 
 SCHEMAS = sorted(load_schema_dir(LABEL_CONFIGS).values(), key=lambda s: s.version_id)
 
@@ -123,6 +139,17 @@ def test_config_renders_in_the_labeling_ui(
     if controls["score"].tag == "Rating":
         stars = browser.find_elements(By.CSS_SELECTOR, ".ant-rate .ant-rate-star > div")
         browser.execute_script("arguments[0].click()", stars[2])
+    if "answer_spans" in controls:  # mark a word of the answer with a span label
+        chips = [e for e in browser.find_elements(By.CSS_SELECTOR, ".lsf-label")
+                 if e.text.startswith("wrong_fact")]
+        browser.execute_script("arguments[0].click()", chips[-1])  # the answer's palette
+        answer_box = browser.find_elements(By.CSS_SELECTOR, ".lsf-htx-richtext")[-1]
+        # where the word "sunny" is, relative to the box's centre (selenium's origin)
+        dx, dy = browser.execute_script(WORD_OFFSET, answer_box, "sunny")
+        ActionChains(browser).move_to_element_with_offset(answer_box, dx, dy).double_click(
+        ).perform()
+        WebDriverWait(browser, 10).until(  # the region is drawn over the word
+            lambda d: d.find_elements(By.CSS_SELECTOR, ".htx-highlight"))
     submit = browser.find_element(By.XPATH, "//button[normalize-space()='Submit']")
     browser.execute_script("arguments[0].click()", submit)
     WebDriverWait(browser, 20).until(
@@ -131,8 +158,17 @@ def test_config_renders_in_the_labeling_ui(
     [annotation] = ls_client.sdk.annotations.list(id=task_id)
     mapped = map_annotation(task, annotation.model_dump(mode="json"), schema, project_id)
     assert mapped.rejects == [], [r.reason for r in mapped.rejects]
-    [record] = mapped.records
+    record = mapped.records[0]
     assert record.label == "fail"
+    if "answer_spans" in controls:
+        [span] = mapped.records[1:]
+        answer = task["data"]["answer"]
+        assert span.scope.target == "answer" and span.labels == ["wrong_fact"]
+        assert span.scope.start is not None and span.scope.end is not None
+        assert answer[span.scope.start:span.scope.end] == span.scope.text != ""
+        assert span.record_key.startswith(f"ls:{project_id}:{annotation.id}:")
+    else:
+        assert len(mapped.records) == 1
     if "categories" in controls:
         assert record.labels == [controls["categories"].values[0]]
     if controls["score"].tag == "Rating":
