@@ -444,7 +444,7 @@ def _rescale(result: dict[str, Any], old: AnnotationSchema, new: AnnotationSchem
         return result  # drift: left for the sync to keep aside
     if new_score.is_rating:
         stars_new = new_score.score_to_rating(float(score))
-        out.changes.append(f"score: {score:g} -> {stars_new} stars")
+        out.changes.append(f"score: {score:g} -> {stars_new} star" + "s" * (stars_new != 1))
         return {**result, "type": "rating", "value": {"rating": stars_new}}
     out.changes.append(f"score: {score:g} -> number")
     return {**result, "type": "number", "value": {"number": float(score)}}
