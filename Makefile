@@ -5,7 +5,7 @@ LS_VENV := .venvs/labelstudio
 LS_VERSION := 1.23.2
 export LS_LLMTRACE_HOME ?= $(CURDIR)/.ls-llmtrace
 
-.PHONY: postgresql setup demo down test test-unit test-integration lint clean
+.PHONY: setup system-packages demo down test test-unit test-browser lint clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,14 +20,21 @@ $(LS_VENV)/.installed:
 	$(LS_VENV)/bin/pip install --quiet 'label-studio==$(LS_VERSION)'
 	touch $@
 
-# PostgreSQL from Debian's packages, for the store tests on PostgreSQL (only if missing).
-postgresql:
-	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
-		(apt-get update && apt-get install -y postgresql)
+# Debian packages the tests need, installed only when missing, with one `apt-get update`:
+# PostgreSQL (the store tests run on it too) and Chromium + ChromeDriver (the browser tests
+# open Label Studio's labeling UI).
+system-packages:
+	@missing=""; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	[ -x /usr/bin/chromedriver ] || missing="$$missing chromium-driver"; \
+	if [ -n "$$missing" ]; then \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; fi
 
-setup: $(VENV)/.installed $(LS_VENV)/.installed postgresql
+setup: $(VENV)/.installed $(LS_VENV)/.installed system-packages
 
-demo: setup
+# The demo needs neither PostgreSQL nor Chromium.
+demo: $(VENV)/.installed $(LS_VENV)/.installed
 	$(VENV)/bin/ls-llmtrace demo
 
 down:
@@ -38,6 +45,9 @@ test: setup
 
 test-unit: $(VENV)/.installed
 	$(VENV)/bin/python -m pytest tests/unit
+
+test-browser: setup
+	$(VENV)/bin/python -m pytest -m browser tests/integration
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check src tests backend bench examples

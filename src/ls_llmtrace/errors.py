@@ -39,3 +39,14 @@ class LabelStudioStartError(LabelStudioError):
 
 class StoreError(LLMTraceError):
     """The record store could not be opened or migrated."""
+
+
+class MigrationError(ConfigError):
+    """A migration file is invalid, does not fit the two schema versions, or does not
+    cover every incompatible change."""
+
+
+class MigrationRequired(LLMTraceError):
+    """An incompatible schema version would orphan existing annotations."""
+
+    exit_code = 5

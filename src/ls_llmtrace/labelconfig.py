@@ -33,6 +33,27 @@ def _el(parent: ET.Element, tag: str, **attrs: str) -> ET.Element:
     return ET.SubElement(parent, tag, attrs)
 
 
+def _hinted(parent: ET.Element, tag: str, schema: AnnotationSchema, value: str) -> None:
+    entry = schema.rubric.get(value)
+    attrs = {"value": value}
+    if entry:
+        attrs["hint"] = entry.definition.strip()
+    _el(parent, tag, **attrs)
+
+
+def _span_labels(parent: ET.Element, schema: AnnotationSchema, target: str) -> None:
+    """The span-label palette for one object, if the schema marks ranges there."""
+    field = schema.span_field
+    if field is None or target not in field.targets:
+        return
+    if target == "answer":
+        labels = _el(parent, "Labels", name=ANSWER_SPANS, toName=ANSWER)
+    else:
+        labels = _el(parent, "ParagraphLabels", name=MESSAGE_SPANS, toName=CONVERSATION)
+    for value in field.labels:
+        _hinted(labels, "Label", schema, value)
+
+
 def build_label_config(schema: AnnotationSchema) -> str:
     """The XML label config of one schema version."""
     root = ET.Element("View")
@@ -41,6 +62,7 @@ def build_label_config(schema: AnnotationSchema) -> str:
     _el(root, "Header", value="System prompt", size="5")
     _el(root, "Text", name="system_prompt", value="$system_prompt")
     _el(root, "Header", value="Conversation", size="5")
+    _span_labels(root, schema, "messages")
     _el(root, "Paragraphs", name=CONVERSATION, value="$messages", layout="dialogue",
         nameKey="role", textKey="content")
     _el(root, "Header", value="Tool calls", size="5")
@@ -50,6 +72,7 @@ def build_label_config(schema: AnnotationSchema) -> str:
     _el(root, "Paragraphs", name="documents", value="$documents", nameKey="title",
         textKey="content")
     _el(root, "Header", value="Final answer", size="5")
+    _span_labels(root, schema, "answer")
     _el(root, "Text", name=ANSWER, value="$answer")
 
     for field in schema.fields:
@@ -58,11 +81,22 @@ def build_label_config(schema: AnnotationSchema) -> str:
             choices = _el(root, "Choices", name=VERDICT, toName=ANSWER, choice="single-radio",
                           showInline="true", required="true" if field.required else "false")
             for value in field.values:
-                entry = schema.rubric.get(value)
-                attrs = {"value": value}
-                if entry:
-                    attrs["hint"] = entry.definition.strip()
-                _el(choices, "Choice", **attrs)
+                _hinted(choices, "Choice", schema, value)
+            if field.categories:
+                # Shown only once a failing verdict is chosen (Label Studio reads a
+                # comma-separated list of values; names cannot contain commas).
+                _el(root, "Header", value="Failure categories (when the verdict is "
+                    + " or ".join(field.failing) + ")", size="5")
+                cats = _el(root, "Choices", name=CATEGORIES, toName=ANSWER, choice="multiple",
+                           showInline="true", visibleWhen="choice-selected",
+                           whenTagName=VERDICT, whenChoiceValue=",".join(field.failing))
+                for value in field.categories:
+                    _hinted(cats, "Choice", schema, value)
+        elif isinstance(field, ScoreField) and field.is_rating:
+            _el(root, "Header", value=f"Score (1 star = worst, {field.max_rating} = best)",
+                size="5")
+            _el(root, "Rating", name=SCORE, toName=ANSWER, maxRating=str(field.max_rating),
+                icon="star", size="medium")
         elif isinstance(field, ScoreField):
             _el(root, "Header", value="Score (0.0 = worst, 1.0 = best)", size="5")
             _el(root, "Number", name=SCORE, toName=ANSWER, min="0", max="1", step=f"{field.step:g}")

@@ -236,3 +236,30 @@ class LabelStudioClient:
         self._call("retrieve predictions", self.sdk.actions.create,
                    id="retrieve_tasks_predictions", project=project_id,
                    selected_items={"all": True, "excluded": []})
+
+    # issue 3: schema migrations ----------------------------------------------------------
+
+    def all_tasks(self, project_id: int, page_size: int = 500) -> Iterator[dict[str, Any]]:
+        """Every task of a project with its annotations, by task id (read through the list
+        endpoint, which does not ask the ML backend for predictions)."""
+        query = {"filters": {"conjunction": "and", "items": []}, "ordering": ["tasks:id"]}
+        pager = self._call("list tasks", self.sdk.tasks.list, project=project_id,
+                           query=json.dumps(query), fields="all", page_size=page_size)
+        for task in pager:
+            yield task.model_dump(mode="json")
+
+    def update_annotation(self, annotation_id: int, result: list[dict[str, Any]]) -> dict[str, Any]:
+        """Replace an annotation's result; returns the annotation as stored."""
+        annotation = self._call("update an annotation", self.sdk.annotations.update,
+                                id=annotation_id, result=result)
+        return dict(annotation.model_dump(mode="json"))
+
+    def set_project_schema(self, project_id: int, schema: AnnotationSchema,
+                           queue: str = "review") -> None:
+        """Move an existing project to another schema version: title, config, rubric."""
+        self._call("update the project's label config", self.sdk.projects.update,
+                   id=project_id, title=project_title(schema, queue),
+                   label_config=build_label_config(schema),
+                   expert_instruction=build_instructions(schema),
+                   description=f"ls-llmtrace queue '{queue}', schema {schema.version_id}")
+

@@ -87,6 +87,46 @@ MIGRATIONS: list[tuple[str, str]] = [
             seen_at TEXT NOT NULL
         );
     """),
+    # issue 3: the journal of schema migrations (plan, per-annotation done-markers, review
+    # queue); a run with status 'done' is the log entry of an applied migration.
+    ("0300_issue3_schema_migrations", """
+        CREATE TABLE schema_migration_runs (
+            run_id TEXT PRIMARY KEY,
+            project_id INTEGER NOT NULL,
+            queue TEXT NOT NULL,
+            schema_id TEXT NOT NULL,
+            from_version INTEGER NOT NULL,
+            to_version INTEGER NOT NULL,
+            migration_name TEXT NOT NULL,
+            migration_sha TEXT NOT NULL,
+            status TEXT NOT NULL,
+            planned_at TEXT NOT NULL,
+            finished_at TEXT,
+            summary TEXT NOT NULL
+        );
+        CREATE TABLE schema_migration_items (
+            run_id TEXT NOT NULL,
+            annotation_id INTEGER NOT NULL,
+            task_id INTEGER NOT NULL,
+            old_annotation TEXT NOT NULL,
+            new_result TEXT NOT NULL,
+            reviews TEXT NOT NULL,
+            changed INTEGER NOT NULL,
+            outcome TEXT,
+            done_at TEXT,
+            PRIMARY KEY (run_id, annotation_id)
+        );
+        CREATE TABLE schema_migration_reviews (
+            run_id TEXT NOT NULL,
+            annotation_id INTEGER NOT NULL,
+            task_id INTEGER NOT NULL,
+            field TEXT NOT NULL,
+            value TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            raw TEXT NOT NULL,
+            PRIMARY KEY (run_id, annotation_id, field, value)
+        )
+    """),
     ("0600_issue6_store", """
         ALTER TABLE records ADD COLUMN created_at TEXT;
         ALTER TABLE records ADD COLUMN model_version TEXT;
@@ -583,6 +623,19 @@ class Store:
     def rejected_results(self) -> list[dict[str, Any]]:
         return [dict(r) for r in self.conn.execute(
             "SELECT * FROM rejected_results ORDER BY reject_key")]
+
+    # issue 3: span records of an edited annotation ------------------------------------------
+
+    @staticmethod
+    def retire_records_except(conn: Connection, project_id: int, annotation_id: int,
+                              keep: set[str]) -> int:
+        """Mark deleted the live records of one annotation whose keys are not in ``keep``
+        (a span result removed when the annotation was edited)."""
+        rows = conn.execute(
+            "SELECT record_key, body FROM records WHERE ls_project_id=? AND ls_annotation_id=? "
+            "AND deleted=0", (project_id, annotation_id),
+        ).fetchall()
+        return _mark_deleted(conn, [r for r in rows if r["record_key"] not in keep])
 
 
 def _mark_deleted(conn: Connection, rows: Iterable[Any]) -> int:

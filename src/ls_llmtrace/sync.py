@@ -176,6 +176,10 @@ def _write_page(store: Store, project_id: int, schema: AnnotationSchema,
                 mapped = map_annotation(task, annotation, schema, project_id, users)
                 for record in mapped.records:
                     summary.records_written += store.upsert_record(conn, record)
+                # a span removed from an edited annotation retires its record
+                summary.records_deleted += store.retire_records_except(
+                    conn, project_id, int(annotation["id"]),
+                    {r.record_key for r in mapped.records})
                 for reject in mapped.rejects:
                     store.reject_result(
                         conn, _reject_key(project_id, task_id, int(annotation["id"]),

@@ -12,6 +12,8 @@ from ls_llmtrace.store import MIGRATIONS, Store, sqlite_path
 
 EXPECTED_TABLES = {"migrations", "traces", "projects", "ls_tasks", "sync_cursors", "records",
                    "rejected_results", "sync_tasks", "rejected_feedback"}
+EXPECTED_TABLES |= {"schema_migration_runs", "schema_migration_items",  # issue 3
+                    "schema_migration_reviews"}
 
 
 def _record(key: str = "ls:1:10", **changes) -> AnnotationRecord:

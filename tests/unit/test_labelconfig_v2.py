@@ -1,0 +1,130 @@
+"""labelconfig.py, issue 3: categories shown on fail, Rating, span labels; v1 unchanged."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+from click.testing import CliRunner
+
+from ls_llmtrace.cli import main
+from ls_llmtrace.labelconfig import (
+    ANSWER,
+    ANSWER_SPANS,
+    CATEGORIES,
+    CONVERSATION,
+    MESSAGE_SPANS,
+    SCORE,
+    build_label_config,
+    config_path,
+    parse_controls,
+)
+from ls_llmtrace.schema import load_schema, load_schema_dir, parse_schema
+
+from .paths import LABEL_CONFIGS
+
+V2 = LABEL_CONFIGS / "default.v2.yaml"
+
+
+def test_every_config_regenerates_identically(tmp_path):
+    """The drift check through the CLI: regenerate every config in a copy, compare."""
+    for path in LABEL_CONFIGS.glob("*.yaml"):
+        (tmp_path / path.name).write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
+    done = CliRunner().invoke(main, ["schema", "generate", str(tmp_path)])
+    assert done.exit_code == 0, done.output
+    assert done.output.count("wrote ") == len(list(LABEL_CONFIGS.glob("*.yaml")))
+    schemas = load_schema_dir(LABEL_CONFIGS)
+    assert len(schemas) >= 2
+    for schema in schemas.values():
+        fresh = config_path(schema, tmp_path).read_text(encoding="utf-8")
+        checked_in = config_path(schema, LABEL_CONFIGS).read_text(encoding="utf-8")
+        assert fresh == checked_in, f"{schema.version_id}: run `ls-llmtrace schema generate`"
+
+
+def test_v1_has_none_of_the_new_controls():
+    controls = parse_controls(build_label_config(load_schema(LABEL_CONFIGS / "default.v1.yaml")))
+    assert set(controls) == {"verdict", "score", "explanation", "corrected_output"}
+    assert controls["score"].tag == "Number"
+
+
+def test_v2_controls():
+    config = build_label_config(load_schema(V2))
+    controls = parse_controls(config)
+    assert set(controls) == {"verdict", CATEGORIES, SCORE, "explanation", "corrected_output",
+                             ANSWER_SPANS, MESSAGE_SPANS}
+    assert controls[CATEGORIES].tag == "Choices" and controls[CATEGORIES].to_name == ANSWER
+    assert controls[CATEGORIES].values == ("hallucination", "incomplete", "ignored_tool_result",
+                                           "off_topic", "unsafe")
+    assert controls[SCORE].tag == "Rating"
+    assert controls[ANSWER_SPANS].tag == "Labels" and controls[ANSWER_SPANS].to_name == ANSWER
+    assert controls[MESSAGE_SPANS].tag == "ParagraphLabels"
+    assert controls[MESSAGE_SPANS].to_name == CONVERSATION
+    assert controls[ANSWER_SPANS].values == ("unsupported_claim", "wrong_fact", "unsafe_content")
+
+
+def test_categories_visible_only_on_a_failing_verdict():
+    root = ET.fromstring(build_label_config(load_schema(V2)))
+    cats = next(el for el in root.iter("Choices") if el.get("name") == CATEGORIES)
+    assert cats.get("visibleWhen") == "choice-selected"
+    assert cats.get("whenTagName") == "verdict"
+    assert cats.get("whenChoiceValue") == "fail"
+    assert cats.get("choice") == "multiple"
+    hints = {c.get("value"): c.get("hint") for c in cats}
+    assert hints["hallucination"] == (
+        "The answer states something that nothing in the trace supports.")
+
+
+def test_several_failing_values_joined_for_label_studio():
+    schema = parse_schema("""
+id: multi
+version: 1
+owner: o
+fields:
+  - {type: label, values: [good, bad, awful], failing: [bad, awful], categories: [x]}
+""")
+    root = ET.fromstring(build_label_config(schema))
+    cats = next(el for el in root.iter("Choices") if el.get("name") == CATEGORIES)
+    assert cats.get("whenChoiceValue") == "bad,awful"
+
+
+def test_rating_attributes():
+    root = ET.fromstring(build_label_config(load_schema(V2)))
+    rating = next(root.iter("Rating"))
+    assert (rating.get("name"), rating.get("toName"), rating.get("maxRating")) == (
+        SCORE, ANSWER, "5")
+    assert not list(root.iter("Number"))
+
+
+def test_span_palettes_sit_next_to_their_objects():
+    root = ET.fromstring(build_label_config(load_schema(V2)))
+    tags = [(el.tag, el.get("name")) for el in root]
+    assert tags.index(("ParagraphLabels", MESSAGE_SPANS)) + 1 == tags.index(
+        ("Paragraphs", CONVERSATION))
+    assert tags.index(("Labels", ANSWER_SPANS)) + 1 == tags.index(("Text", ANSWER))
+
+
+def test_span_targets_limit_the_palettes():
+    schema = parse_schema("""
+id: answers
+version: 1
+owner: o
+fields:
+  - {type: spans, labels: [wrong], targets: [answer]}
+""")
+    controls = parse_controls(build_label_config(schema))
+    assert set(controls) == {ANSWER_SPANS}
+
+
+def test_hostile_category_hint_is_escaped():
+    schema = parse_schema("""
+id: esc
+version: 1
+owner: o
+fields:
+  - {type: label, categories: [bad]}
+rubric:
+  bad: {definition: '<script>window.__pwned=1</script> & "x"'}
+""")
+    config = build_label_config(schema)
+    assert "<script>" not in config
+    cats = next(el for el in ET.fromstring(config).iter("Choice") if el.get("value") == "bad")
+    assert cats.get("hint") == '<script>window.__pwned=1</script> & "x"'
