@@ -20,6 +20,10 @@ call time (never frozen at import), so tests and long-running processes see chan
 | ``LS_LLMTRACE_WEBHOOK_SECRET`` | unset | shared secret expected in the ``X-LLMTrace-Secret`` header on ``/webhook`` |
 | ``LS_LLMTRACE_SCHEMA`` | ``label_configs/default.v1.yaml`` (searched from the current directory upwards) | schema file used when none is given |
 | ``LS_LLMTRACE_DEBUG`` | unset | ``1`` shows tracebacks instead of one-line errors |
+| ``LS_LLMTRACE_MAX_CHARS`` | ``20000`` | longest text a reviewer sees per field; longer ones are cut with a visible marker |
+| ``LS_LLMTRACE_REDACT`` | unset | comma-separated redactions applied before anything goes to Label Studio: ``email,phone,api_key`` (or ``all``) |
+| ``LS_LLMTRACE_REDACT_PATTERNS`` | unset | JSON list of extra regular expressions to replace with ``[redacted]`` |
+| ``LS_LLMTRACE_CLAIM_LEASE_S`` | ``600`` | seconds after which an unfinished queue claim of a crashed import may be taken over |
 """
 
 from __future__ import annotations
@@ -110,3 +114,35 @@ def default_schema_path() -> Path:
 
 def debug() -> bool:
     return _env("LS_LLMTRACE_DEBUG") not in (None, "0", "false")
+
+
+def max_chars() -> int:
+    return int(_env("LS_LLMTRACE_MAX_CHARS", "20000") or 20000)
+
+
+def redactions() -> tuple[str, ...]:
+    raw = _env("LS_LLMTRACE_REDACT") or ""
+    names = tuple(n.strip() for n in raw.split(",") if n.strip())
+    return ("email", "phone", "api_key") if names == ("all",) else names
+
+
+def redaction_patterns() -> tuple[str, ...]:
+    import json
+
+    raw = _env("LS_LLMTRACE_REDACT_PATTERNS")
+    if not raw:
+        return ()
+    try:
+        patterns = json.loads(raw)
+    except ValueError:
+        patterns = None
+    if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
+        from .errors import ConfigError
+
+        raise ConfigError('LS_LLMTRACE_REDACT_PATTERNS must be a JSON list of regular '
+                          'expressions, e.g. ["ACME-\\d+"]')
+    return tuple(patterns)
+
+
+def claim_lease_s() -> float:
+    return float(_env("LS_LLMTRACE_CLAIM_LEASE_S", "600") or 600)
