@@ -170,3 +170,21 @@ class LabelStudioClient:
         self._call("retrieve predictions", self.sdk.actions.create,
                    id="retrieve_tasks_predictions", project=project_id,
                    selected_items={"all": True, "excluded": []})
+
+    # issue 4: projects with a config not built from the schema (pairwise queues) ---------
+
+    def push_config(self, title: str, label_config: str, description: str = "",
+                    instructions: str = "") -> tuple[int, bool]:
+        """Create or update a project with this exact config. Returns (id, created)."""
+        common: dict[str, Any] = {
+            "label_config": label_config, "description": description,
+            "expert_instruction": instructions, "show_instruction": bool(instructions),
+            "show_collab_predictions": True,
+        }
+        project_id = self.find_project(title)
+        if project_id is None:
+            project = self._call("create the project", self.sdk.projects.create,
+                                 title=title, **common)
+            return int(project.id), True
+        self._call("update the project", self.sdk.projects.update, id=project_id, **common)
+        return project_id, False

@@ -12,6 +12,7 @@ from ls_llmtrace.store import MIGRATIONS, Store, sqlite_path
 
 EXPECTED_TABLES = {"migrations", "traces", "projects", "ls_tasks", "sync_cursors", "records",
                    "rejected_results"}
+EXPECTED_TABLES |= {"queue_items", "store_locks", "pair_candidates"}  # issue 4
 
 
 def _record(key: str = "ls:1:10", **changes) -> AnnotationRecord:

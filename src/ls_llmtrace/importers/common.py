@@ -76,7 +76,7 @@ def _part_text(part: Any) -> str | None:
 
 
 def _tool_call(raw: dict[str, Any]) -> ToolCall | None:
-    function = raw.get("function") if isinstance(raw.get("function"), dict) else {}
+    function: dict[str, Any] = raw["function"] if isinstance(raw.get("function"), dict) else {}
     name = raw.get("name") or function.get("name")
     if not name:
         return None
@@ -97,7 +97,7 @@ def _is_tool_definition(raw: dict[str, Any]) -> bool:
 def to_message(raw: Any, default_role: str = "user") -> Message | None:
     """One chat message in any dialect we know, or None when it is not a message."""
     if isinstance(raw, str):
-        return Message(role=default_role, content=raw)  # type: ignore[arg-type]
+        return Message(role=default_role, content=raw)
     if not isinstance(raw, dict):
         return None
     kind = raw.get("type")
@@ -146,7 +146,7 @@ def to_message(raw: Any, default_role: str = "user") -> Message | None:
             if call:
                 calls.append(call)
     name = raw.get("name")
-    return Message(role=role, content=content, tool_calls=calls,  # type: ignore[arg-type]
+    return Message(role=role, content=content, tool_calls=calls,
                    name=str(name) if isinstance(name, str) and name else None,
                    tool_call_id=str(tool_call_id) if tool_call_id else None)
 
@@ -169,11 +169,11 @@ def to_messages(value: Any, default_role: str = "user") -> list[Message]:
             return to_messages(value["message"], "assistant")
         if "role" not in value and "type" not in value and "parts" not in value:
             if "text" in value:  # {"text": ..., "finish_reason": ...}
-                return [Message(role=default_role, content=as_text(value["text"]))]  # type: ignore[arg-type]
+                return [Message(role=default_role, content=as_text(value["text"]))]
             return []
         value = [value]
     if isinstance(value, str):
-        return [Message(role=default_role, content=value)]  # type: ignore[arg-type]
+        return [Message(role=default_role, content=value)]
     if not isinstance(value, list):
         return []
     out: list[Message] = []

@@ -159,7 +159,8 @@ def langfuse_trace(export: dict[str, Any]) -> Trace:
         total_cost = number((obs.get("costDetails") or {}).get("total", obs.get("totalCost")))
         if total_cost is not None and total_cost >= 0:
             have_cost, cost = True, cost + total_cost
-    system_prompt, messages, output = "", [], ""
+    system_prompt, output = "", ""
+    messages: list[Message] = []
     main: dict[str, Any] = {}
     if generations:
         main = generations[-1]

@@ -114,7 +114,7 @@ def _output_messages(run: dict[str, Any]) -> list[Message]:
 def _usage(run: dict[str, Any]) -> tuple[int | None, int | None]:
     tin, tout = number(run.get("prompt_tokens")), number(run.get("completion_tokens"))
     if tin is None and tout is None:
-        outputs = run.get("outputs") if isinstance(run.get("outputs"), dict) else {}
+        outputs: dict[str, Any] = run["outputs"] if isinstance(run.get("outputs"), dict) else {}
         usage = outputs.get("usage_metadata") or outputs.get("usage") or {}
         if isinstance(usage, dict):
             tin = number(usage.get("input_tokens", usage.get("prompt_tokens")))
@@ -196,7 +196,8 @@ def build_run_tree(trace_id: str, runs: list[dict[str, Any]],
                                          result=result))
         records.extend(_feedback(trace_id, run.get("feedback")))
     records.extend(_feedback(trace_id, feedback))
-    system_prompt, messages, output = "", [], ""
+    system_prompt, output = "", ""
+    messages: list[Message] = []
     main = llm_runs[-1] if llm_runs else root
     inputs = _inputs_messages(main)
     outputs = _output_messages(main)

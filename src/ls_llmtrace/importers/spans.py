@@ -325,7 +325,8 @@ def build_trace(trace_id: str, spans: list[SpanView], source: str) -> Trace:
                               name=span.name, kind=kind, start_time=span.start,
                               end_time=span.end, error=span.error,
                               attributes=_span_summary(a)))
-    system_prompt, messages, output = "", [], ""
+    system_prompt, output = "", ""
+    messages: list[Message] = []
     main_attrs: dict[str, Any] = {}
     if llm:
         main, inputs, outputs = llm[-1]
