@@ -188,3 +188,12 @@ class LabelStudioClient:
             return int(project.id), True
         self._call("update the project", self.sdk.projects.update, id=project_id, **common)
         return project_id, False
+
+    def task_ids_for_trace(self, project_id: int, trace_id: str) -> list[int]:
+        """Ids of the project's tasks whose ``data.trace_id`` is exactly ``trace_id``."""
+        query = {"filters": {"conjunction": "and", "items": [
+            {"filter": "filter:tasks:data.trace_id", "operator": "equal", "type": "String",
+             "value": trace_id}]}}
+        pager = self._call("find tasks", self.sdk.tasks.list, project=project_id,
+                           query=json.dumps(query), include="id,data", page_size=100)
+        return [int(t.id) for t in pager if (t.data or {}).get("trace_id") == trace_id]

@@ -167,12 +167,18 @@ class Router:
         keys = [k for k, _ in items]
         marks = ",".join("?" * len(keys))
         stale = (_now() - timedelta(seconds=settings.claim_lease_s())).isoformat()
-        has_stale = self.store.conn.execute(
-            f"SELECT COUNT(*) AS n FROM queue_items WHERE project_id=? AND task_id IS NULL "
-            f"AND claimed_at < ? AND item_key IN ({marks})", [project_id, stale, *keys],
-        ).fetchone()["n"]
-        if has_stale:  # a crashed import may have created tasks: read them back first
-            self._reconcile(project_id, queue)
+        stale_keys = [r["item_key"] for r in self.store.conn.execute(
+            f"SELECT item_key FROM queue_items WHERE project_id=? AND task_id IS NULL "
+            f"AND claimed_at < ? AND item_key IN ({marks})", [project_id, stale, *keys])]
+        # A crashed import may have created these tasks: ask Label Studio for each one
+        # (stale claims are rare; the exact lookup is one request each).
+        for key in stale_keys:
+            found = self.client.task_ids_for_trace(project_id, key)
+            if found:
+                self.store.record_tasks(project_id, [(min(found), key)])
+                with self.store.transaction() as conn:
+                    conn.execute("UPDATE queue_items SET task_id=? WHERE project_id=? AND "
+                                 "item_key=? AND task_id IS NULL", (min(found), project_id, key))
         now = _now().isoformat()
         with self.store.transaction() as conn:
             conn.executemany(

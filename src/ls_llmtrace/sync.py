@@ -15,6 +15,7 @@ from typing import Any
 
 from .lsclient import LabelStudioClient
 from .mapping import map_annotation
+from .pairwise import is_pairwise_task, map_pairwise_annotation
 from .schema import AnnotationSchema
 from .store import Store
 from .timeutil import to_utc
@@ -79,7 +80,9 @@ def sync_project(
                 current: set[int] = set()
                 for annotation in task.get("annotations") or []:
                     current.add(int(annotation["id"]))
-                    mapped = map_annotation(task, annotation, schema, project_id, users)
+                    mapper = map_pairwise_annotation if is_pairwise_task(task) else \
+                        map_annotation  # issue 4 hook: pairwise tasks map to preferences
+                    mapped = mapper(task, annotation, schema, project_id, users)
                     for record in mapped.records:
                         summary.records_written += store.upsert_record(conn, record)
                     for reject in mapped.rejects:
