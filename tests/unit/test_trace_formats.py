@@ -399,3 +399,35 @@ def test_langfuse_array_file_with_a_bad_record(tmp_path: Path) -> None:
     assert len(traces) == 1
     assert [(r.location, r.field) for r in rejects] == [("record 1", "trace.id"),
                                                         ("record 2", "trace")]
+
+
+def test_reader_shapes_jsonl_array_and_bad_lines(tmp_path: Path) -> None:
+    from ls_llmtrace.importers.common import is_bad, iter_json_records
+
+    jsonl = tmp_path / "a.jsonl"
+    jsonl.write_text('{"a": 1}\n\n{oops\n{"a": 2}\n')
+    got = list(iter_json_records(jsonl))
+    assert [loc for loc, _ in got] == ["line 1", "line 3", "line 4"]
+    assert is_bad(got[1][1]) and got[1][1].raw == "{oops"
+    array = tmp_path / "b.json"
+    array.write_text('[\n {"a": 1},\n {"a": 2.5}\n]')
+    assert list(iter_json_records(array)) == [("record 0", {"a": 1}), ("record 1", {"a": 2.5})]
+    one = tmp_path / "c.json"
+    one.write_text('{"a": 1}\n')
+    assert list(iter_json_records(one)) == [("record 0", {"a": 1})]
+
+
+def test_messages_in_every_dialect() -> None:
+    from ls_llmtrace.importers.common import to_messages
+
+    langchain = [{"type": "human", "content": "q"},
+                 {"type": "ai", "content": "", "additional_kwargs": {"tool_calls": [
+                     {"id": "c", "function": {"name": "f", "arguments": "{}"}}]}}]
+    assert [(m.role, m.tool_calls[0].name if m.tool_calls else None)
+            for m in to_messages(langchain)] == [("user", None), ("assistant", "f")]
+    parts = [{"role": "user", "content": [{"type": "text", "text": "a"},
+                                          {"type": "text", "text": "b"}]}]
+    assert to_messages(parts)[0].content == "ab"
+    assert to_messages('"just a string"')[0].content == "just a string"
+    completion = {"choices": [{"message": {"role": "assistant", "content": "x"}}]}
+    assert [(m.role, m.content) for m in to_messages(completion)] == [("assistant", "x")]
