@@ -129,3 +129,13 @@ def test_sampling_is_deterministic_and_close_to_the_rate() -> None:
 def test_bad_rules_say_where(text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace("[", r"\[")):
         parse_rules(text, "rules.yaml")
+
+
+def test_the_example_rules_file_loads() -> None:
+    from ls_llmtrace.queues import load_rules
+
+    from .paths import ROOT
+
+    config = load_rules(ROOT / "examples" / "queue_rules.yaml")
+    assert [q.name for q in config.queues][:2] == ["thumbs-down", "judge-low"]
+    assert config.queue("model-ab").pairwise is not None
