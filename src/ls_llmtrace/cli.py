@@ -193,7 +193,7 @@ def import_cmd(trace_file: Path, schema_path: Path | None, queue: str, batch_siz
         path = rejects or settings.home() / "rejects" / f"{trace_file.name}.rejects.jsonl"
         write_rejects(summary.rejected, path)
         click.echo(f"rejected lines kept in {path}", err=True)
-    projects = sorted(set(router._projects.values()))
+    projects = sorted(set(router.project_ids.values()))
     prefix = f"project {projects[0]}: " if len(projects) == 1 else ""
     click.echo(f"{prefix}{summary.line()}")
     click.echo(summary.queues_line())

@@ -41,7 +41,8 @@ FILTER_KEYS = ("model", "model_version", "prompt_name", "prompt_version", "produ
                "user_segment", "environment", "source")
 NEGATIVE_LABELS = frozenset({"thumbs_down", "thumbsdown", "down", "negative", "bad", "fail",
                              "false", "no", "dislike", "-1", "0"})
-_NAME = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,48}$")
+# Shown in the project title "llmtrace <queue> | <schema>@v<n>": no "|", no line breaks.
+_NAME = re.compile(r"^[^|\s][^|\n\r]{0,59}$")
 
 
 class _Strict(BaseModel):
@@ -73,7 +74,7 @@ class Pairwise(_Strict):
 
 
 class QueueRule(_Strict):
-    name: str = Field(description="Queue name: lowercase letters, digits, - and _.")
+    name: str = Field(description="Queue name (1-60 characters, no '|').")
     description: str = ""
     triggers: Triggers = Field(default_factory=Triggers)
     filters: dict[str, list[str]] = Field(
@@ -85,7 +86,7 @@ class QueueRule(_Strict):
     @classmethod
     def _name(cls, value: str) -> str:
         if not _NAME.match(value):
-            raise ValueError("use 1-49 lowercase letters, digits, '-' or '_'")
+            raise ValueError("use 1-60 characters, without '|' or line breaks")
         return value
 
     @field_validator("filters")

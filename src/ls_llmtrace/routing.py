@@ -127,6 +127,11 @@ class Router:
 
     # projects ---------------------------------------------------------------------------
 
+    @property
+    def project_ids(self) -> dict[str, int]:
+        """Queue name -> project id, for the queues this router has used."""
+        return dict(self._projects)
+
     def project(self, rule: QueueRule) -> int:
         """The queue's project (created once, under a store lock), reconciled with LS."""
         if rule.name in self._projects:

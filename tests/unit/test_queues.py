@@ -119,7 +119,7 @@ def test_sampling_is_deterministic_and_close_to_the_rate() -> None:
 
 @pytest.mark.parametrize(("text", "message"), [
     ("queues: []", "queues: List should have at least 1 item"),
-    ("queues:\n  - name: Bad Name", "queues.0.name: Value error, use 1-49 lowercase"),
+    ("queues:\n  - name: a|b", "queues.0.name: Value error, use 1-60 characters"),
     ("queues:\n  - name: a\n    filters: {region: [eu]}", "unknown filter 'region'"),
     ("queues:\n  - name: a\n    triggers: {thumbsdown: true}", "thumbsdown: Extra inputs"),
     ("queues:\n  - name: a\n  - name: a", "queue names must be unique"),
