@@ -12,7 +12,8 @@ in the same run:
 Prints traces/s for both and the ratio conversion/baseline (how many times slower than
 merely decoding and re-encoding the same JSON). Run by hand::
 
-    .venv/bin/python bench/bench_import.py [--count 100000] [--formats native,otlp,langfuse] [--repeat 2]
+    .venv/bin/python bench/bench_import.py [--count 100000] [--repeat 2]
+        [--formats native,otlp,langfuse]
 """
 
 from __future__ import annotations
