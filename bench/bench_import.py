@@ -221,7 +221,7 @@ def peak(fn: Callable[[], Any]) -> float:
     fn()
     _, top = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    return top / 2**20
+    return top / 2**10
 
 
 def lines(path: Path) -> Iterator[bytes]:
@@ -258,8 +258,8 @@ def main() -> None:
             print(f"  conversion (import+task)  : {n_conv / t_conv:>10,.0f} traces/s "
                   f"({t_conv:.2f} s)")
             print(f"  ratio conversion/baseline : {t_conv / t_base:.1f}x the time")
-            print(f"  peak traced memory        : {small:.1f} MiB at {args.count // 10:,} "
-                  f"traces, {full:.1f} MiB at {args.count:,}", flush=True)
+            print(f"  peak traced memory        : {small:,.0f} KiB at {args.count // 10:,} "
+                  f"traces, {full:,.0f} KiB at {args.count:,}", flush=True)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"\nmax RSS of the whole run (incl. writing the inputs): {rss:.0f} MiB")
 
