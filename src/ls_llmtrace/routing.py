@@ -48,12 +48,15 @@ class RouteSummary(ImportSummary):
 
     feedback_records: int = 0
     not_routed: int = 0
+    waiting_for_pair: int = 0
     per_queue: dict[str, int] = field(default_factory=dict)
 
     def queues_line(self) -> str:
         parts = [f"{q} +{n}" for q, n in sorted(self.per_queue.items())]
+        waiting = f"; waiting for a pair {self.waiting_for_pair}" if self.waiting_for_pair \
+            else ""
         return (f"queues: {', '.join(parts) or 'nothing new'}; matched no queue "
-                f"{self.not_routed}; feedback records {self.feedback_records}")
+                f"{self.not_routed}{waiting}; feedback records {self.feedback_records}")
 
 
 @contextmanager
@@ -231,9 +234,10 @@ class Router:
                    for t, r in records_for(self.store, [t.trace_id for t in traces]).items()}
         new_for: set[str] = set()
         matched: set[str] = set()
+        waiting: set[str] = set()
         for rule in self.config.queues:
             if rule.pairwise is not None:
-                matched |= self._place_pairs(rule, traces, signals, summary, new_for)
+                matched |= self._place_pairs(rule, traces, signals, summary, new_for, waiting)
                 continue
             wanted = []
             for trace in traces:
@@ -254,10 +258,11 @@ class Router:
                 new_for.update(t.trace_id for t in batch)
         summary.imported += len(new_for)
         summary.duplicates += len(matched - new_for)
-        summary.not_routed += len([t for t in traces if t.trace_id not in matched])
+        summary.waiting_for_pair += len(waiting)
+        summary.not_routed += len([t for t in traces if t.trace_id not in matched | waiting])
 
     def _place_pairs(self, rule: QueueRule, traces: list[Trace], signals: dict[str, Signals],
-                     summary: RouteSummary, new_for: set[str]) -> set[str]:
+                     summary: RouteSummary, new_for: set[str], waiting: set[str]) -> set[str]:
         assert rule.pairwise is not None
         compare = rule.pairwise.compare
         candidates = [t for t in traces if reasons(rule, t, signals[t.trace_id])
@@ -288,7 +293,14 @@ class Router:
                 raise
             summary.per_queue[rule.name] = summary.per_queue.get(rule.name, 0) + 1
             new_for.update((left.trace_id, right.trace_id))
-        return {t.trace_id for t in candidates}
+        # Matched: in a pair now or from before. The rest wait for a partner.
+        ids = [t.trace_id for t in candidates]
+        marks = ",".join("?" * len(ids))
+        paired = {r["trace_id"] for r in self.store.conn.execute(
+            f"SELECT trace_id FROM pair_candidates WHERE queue=? AND paired=1 AND trace_id IN "
+            f"({marks})", [rule.name, *ids])}
+        waiting.update(set(ids) - paired)
+        return paired
 
     def _unpair(self, queue: str, trace_ids: tuple[str, str]) -> None:
         with self.store.transaction() as conn:
