@@ -46,10 +46,6 @@ class Document(_Strict):
     content: str = Field(description="The document text.")
     score: float | None = Field(None, description="Retriever score, when known.")
     metadata: dict[str, Any] = Field(default_factory=dict)
-    feedback_name: str | None = Field(
-        None, description="Metric or feedback key in the source system (e.g. `toxicity`, "
-        "`thumbs`), for feedback imported with the traces."
-    )
 
 
 class SpanKind(StrEnum):
