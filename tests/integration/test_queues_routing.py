@@ -273,3 +273,9 @@ def test_import_detects_langfuse_and_stores_its_scores(
         names = sorted(r.feedback_name or "" for r in store.records(source="evaluator"))
     assert names == ["hallucination", "toxicity"]
     assert _tasks(ls_client, "llmtrace lf | default@v1") == ["a287bb31e317433610d8827617471140"]
+    # forcing the wrong format: the record is rejected with where and why; --strict fails
+    wrong = CliRunner().invoke(main, ["import", str(path), "--queue", "lf", "--format", "otlp",
+                                      "--strict"])
+    assert wrong.exit_code == 4
+    assert f"{path}: record 0: resourceSpans: missing or not a list" in wrong.stderr
+    assert "read 1, imported 0, skipped as duplicates 0, rejected 1" in wrong.stdout
