@@ -145,14 +145,14 @@ def test_two_imports_at_once_create_no_duplicate_task(
     ls_env: Path, ls_client: LabelStudioClient
 ) -> None:
     rows = [{"trace_id": f"conc-{i}", "output": f"answer {i}",
-             "metadata": {"latency_ms": 10000 if i % 2 else 10}} for i in range(400)]
+             "metadata": {"latency_ms": 10000 if i % 2 else 10}} for i in range(600)]
     traces = _write_jsonl(ls_env / "conc.jsonl", rows)
     rules = ls_env / "rules.yaml"
     rules.write_text("queues:\n  - name: conc-all\n  - name: conc-slow\n"
                      "    triggers: {latency_ms_over: 5000}\n")
     env = {**os.environ}
     cmd = [str(Path(sys.executable).parent / "ls-llmtrace"), "import", str(traces),
-           "--rules", str(rules), "--batch-size", "50"]
+           "--rules", str(rules), "--batch-size", "10"]  # many small batches: they interleave
     procs = [subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for _ in range(2)]
     outs = [p.communicate(timeout=300) for p in procs]
@@ -166,9 +166,9 @@ def test_two_imports_at_once_create_no_duplicate_task(
             if "+" in part:
                 queue, count = part.split(" +")
                 created[queue] += int(count)
-    assert created == {"conc-all": 400, "conc-slow": 200}
+    assert created == {"conc-all": 600, "conc-slow": 300}
     assert all("conc-all +" in out for out, _ in outs), "both imports did part of the work"
-    for queue, size in (("conc-all", 400), ("conc-slow", 200)):
+    for queue, size in (("conc-all", 600), ("conc-slow", 300)):
         ids = _tasks(ls_client, f"llmtrace {queue} | default@v1")
         dupes = [t for t, n in Counter(ids).items() if n > 1]
         assert dupes == [] and len(ids) == size, queue
