@@ -263,3 +263,29 @@ class LabelStudioClient:
                    expert_instruction=build_instructions(schema),
                    description=f"ls-llmtrace queue '{queue}', schema {schema.version_id}")
 
+    # issue 4: projects with a config not built from the schema (pairwise queues) ---------
+
+    def push_config(self, title: str, label_config: str, description: str = "",
+                    instructions: str = "") -> tuple[int, bool]:
+        """Create or update a project with this exact config. Returns (id, created)."""
+        common: dict[str, Any] = {
+            "label_config": label_config, "description": description,
+            "expert_instruction": instructions, "show_instruction": bool(instructions),
+            "show_collab_predictions": True,
+        }
+        project_id = self.find_project(title)
+        if project_id is None:
+            project = self._call("create the project", self.sdk.projects.create,
+                                 title=title, **common)
+            return int(project.id), True
+        self._call("update the project", self.sdk.projects.update, id=project_id, **common)
+        return project_id, False
+
+    def task_ids_for_trace(self, project_id: int, trace_id: str) -> list[int]:
+        """Ids of the project's tasks whose ``data.trace_id`` is exactly ``trace_id``."""
+        query = {"filters": {"conjunction": "and", "items": [
+            {"filter": "filter:tasks:data.trace_id", "operator": "equal", "type": "String",
+             "value": trace_id}]}}
+        pager = self._call("find tasks", self.sdk.tasks.list, project=project_id,
+                           query=json.dumps(query), include="id,data", page_size=100)
+        return [int(t.id) for t in pager if (t.data or {}).get("trace_id") == trace_id]

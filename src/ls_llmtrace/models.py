@@ -103,6 +103,11 @@ class Trace(_Strict):
     spans: list[Span] = Field(default_factory=list)
     metadata: TraceMetadata = Field(default_factory=TraceMetadata)
     source: str = Field("native", description="Format it was imported from.")
+    feedback: list[AnnotationRecord] = Field(
+        default_factory=list,
+        description="Feedback that came inside the trace (scores, thumbs, corrections); "
+        "stored as records on import.",
+    )
 
     def tool_calls(self) -> list[ToolCall]:
         """Every tool call in the conversation, results attached from `tool` messages."""
@@ -167,3 +172,10 @@ class AnnotationRecord(_Strict):
     ground_truth: bool = False
     deleted: bool = False
     metadata: dict[str, Any] = Field(default_factory=dict)
+    feedback_name: str | None = Field(
+        None, description="Metric or feedback key in the source system (e.g. `toxicity`, "
+        "`thumbs`), for feedback imported with the traces."
+    )
+
+
+Trace.model_rebuild()

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .convert import trace_to_task
-from .importers import ImportSummary, Rejected, read_native
+from .importers import ImportSummary, Rejected, read_any
 from .lsclient import LabelStudioClient, project_title
 from .models import Trace
 from .schema import AnnotationSchema
@@ -101,7 +101,7 @@ def import_traces(
 def import_file(client: LabelStudioClient, store: Store, path: Path, schema: AnnotationSchema,
                 queue: str = "review", batch_size: int = 1000,
                 progress: Callable[[ImportSummary], None] | None = None) -> ImportResult:
-    return import_traces(client, store, read_native(path), schema, queue, batch_size, progress)
+    return import_traces(client, store, read_any(path), schema, queue, batch_size, progress)
 
 
 def predict(client: LabelStudioClient, project_id: int, backend_url: str,

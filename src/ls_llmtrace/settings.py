@@ -25,6 +25,10 @@ call time (never frozen at import), so tests and long-running processes see chan
 | ``LS_LLMTRACE_FEEDBACK_MAPPING`` | the packaged ``feedback_mapping.yaml`` | the file that maps each feedback channel onto records (copy the packaged one and edit) |
 | ``LS_LLMTRACE_SYNC_WEBHOOK_SECRET`` | unset | shared secret expected in the ``X-LLMTrace-Secret`` header on the Feedback API's ``/ls-webhook`` (a Label Studio webhook that triggers a sync) |
 | ``LS_LLMTRACE_DEBUG`` | unset | ``1`` shows tracebacks instead of one-line errors |
+| ``LS_LLMTRACE_MAX_CHARS`` | ``20000`` | longest text a reviewer sees per field; longer ones are cut with a visible marker |
+| ``LS_LLMTRACE_REDACT`` | unset | comma-separated redactions applied before anything goes to Label Studio: ``email,phone,api_key`` (or ``all``) |
+| ``LS_LLMTRACE_REDACT_PATTERNS`` | unset | JSON list of extra regular expressions to replace with ``[redacted]`` |
+| ``LS_LLMTRACE_CLAIM_LEASE_S`` | ``600`` | seconds after which an unfinished queue claim of a crashed import may be taken over |
 """
 
 from __future__ import annotations
@@ -136,3 +140,35 @@ def sync_webhook_secret() -> str | None:
 
 def debug() -> bool:
     return _env("LS_LLMTRACE_DEBUG") not in (None, "0", "false")
+
+
+def max_chars() -> int:
+    return int(_env("LS_LLMTRACE_MAX_CHARS", "20000") or 20000)
+
+
+def redactions() -> tuple[str, ...]:
+    raw = _env("LS_LLMTRACE_REDACT") or ""
+    names = tuple(n.strip() for n in raw.split(",") if n.strip())
+    return ("email", "phone", "api_key") if names == ("all",) else names
+
+
+def redaction_patterns() -> tuple[str, ...]:
+    import json
+
+    raw = _env("LS_LLMTRACE_REDACT_PATTERNS")
+    if not raw:
+        return ()
+    try:
+        patterns = json.loads(raw)
+    except ValueError:
+        patterns = None
+    if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
+        from .errors import ConfigError
+
+        raise ConfigError('LS_LLMTRACE_REDACT_PATTERNS must be a JSON list of regular '
+                          'expressions, e.g. ["ACME-\\d+"]')
+    return tuple(patterns)
+
+
+def claim_lease_s() -> float:
+    return float(_env("LS_LLMTRACE_CLAIM_LEASE_S", "600") or 600)

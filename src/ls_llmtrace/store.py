@@ -127,6 +127,36 @@ MIGRATIONS: list[tuple[str, str]] = [
             PRIMARY KEY (run_id, annotation_id, field, value)
         )
     """),
+    # issue 4: review queues. queue_items is the claim row per (project, trace or pair),
+    # inserted before the Label Studio import so two imports at once never both import;
+    # store_locks serializes project creation; pair_candidates feeds pairwise queues.
+    ("0400_issue4_queues", """
+        CREATE TABLE queue_items (
+            project_id INTEGER NOT NULL,
+            item_key TEXT NOT NULL,
+            queue TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            claimed_by TEXT NOT NULL,
+            claimed_at TEXT NOT NULL,
+            task_id INTEGER,
+            PRIMARY KEY (project_id, item_key)
+        );
+        CREATE INDEX queue_items_queue ON queue_items (queue, task_id);
+        CREATE TABLE store_locks (
+            name TEXT PRIMARY KEY,
+            owner TEXT NOT NULL,
+            acquired_at TEXT NOT NULL
+        );
+        CREATE TABLE pair_candidates (
+            queue TEXT NOT NULL,
+            trace_id TEXT NOT NULL,
+            input_hash TEXT NOT NULL,
+            variant TEXT NOT NULL,
+            paired INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (queue, trace_id)
+        );
+        CREATE INDEX pair_candidates_hash ON pair_candidates (queue, input_hash, paired);
+    """),
     ("0600_issue6_store", """
         ALTER TABLE records ADD COLUMN created_at TEXT;
         ALTER TABLE records ADD COLUMN model_version TEXT;

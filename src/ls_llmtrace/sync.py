@@ -32,6 +32,7 @@ from typing import Any
 from . import settings
 from .lsclient import LabelStudioClient
 from .mapping import map_annotation
+from .pairwise import is_pairwise_task, map_pairwise_annotation
 from .schema import AnnotationSchema
 from .store import Store
 from .timeutil import to_utc
@@ -173,7 +174,9 @@ def _write_page(store: Store, project_id: int, schema: AnnotationSchema,
             current: set[int] = set()
             for annotation in task.get("annotations") or []:
                 current.add(int(annotation["id"]))
-                mapped = map_annotation(task, annotation, schema, project_id, users)
+                # issue 4 hook: pairwise tasks map to preferences
+                mapper = map_pairwise_annotation if is_pairwise_task(task) else map_annotation
+                mapped = mapper(task, annotation, schema, project_id, users)
                 for record in mapped.records:
                     summary.records_written += store.upsert_record(conn, record)
                 # a span removed from an edited annotation retires its record

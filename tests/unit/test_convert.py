@@ -136,3 +136,69 @@ def test_call_without_id_gets_no_orphan_result():
         ],
     })
     assert trace.tool_calls()[0].result is None
+
+
+# --- context for reviewers: truncation and redaction ----------------------------------------
+
+def test_long_text_is_cut_with_a_visible_marker(default_schema):
+    from ls_llmtrace.convert import ReviewOptions
+
+    long_doc = "x" * 5000
+    trace = Trace.model_validate({"trace_id": "long", "output": "y" * 150,
+                                  "documents": [{"content": long_doc}],
+                                  "messages": [{"role": "user", "content": "short"}]})
+    data = trace_to_task(trace, default_schema, ReviewOptions(max_chars=1000))["data"]
+    doc = data["documents"][0]["content"]
+    assert doc.startswith("x" * 1000) and "x" * 1001 not in doc
+    assert "4,000 more characters cut: limit 1,000" in doc
+    assert data["answer"] == "y" * 150 and data["messages"][0]["content"] == "short"
+    assert data["trace_id"] == "long" and data["messages_count"] == 1
+
+
+def test_limit_from_settings(default_schema, monkeypatch):
+    monkeypatch.setenv("LS_LLMTRACE_MAX_CHARS", "200")
+    data = trace_to_task(Trace(trace_id="t", output="z" * 300), default_schema)["data"]
+    assert data["answer"].startswith("z" * 200) and "100 more characters cut" in data["answer"]
+
+
+def test_redaction_before_label_studio(default_schema, monkeypatch):
+    from ls_llmtrace.convert import ReviewOptions
+
+    secret = ("Mail ana@example.com, call +1 415 555 2671 or (212) 555-0188; "
+              "key sk-proj-A1b2C3d4E5f6G7h8I9j0 ticket ACME-991; order 20250822")
+    trace = Trace.model_validate({
+        "trace_id": "pii", "system_prompt": secret, "output": secret,
+        "messages": [{"role": "user", "content": secret, "tool_calls": [
+            {"name": "crm", "arguments": {"email": "ana@example.com"}, "result": secret}]}],
+        "documents": [{"content": secret}],
+        "metadata": {"extra": {}, "error": "auth failed for ana@example.com"}})
+    options = ReviewOptions(redact=("email", "phone", "api_key"),
+                            custom_patterns=(r"ACME-\d+",))
+    data = trace_to_task(trace, default_schema, options)["data"]
+    text = json.dumps(data)
+    for leaked in ("ana@example.com", "415 555 2671", "555-0188", "sk-proj-", "ACME-991"):
+        assert leaked not in text, leaked
+    assert "[email]" in data["answer"] and "[phone]" in data["answer"]
+    assert "[api_key]" in data["answer"] and "[redacted]" in data["answer"]
+    assert "order 20250822" in data["answer"]  # plain numbers are not phone numbers
+    assert data["metadata"]["error"] == "auth failed for [email]"
+    # off by default; on through the settings
+    assert "ana@example.com" in trace_to_task(trace, default_schema)["data"]["answer"]
+    monkeypatch.setenv("LS_LLMTRACE_REDACT", "all")
+    monkeypatch.setenv("LS_LLMTRACE_REDACT_PATTERNS", '["ACME-\\\\d+"]')
+    answer = trace_to_task(trace, default_schema)["data"]["answer"]
+    assert "ana@example.com" not in answer and "ACME-991" not in answer
+
+
+def test_bad_redaction_settings_say_how_to_fix(default_schema, monkeypatch):
+    import pytest
+
+    from ls_llmtrace.errors import ConfigError
+
+    monkeypatch.setenv("LS_LLMTRACE_REDACT", "ssn")
+    with pytest.raises(ConfigError, match="unknown redaction 'ssn'"):
+        trace_to_task(Trace(trace_id="t"), default_schema)
+    monkeypatch.setenv("LS_LLMTRACE_REDACT", "")
+    monkeypatch.setenv("LS_LLMTRACE_REDACT_PATTERNS", "ACME")
+    with pytest.raises(ConfigError, match="JSON list"):
+        trace_to_task(Trace(trace_id="t"), default_schema)

@@ -5,6 +5,8 @@ so one bad record never stops the rest.
 """
 
 from .base import ImportSummary, Rejected, write_rejects
+from .detect import FORMATS, detect_format, read_any
 from .native import read_native
 
-__all__ = ["ImportSummary", "Rejected", "read_native", "write_rejects"]
+__all__ = ["FORMATS", "ImportSummary", "Rejected", "detect_format", "read_any", "read_native",
+           "write_rejects"]
