@@ -39,3 +39,15 @@ class LabelStudioStartError(LabelStudioError):
 
 class StoreError(LLMTraceError):
     """The record store could not be opened or migrated."""
+
+
+class JudgeError(LLMTraceError):
+    """A judge could not give a verdict for one task (the task gets no prediction)."""
+
+
+class JudgeCallError(JudgeError):
+    """The LLM endpoint could not be reached or kept failing after the retries."""
+
+
+class JudgeReplyError(JudgeError):
+    """The LLM answered, but not with a verdict the schema allows."""
