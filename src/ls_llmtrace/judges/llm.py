@@ -423,8 +423,8 @@ class LLMJudge:
                 self.metrics.incr("cache_hits")
                 return cached
             self.metrics.incr("cache_misses")
-        text = self.client.complete(self.messages(task_data))
         try:
+            text = self.client.complete(self.messages(task_data))
             verdict = reply_to_verdict(parse_reply(text, self.spec))
         except JudgeReplyError:
             self.metrics.incr("invalid_replies")
