@@ -18,9 +18,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tests.support.halueval import load, measure  # noqa: E402
+
 from ls_llmtrace.schema import load_schema  # noqa: E402
 from ls_llmtrace.store import Store  # noqa: E402
-from tests.support.halueval import load, measure  # noqa: E402
 
 
 def main() -> None:

@@ -170,3 +170,30 @@ class LabelStudioClient:
         self._call("retrieve predictions", self.sdk.actions.create,
                    id="retrieve_tasks_predictions", project=project_id,
                    selected_items={"all": True, "excluded": []})
+
+    # pre-annotation (issue 5) -----------------------------------------------------------
+
+    def tasks_with_prediction_versions(self, project_id: int) -> list[tuple[int, set[str]]]:
+        """(task id, model versions of its predictions) for every task of a project."""
+        query = {"ordering": ["tasks:id"]}
+        pager = self._call("list tasks", self.sdk.tasks.list, project=project_id,
+                           query=json.dumps(query), fields="all", page_size=1000)
+        out = []
+        for task in pager:
+            versions = set()
+            for prediction in getattr(task, "predictions", None) or []:
+                version = (prediction.get("model_version") if isinstance(prediction, dict)
+                           else getattr(prediction, "model_version", None))
+                if version:
+                    versions.add(str(version))
+            out.append((int(task.id), versions))
+        return out
+
+    def retrieve_predictions_for(self, project_id: int, task_ids: list[int]) -> None:
+        """Run ``retrieve_tasks_predictions`` on these tasks only (one batched /predict)."""
+        self._call("retrieve predictions", self.sdk.actions.create,
+                   id="retrieve_tasks_predictions", project=project_id,
+                   selected_items={"all": False, "included": task_ids})
+
+    def prediction_count(self, project_id: int) -> int:
+        return int(self.project(project_id).total_predictions_number or 0)

@@ -388,7 +388,8 @@ def create_app(judge: Judge | None = None) -> Flask:
         retrain = action in RETRAIN_ACTIONS and judge is None \
             and settings.judge_kind() == "learned"
         if retrain:
-            project = body.get("project") if isinstance(body.get("project"), dict) else {}
+            given = body.get("project")
+            project: dict[str, Any] = given if isinstance(given, dict) else {}
             project_id = project.get("id") if isinstance(project.get("id"), int) else None
             config = project.get("label_config") or state["config"]
             retrainer.request(project_id,

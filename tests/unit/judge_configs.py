@@ -5,7 +5,8 @@ from __future__ import annotations
 
 FULL_CONFIG = """<View>
   <Header value="Review (schema itest@v1)"/>
-  <Paragraphs name="conversation" value="$messages" layout="dialogue" nameKey="role" textKey="content"/>
+  <Paragraphs name="conversation" value="$messages" layout="dialogue" nameKey="role"
+              textKey="content"/>
   <ParagraphLabels name="message_spans" toName="conversation">
     <Label value="hallucination"/><Label value="unsafe"/>
   </ParagraphLabels>

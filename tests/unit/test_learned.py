@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
+from tests.support.halueval import load, measure
 
 from ls_llmtrace.convert import trace_to_task
 from ls_llmtrace.judges.learned import LearnedRegistry, training_set
@@ -15,7 +16,6 @@ from ls_llmtrace.mlbackend import WEBHOOK_SECRET_HEADER, create_app
 from ls_llmtrace.models import AnnotationRecord, Source
 from ls_llmtrace.schema import AnnotationSchema
 from ls_llmtrace.store import Store
-from tests.support.halueval import load, measure
 
 
 def _label(store: Store, schema: AnnotationSchema, rows, start: int = 0, **extra) -> None:
