@@ -18,6 +18,8 @@ logged and counted; it never fails the batch.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import logging
@@ -292,11 +294,10 @@ def create_app(judge: Judge | None = None) -> Flask:
         token = settings.backend_token()
         if not basic and not token:
             return None
-        if basic and request.authorization is not None \
-                and request.authorization.type == "basic":
-            auth = request.authorization
-            if _same(auth.username or "", basic[0]) and _same(auth.password or "", basic[1]):
-                return None
+        given = _basic_credentials(request.headers.get("Authorization", ""))
+        if basic and given is not None and _same(given[0], basic[0]) \
+                and _same(given[1], basic[1]):
+            return None
         if token:
             header = request.headers.get("Authorization", "")
             if header.startswith("Bearer ") and _same(header[7:].strip(), token):
@@ -403,6 +404,24 @@ def create_app(judge: Judge | None = None) -> Flask:
         return jsonify(snapshot)
 
     return app
+
+
+def _basic_credentials(header: str) -> tuple[str, str] | None:
+    """(user, password) of a Basic header. Label Studio sends it through ``requests``,
+    which encodes non-ASCII as Latin-1; browsers and curl send UTF-8: accept both."""
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        raw = base64.b64decode(value.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = raw.decode("latin-1")
+    user, sep, password = text.partition(":")
+    return (user, password) if sep else None
 
 
 def _same(given: str, expected: str) -> bool:

@@ -263,3 +263,28 @@ def test_non_ascii_webhook_header_is_refused_not_crashed(client, monkeypatch):
     monkeypatch.setenv("LS_LLMTRACE_WEBHOOK_SECRET", "hook-secret")
     response = client.post("/webhook", json={}, headers={WEBHOOK_SECRET_HEADER: "s\u00e9cret"})
     assert response.status_code == 401
+
+
+def test_latin1_encoded_password_from_python_requests_works(client, monkeypatch):
+    """Label Studio calls the backend with `requests`, which encodes basic auth as Latin-1."""
+    monkeypatch.setenv("LS_LLMTRACE_BACKEND_USER", "ls")
+    monkeypatch.setenv("LS_LLMTRACE_BACKEND_PASSWORD", "pässwörd")
+    token = base64.b64encode("ls:pässwörd".encode("latin-1")).decode()
+    assert client.get("/health", headers={"Authorization": f"Basic {token}"}).status_code == 200
+    assert client.get("/health", headers={"Authorization": "Basic %%%"}).status_code == 401
+
+
+def test_bearer_token_accepted_when_configured(client, monkeypatch):
+    monkeypatch.setenv("LS_LLMTRACE_BACKEND_TOKEN", "tok-123")
+    assert client.get("/metrics").status_code == 401
+    assert client.get("/metrics", headers={"Authorization": "Bearer nope"}).status_code == 401
+    ok = client.get("/metrics", headers={"Authorization": "Bearer tok-123"})
+    assert ok.status_code == 200
+
+
+def test_request_size_limit(client, monkeypatch):
+    monkeypatch.setenv("LS_LLMTRACE_BACKEND_MAX_REQUEST_MB", "0.001")
+    response = client.post("/predict", data=b"{" + b" " * 5000 + b"}",
+                           content_type="application/json")
+    assert response.status_code == 413
+    assert "Traceback" not in response.get_data(as_text=True)
