@@ -294,9 +294,9 @@ def create_app(judge: Judge | None = None) -> Flask:
         token = settings.backend_token()
         if not basic and not token:
             return None
-        given = _basic_credentials(request.headers.get("Authorization", ""))
-        if basic and given is not None and _same(given[0], basic[0]) \
-                and _same(given[1], basic[1]):
+        credentials = _basic_credentials(request.headers.get("Authorization", ""))
+        if basic and credentials is not None and _same(credentials[0], basic[0]) \
+                and _same(credentials[1], basic[1]):
             return None
         if token:
             header = request.headers.get("Authorization", "")
