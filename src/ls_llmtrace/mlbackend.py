@@ -237,16 +237,30 @@ class Retrainer:
         from .store import Store
 
         with Store() as store:
-            if settings.ls_token() and projects:
-                from .lsclient import LabelStudioClient
-
+            client = _ls_client() if projects else None
+            if client is not None:
                 schemas = load_schema_dir(settings.schema_dir())
-                sync(LabelStudioClient(), store, schemas, project_ids=sorted(projects))
+                sync(client, store, schemas, project_ids=sorted(projects))
                 self.metrics.incr("learned_syncs")
             targets = {p for p in (split_version_id(v) for v in versions) if p}
             targets |= set(self.provider.learned.known())
             for schema_id, version in sorted(targets):
                 self.provider.learned.train(store, schema_id, version)
+
+
+def _ls_client() -> Any:
+    """A Label Studio client for syncing, if the backend has credentials: the configured
+    token, or the managed Label Studio's (the demo runs both from one home)."""
+    from .lsclient import LabelStudioClient
+    from .lsserver import ManagedLabelStudio
+
+    token = settings.ls_token()
+    if token:
+        return LabelStudioClient(settings.ls_url(), token)
+    managed = ManagedLabelStudio()
+    if not managed.credentials_file.exists():
+        return None
+    return LabelStudioClient(managed.url, managed.credentials().token)
 
 
 def _describe(exc: BaseException) -> str:
