@@ -143,3 +143,35 @@ def test_measured_on_halueval_human_labels(store, default_schema, halueval, tmp_
     assert set(result.predicted) == {"pass", "fail"}
     assert 0.0 <= result.accuracy <= 1.0
     assert result.kappa > 0.0
+
+
+def test_restart_loads_the_saved_model_without_the_store(store, default_schema, halueval,
+                                                          tmp_path):
+    _label(store, default_schema, halueval[:30])
+    first = LearnedRegistry(tmp_path / "learned", min_labels=20).train(store, "default", 1)
+    assert first is not None
+
+    def no_store():
+        raise AssertionError("a saved model must not need the store")
+
+    loaded = LearnedRegistry(tmp_path / "learned", min_labels=20).get(no_store, "default", 1)
+    assert loaded is not None and loaded.version == first.version == 1
+    task = trace_to_task(halueval[200][0], default_schema)["data"]
+    from ls_llmtrace.judges.learned import LearnedJudge
+    assert LearnedJudge(loaded, "pass").judge(task) == LearnedJudge(first, "pass").judge(task)
+    # a corrupt model file is retrained from the store, not fatal
+    (tmp_path / "learned" / "default.v1.joblib").write_bytes(b"not a model")
+    with_store = LearnedRegistry(tmp_path / "learned", min_labels=20)
+    retrained = with_store.get(lambda: _Ctx(store), "default", 1)
+    assert retrained is not None and retrained.version == 1
+
+
+class _Ctx:
+    def __init__(self, store):
+        self.store = store
+
+    def __enter__(self):
+        return self.store
+
+    def __exit__(self, *exc):
+        return None

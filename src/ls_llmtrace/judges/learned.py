@@ -7,8 +7,9 @@ shape features (lengths, list items, digits); the model is a class-balanced logi
 regression (scikit-learn). Deterministic: the same labels give the same model.
 
 Its version is a counter bumped each time it is retrained on a different set of labels,
-kept with a fingerprint of those labels in ``<home>/learned/<schema>.json``, so a backend
-restart on the same labels keeps its version (and Label Studio keeps its predictions).
+kept with a fingerprint of those labels in ``<home>/learned/<schema>.json`` beside the
+fitted model (``.joblib``): a restarted backend loads it at once and keeps its version
+(and Label Studio keeps its predictions); the next labelling webhook retrains.
 Below ``LS_LLMTRACE_LEARNED_MIN_LABELS`` labels, or with one verdict only, there is no
 model and the caller falls back to the rule judge.
 """
@@ -17,12 +18,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import joblib
 import numpy as np
 from scipy.sparse import csr_matrix, hstack
 from sklearn.feature_extraction.text import TfidfVectorizer
@@ -32,6 +35,7 @@ from ..models import AnnotationRecord, Trace
 from ..store import Store
 from .base import Verdict
 
+log = logging.getLogger("ls_llmtrace.judge.learned")
 _LIST_ITEM = re.compile(r"^\s*(?:[-*\u2022]|\d+[.)])\s", re.MULTILINE)
 
 
@@ -217,25 +221,51 @@ class LearnedRegistry:
             version = int(state.get("version", 0))
             if state.get("fingerprint") != mark:
                 version += 1
-                self.state_dir.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_suffix(".tmp")
-                tmp.write_text(json.dumps({"version": version, "fingerprint": mark,
-                                           "labels": len(labels)}), encoding="utf-8")
-                tmp.replace(path)
             trained = TrainedModel(TextModel().fit(examples, labels), version, len(labels),
                                    mark)
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            model_tmp = path.with_suffix(".joblib.tmp")
+            joblib.dump(trained.model, model_tmp)
+            model_tmp.replace(path.with_suffix(".joblib"))
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"version": version, "fingerprint": mark,
+                                       "labels": len(labels)}), encoding="utf-8")
+            tmp.replace(path)
             self._models[key] = trained
             return trained
 
     def get(self, store_factory: Any, schema_id: str, schema_version: int
             ) -> TrainedModel | None:
-        """The model of a schema version, trained on first use."""
+        """The model of a schema version: in memory, else the one saved by the last
+        training (a restart answers at once), else trained from the store now."""
         key = (schema_id, schema_version)
         with self._lock:
             if key in self._models:
                 return self._models[key]
+            saved = self._load(schema_id, schema_version)
+            if saved is not None:
+                self._models[key] = saved
+                return saved
         with store_factory() as store:
             return self.train(store, schema_id, schema_version)
+
+    def _load(self, schema_id: str, schema_version: int) -> TrainedModel | None:
+        path = self._state_file(schema_id, schema_version)
+        state = self._read_state(path)
+        model_file = path.with_suffix(".joblib")
+        if not state or not model_file.exists():
+            return None
+        try:
+            # our own file, written by train() into the backend's home (pickle format)
+            model = joblib.load(model_file)
+        except Exception as exc:  # an unreadable model is retrained, never fatal
+            log.warning("saved model %s not loadable (%s); retraining", model_file,
+                        exc.__class__.__name__)
+            return None
+        if not isinstance(model, TextModel):
+            return None
+        return TrainedModel(model, int(state["version"]), int(state.get("labels", 0)),
+                            str(state.get("fingerprint")))
 
     def known(self) -> list[tuple[str, int]]:
         with self._lock:
