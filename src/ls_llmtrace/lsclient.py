@@ -197,3 +197,22 @@ class LabelStudioClient:
 
     def prediction_count(self, project_id: int) -> int:
         return int(self.project(project_id).total_predictions_number or 0)
+
+    def secure_backend_webhook(self, project_id: int, backend_url: str, header: str,
+                               secret: str) -> int:
+        """Add the shared-secret header to the webhook Label Studio created for the ML
+        backend (it creates it without one). Returns how many webhooks were updated."""
+        target = backend_url.rstrip("/") + "/webhook"
+        hooks = self._call("list webhooks", self.sdk.webhooks.list, project=str(project_id))
+        updated = 0
+        for hook in hooks or []:
+            if (hook.url or "").rstrip("/") != target:
+                continue
+            headers = dict(hook.headers or {}) if isinstance(hook.headers, dict) else {}
+            if headers.get(header) == secret:
+                continue
+            headers[header] = secret
+            self._call("update the webhook", self.sdk.webhooks.update, id=int(hook.id),
+                       headers=headers)
+            updated += 1
+        return updated

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import requests
 
+from . import settings
 from .errors import LLMTraceError
 from .lsclient import LabelStudioClient
 
@@ -62,6 +63,11 @@ def preannotate(client: LabelStudioClient, project_id: int, backend_url: str,
                 progress: Callable[[PredictProgress], None] | None = None) -> PredictProgress:
     """Connect the backend (once), then ask Label Studio for the missing predictions."""
     client.connect_backend(project_id, backend_url, basic_auth=basic_auth)
+    secret = settings.webhook_secret()
+    if secret:  # Label Studio's own webhook to the backend has no secret header: add it
+        from .mlbackend import WEBHOOK_SECRET_HEADER  # (flask, scikit-learn: only if needed)
+
+        client.secure_backend_webhook(project_id, backend_url, WEBHOOK_SECRET_HEADER, secret)
     config = client.project(project_id).label_config or ""
     version = backend_model_version(backend_url, config, basic_auth)
     tasks = client.tasks_with_prediction_versions(project_id)

@@ -200,6 +200,23 @@ def test_cli_predict_with_progress(ls_client: LabelStudioClient, llm: FakeLLM,
     assert again.exit_code == 0, again.output
     assert json.loads(again.output.strip().splitlines()[-1])["pending"] == 1
 
+    # with a webhook secret set, `predict` adds it to Label Studio's webhook to the backend,
+    # so the labelling events get through (Label Studio creates that webhook without it)
+    monkeypatch.setenv("LS_LLMTRACE_WEBHOOK_SECRET", "hook-secret")
+    before = _metrics(llm_backend)
+    assert CliRunner().invoke(main, args).exit_code == 0
+    hooks = [h for h in ls_client.sdk.webhooks.list(project=str(project_id))
+             if (h.url or "").startswith(llm_backend.url)]
+    assert [h.headers for h in hooks] == [{"X-LLMTrace-Secret": "hook-secret"}]
+    task_id = _tasks(ls_client, project_id)[0]["id"]
+    ls_client.sdk.annotations.create(id=task_id, result=[
+        {"from_name": "verdict", "to_name": "answer", "type": "choices",
+         "value": {"choices": ["pass"]}}])
+    after = _metrics(llm_backend)
+    assert after.get("webhook_annotation_created", 0) == \
+        before.get("webhook_annotation_created", 0) + 1
+    assert after.get("auth_failures", 0) == before.get("auth_failures", 0)
+
 
 def test_backend_refuses_wrong_auth_and_oversized_requests(llm_backend: ManagedBackend
                                                            ) -> None:
