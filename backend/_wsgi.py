@@ -1,15 +1,15 @@
-"""WSGI entry point: `gunicorn --bind 0.0.0.0:9090 _wsgi:app` from this folder."""
+"""WSGI entry point: `gunicorn --bind 0.0.0.0:9090 --threads 8 _wsgi:app` from this folder."""
 
 from __future__ import annotations
 
 import logging
 import os
 
-from ls_llmtrace.mlbackend import create_app
-from model import LLMTraceJudge
+from model import build_app
 
-logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"))
-app = create_app(LLMTraceJudge())
+logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO"),
+                    format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+app = build_app()
 
 if __name__ == "__main__":
     app.run(host="127.0.0.1", port=int(os.environ.get("PORT", "9090")))

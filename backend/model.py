@@ -1,13 +1,29 @@
 """The judge model Label Studio talks to. Thin: the work is in ``ls_llmtrace``.
 
-``LLMTraceJudge`` picks the judge (the offline rule judge today) and exposes it the way a
-Label Studio ML backend example does; the protocol routes live in ``ls_llmtrace.mlbackend``.
+Which judge answers is decided per label config, from the environment
+(``LS_LLMTRACE_JUDGE``, see README.md):
+
+- ``llm``: :class:`ls_llmtrace.judges.llm.LLMJudge` over an OpenAI-compatible endpoint;
+- ``learned``: :class:`ls_llmtrace.judges.learned.LearnedJudge`, trained on the reviewers'
+  labels in the store, retrained on webhooks; until it has enough labels,
+- ``rules``: :class:`ls_llmtrace.judges.RuleJudge`, offline checks.
+
+The protocol routes (``/health``, ``/setup``, ``/predict``, ``/webhook``, ``/versions``,
+``/metrics``) live in :mod:`ls_llmtrace.mlbackend`.
 """
 
 from __future__ import annotations
 
+from flask import Flask
+
 from ls_llmtrace.judges import RuleJudge
+from ls_llmtrace.judges.learned import LearnedJudge
+from ls_llmtrace.judges.llm import LLMJudge
+from ls_llmtrace.mlbackend import create_app
+
+JUDGES = {"llm": LLMJudge, "learned": LearnedJudge, "rules": RuleJudge}
 
 
-class LLMTraceJudge(RuleJudge):
-    """The default judge of this backend: offline rule checks, no LLM needed."""
+def build_app() -> Flask:
+    """The backend app; the judge is chosen by the settings at each request."""
+    return create_app()

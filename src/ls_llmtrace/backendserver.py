@@ -22,7 +22,9 @@ class BackendStartError(LLMTraceError):
 
 
 class ManagedBackend:
-    def __init__(self, run_dir: Path | None = None, port: int | None = None) -> None:
+    def __init__(self, run_dir: Path | None = None, port: int | None = None,
+                 auth: tuple[str, str] | None = None) -> None:
+        self.auth = auth  # basic auth the backend requires (default: settings)
         self.run_dir = Path(run_dir or settings.home() / "backend").resolve()
         self.port = port or settings.backend_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -37,7 +39,7 @@ class ManagedBackend:
         return pid if _pid_alive(pid) else None
 
     def answers(self) -> bool:
-        auth = settings.backend_basic_auth()
+        auth = self.auth or settings.backend_basic_auth()
         try:
             return requests.get(f"{self.url}/health", auth=auth, timeout=2).status_code == 200
         except requests.RequestException:

@@ -50,3 +50,13 @@ class MigrationRequired(LLMTraceError):
     """An incompatible schema version would orphan existing annotations."""
 
     exit_code = 5
+class JudgeError(LLMTraceError):
+    """A judge could not give a verdict for one task (the task gets no prediction)."""
+
+
+class JudgeCallError(JudgeError):
+    """The LLM endpoint could not be reached or kept failing after the retries."""
+
+
+class JudgeReplyError(JudgeError):
+    """The LLM answered, but not with a verdict the schema allows."""

@@ -289,3 +289,48 @@ class LabelStudioClient:
         pager = self._call("find tasks", self.sdk.tasks.list, project=project_id,
                            query=json.dumps(query), include="id,data", page_size=100)
         return [int(t.id) for t in pager if (t.data or {}).get("trace_id") == trace_id]
+    # pre-annotation (issue 5) -----------------------------------------------------------
+
+    def tasks_with_prediction_versions(self, project_id: int) -> list[tuple[int, set[str]]]:
+        """(task id, model versions of its predictions) for every task of a project."""
+        query = {"ordering": ["tasks:id"]}
+        pager = self._call("list tasks", self.sdk.tasks.list, project=project_id,
+                           query=json.dumps(query), fields="all", page_size=1000)
+        out = []
+        for task in pager:
+            versions = set()
+            for prediction in getattr(task, "predictions", None) or []:
+                version = (prediction.get("model_version") if isinstance(prediction, dict)
+                           else getattr(prediction, "model_version", None))
+                if version:
+                    versions.add(str(version))
+            out.append((int(task.id), versions))
+        return out
+
+    def retrieve_predictions_for(self, project_id: int, task_ids: list[int]) -> None:
+        """Run ``retrieve_tasks_predictions`` on these tasks only (one batched /predict)."""
+        self._call("retrieve predictions", self.sdk.actions.create,
+                   id="retrieve_tasks_predictions", project=project_id,
+                   selected_items={"all": False, "included": task_ids})
+
+    def prediction_count(self, project_id: int) -> int:
+        return int(self.project(project_id).total_predictions_number or 0)
+
+    def secure_backend_webhook(self, project_id: int, backend_url: str, header: str,
+                               secret: str) -> int:
+        """Add the shared-secret header to the webhook Label Studio created for the ML
+        backend (it creates it without one). Returns how many webhooks were updated."""
+        target = backend_url.rstrip("/") + "/webhook"
+        hooks = self._call("list webhooks", self.sdk.webhooks.list, project=str(project_id))
+        updated = 0
+        for hook in hooks or []:
+            if (hook.url or "").rstrip("/") != target:
+                continue
+            headers = dict(hook.headers or {}) if isinstance(hook.headers, dict) else {}
+            if headers.get(header) == secret:
+                continue
+            headers[header] = secret
+            self._call("update the webhook", self.sdk.webhooks.update, id=int(hook.id),
+                       headers=headers)
+            updated += 1
+        return updated

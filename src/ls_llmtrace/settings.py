@@ -24,6 +24,23 @@ call time (never frozen at import), so tests and long-running processes see chan
 | ``LS_LLMTRACE_FEEDBACK_TOKEN`` | unset | bearer token the Feedback API requires (``Authorization: Bearer <token>``); the API refuses every request without it |
 | ``LS_LLMTRACE_FEEDBACK_MAPPING`` | the packaged ``feedback_mapping.yaml`` | the file that maps each feedback channel onto records (copy the packaged one and edit) |
 | ``LS_LLMTRACE_SYNC_WEBHOOK_SECRET`` | unset | shared secret expected in the ``X-LLMTrace-Secret`` header on the Feedback API's ``/ls-webhook`` (a Label Studio webhook that triggers a sync) |
+| ``LS_LLMTRACE_BACKEND_TOKEN`` | unset | bearer token the backend also accepts (``Authorization: Bearer <token>``) on every route but ``/webhook`` |
+| ``LS_LLMTRACE_BACKEND_MAX_REQUEST_MB`` | ``50`` | largest request body the backend accepts (HTTP 413 above) |
+| ``LS_LLMTRACE_JUDGE`` | ``auto`` | which judge the backend runs: ``llm``, ``learned`` (falls back to ``rules`` below the minimum of labels), ``rules``; ``auto`` = ``llm`` when ``LS_LLMTRACE_LLM_BASE_URL`` is set, else ``learned`` |
+| ``LS_LLMTRACE_JUDGE_CONCURRENCY`` | ``8`` | tasks judged at once within one ``/predict`` batch (thread pool) |
+| ``LS_LLMTRACE_JUDGE_CACHE`` | ``<home>/judge_cache.sqlite`` | verdict cache keyed by (trace content, schema version, judge version); ``off`` disables it |
+| ``LS_LLMTRACE_SCHEMA_DIR`` | ``label_configs`` (searched from the current directory upwards) | where the backend finds the schema file (rubric) named in a label config's header, as ``<id>.v<version>.yaml`` |
+| ``LS_LLMTRACE_LLM_BASE_URL`` | unset | OpenAI-compatible API base, e.g. ``https://api.openai.com/v1`` or ``http://127.0.0.1:8000/v1``; ``/chat/completions`` is appended |
+| ``LS_LLMTRACE_LLM_MODEL`` | ``gpt-4o-mini`` | model name sent to the endpoint (part of the judge's identity) |
+| ``LS_LLMTRACE_LLM_API_KEY`` | unset | sent as ``Authorization: Bearer``; never logged |
+| ``LS_LLMTRACE_LLM_TEMPERATURE`` | ``0`` | sampling temperature (part of the judge's identity) |
+| ``LS_LLMTRACE_LLM_TIMEOUT`` | ``60`` | seconds per LLM HTTP request |
+| ``LS_LLMTRACE_LLM_MAX_RETRIES`` | ``3`` | retries after a 429, a 5xx, a timeout or a connection error (exponential backoff; ``Retry-After`` honoured) |
+| ``LS_LLMTRACE_LLM_RETRY_BASE`` | ``0.5`` | first backoff in seconds (doubles each retry, capped at 30 s) |
+| ``LS_LLMTRACE_LLM_JSON_MODE`` | ``1`` | send ``response_format: {"type": "json_object"}``; ``0`` for servers that refuse it |
+| ``LS_LLMTRACE_JUDGE_GOLDEN`` | unset | golden JSONL (``ls-llmtrace golden export``) whose cases become the LLM judge's few-shot examples; unset: the store's golden cases |
+| ``LS_LLMTRACE_JUDGE_FEW_SHOT`` | ``3`` | how many golden cases the LLM judge sees (``0``: none) |
+| ``LS_LLMTRACE_LEARNED_MIN_LABELS`` | ``20`` | reviewer labels (with both verdicts present) the learned evaluator needs; below it the rule judge answers |
 | ``LS_LLMTRACE_DEBUG`` | unset | ``1`` shows tracebacks instead of one-line errors |
 | ``LS_LLMTRACE_MAX_CHARS`` | ``20000`` | longest text a reviewer sees per field; longer ones are cut with a visible marker |
 | ``LS_LLMTRACE_REDACT`` | unset | comma-separated redactions applied before anything goes to Label Studio: ``email,phone,api_key`` (or ``all``) |
@@ -172,3 +189,87 @@ def redaction_patterns() -> tuple[str, ...]:
 
 def claim_lease_s() -> float:
     return float(_env("LS_LLMTRACE_CLAIM_LEASE_S", "600") or 600)
+# ML backend and judges (issue 5) ---------------------------------------------------------
+
+
+def backend_token() -> str | None:
+    return _env("LS_LLMTRACE_BACKEND_TOKEN")
+
+
+def backend_max_request_bytes() -> int:
+    return int(float(_env("LS_LLMTRACE_BACKEND_MAX_REQUEST_MB", "50") or 50) * 1024 * 1024)
+
+
+def judge_kind() -> str:
+    kind = (_env("LS_LLMTRACE_JUDGE", "auto") or "auto").lower()
+    if kind == "auto":
+        return "llm" if llm_base_url() else "learned"
+    return kind
+
+
+def judge_concurrency() -> int:
+    return max(1, int(_env("LS_LLMTRACE_JUDGE_CONCURRENCY", "8") or 8))
+
+
+def judge_cache_path() -> Path | None:
+    value = _env("LS_LLMTRACE_JUDGE_CACHE")
+    if value is not None and value.lower() in ("off", "0", "none", "false"):
+        return None
+    return Path(value) if value else home() / "judge_cache.sqlite"
+
+
+def schema_dir() -> Path:
+    explicit = _env("LS_LLMTRACE_SCHEMA_DIR")
+    if explicit:
+        return Path(explicit)
+    for base in [Path.cwd(), *Path.cwd().parents]:
+        candidate = base / "label_configs"
+        if candidate.is_dir():
+            return candidate
+    return Path("label_configs")
+
+
+def llm_base_url() -> str | None:
+    value = _env("LS_LLMTRACE_LLM_BASE_URL")
+    return value.rstrip("/") if value else None
+
+
+def llm_model() -> str:
+    return _env("LS_LLMTRACE_LLM_MODEL", "gpt-4o-mini") or "gpt-4o-mini"
+
+
+def llm_api_key() -> str | None:
+    return _env("LS_LLMTRACE_LLM_API_KEY")
+
+
+def llm_temperature() -> float:
+    return float(_env("LS_LLMTRACE_LLM_TEMPERATURE", "0") or 0)
+
+
+def llm_timeout() -> float:
+    return float(_env("LS_LLMTRACE_LLM_TIMEOUT", "60") or 60)
+
+
+def llm_max_retries() -> int:
+    return max(0, int(_env("LS_LLMTRACE_LLM_MAX_RETRIES", "3") or 3))
+
+
+def llm_retry_base() -> float:
+    return max(0.0, float(_env("LS_LLMTRACE_LLM_RETRY_BASE", "0.5") or 0.5))
+
+
+def llm_json_mode() -> bool:
+    return _env("LS_LLMTRACE_LLM_JSON_MODE", "1") not in ("0", "false", "no")
+
+
+def judge_golden_path() -> Path | None:
+    value = _env("LS_LLMTRACE_JUDGE_GOLDEN")
+    return Path(value) if value else None
+
+
+def judge_few_shot() -> int:
+    return max(0, int(_env("LS_LLMTRACE_JUDGE_FEW_SHOT", "3") or 3))
+
+
+def learned_min_labels() -> int:
+    return max(2, int(_env("LS_LLMTRACE_LEARNED_MIN_LABELS", "20") or 20))

@@ -36,6 +36,15 @@ TASKS = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def _home(tmp_path, monkeypatch):
+    """The backend's store, cache and models live in a temp home; no LLM configured."""
+    monkeypatch.setenv("LS_LLMTRACE_HOME", str(tmp_path / "home"))
+    for name in ("LS_LLMTRACE_LLM_BASE_URL", "LS_LLMTRACE_JUDGE", "LS_LLMTRACE_LS_TOKEN",
+                 "LS_LLMTRACE_BACKEND_TOKEN", "LS_LLMTRACE_JUDGE_CACHE"):
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture()
 def client():
     return create_app().test_client()
@@ -90,12 +99,12 @@ def test_predict_uses_setup_config_when_none_sent(client):
     assert body["results"][0]["result"][0]["from_name"] == "verdict"
 
 
-def test_predict_without_verdict_control_gives_empty_results(client):
+def test_predict_without_verdict_control_gives_no_predictions(client):
     body = client.post("/predict", json={"tasks": TASKS,
                                          "label_config": NO_VERDICT_CONFIG}).get_json()
-    assert len(body["results"]) == 2
-    assert all(r["result"] == [] for r in body["results"])
-    assert all(r["model_version"] == body["model_version"] for r in body["results"])
+    # one entry per task keeps the batch aligned; an empty list makes Label Studio store
+    # nothing for the task (an empty result would mark it as predicted for good)
+    assert body["results"] == [[], []]
     assert body["model_version"].endswith("@unknown-schema")
 
 
@@ -123,8 +132,7 @@ def test_one_failing_task_keeps_the_batch_aligned():
     c = create_app(judge=Flaky()).test_client()
     body = c.post("/predict", json={"tasks": TASKS, "label_config": CONFIG}).get_json()
     assert body["model_version"] == "flaky-v7@default@v1"
-    empty = {"result": [], "score": 0.0, "model_version": body["model_version"]}
-    assert body["results"][0] == empty
+    assert body["results"][0] == []
     assert body["results"][1]["result"][0]["value"] == {"choices": ["pass"]}
     metrics = c.get("/metrics").get_json()
     assert metrics["failures"] == 1 and metrics["predictions"] == 1
@@ -186,7 +194,7 @@ def test_webhook_secret_required_when_configured(client, monkeypatch):
     ok = client.post("/webhook", json={"action": "ANNOTATION_CREATED"},
                      headers={WEBHOOK_SECRET_HEADER: "hook-secret"})
     assert ok.status_code == 200
-    assert ok.get_json() == {"status": "ok"}
+    assert ok.get_json()["status"] == "ok"
     metrics = client.get("/metrics").get_json()
     assert metrics["webhook_annotation_created"] == 1
     assert metrics["auth_failures"] == 2
@@ -255,3 +263,28 @@ def test_non_ascii_webhook_header_is_refused_not_crashed(client, monkeypatch):
     monkeypatch.setenv("LS_LLMTRACE_WEBHOOK_SECRET", "hook-secret")
     response = client.post("/webhook", json={}, headers={WEBHOOK_SECRET_HEADER: "s\u00e9cret"})
     assert response.status_code == 401
+
+
+def test_latin1_encoded_password_from_python_requests_works(client, monkeypatch):
+    """Label Studio calls the backend with `requests`, which encodes basic auth as Latin-1."""
+    monkeypatch.setenv("LS_LLMTRACE_BACKEND_USER", "ls")
+    monkeypatch.setenv("LS_LLMTRACE_BACKEND_PASSWORD", "pässwörd")
+    token = base64.b64encode("ls:pässwörd".encode("latin-1")).decode()
+    assert client.get("/health", headers={"Authorization": f"Basic {token}"}).status_code == 200
+    assert client.get("/health", headers={"Authorization": "Basic %%%"}).status_code == 401
+
+
+def test_bearer_token_accepted_when_configured(client, monkeypatch):
+    monkeypatch.setenv("LS_LLMTRACE_BACKEND_TOKEN", "tok-123")
+    assert client.get("/metrics").status_code == 401
+    assert client.get("/metrics", headers={"Authorization": "Bearer nope"}).status_code == 401
+    ok = client.get("/metrics", headers={"Authorization": "Bearer tok-123"})
+    assert ok.status_code == 200
+
+
+def test_request_size_limit(client, monkeypatch):
+    monkeypatch.setenv("LS_LLMTRACE_BACKEND_MAX_REQUEST_MB", "0.001")
+    response = client.post("/predict", data=b"{" + b" " * 5000 + b"}",
+                           content_type="application/json")
+    assert response.status_code == 413
+    assert "Traceback" not in response.get_data(as_text=True)

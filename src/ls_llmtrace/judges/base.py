@@ -1,9 +1,25 @@
-"""The judge interface and its verdict."""
+"""The judge interface, its verdict, and the counters judges report into."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Protocol
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+
+@dataclass(frozen=True)
+class Quote:
+    """A piece of text the judge points at, to become a span label.
+
+    ``text`` must appear verbatim in the answer or in one conversation message; it is
+    located to exact offsets later, and dropped (never guessed) when it is not there.
+    """
+
+    label: str
+    text: str
+    target: Literal["answer", "message"] = "answer"
+    message_index: int | None = None  # for target "message": which one (None: search all)
 
 
 @dataclass(frozen=True)
@@ -12,6 +28,8 @@ class Verdict:
     score: float  # 0.0 (worst) .. 1.0 (best), in the schema's terms
     explanation: str
     confidence: float  # how sure the judge is; becomes the prediction's score
+    categories: tuple[str, ...] = ()  # failure categories, when the config has them
+    quotes: tuple[Quote, ...] = ()  # suspicious spans, when the config has span labels
 
 
 class Judge(Protocol):
@@ -21,5 +39,32 @@ class Judge(Protocol):
     def version(self) -> str: ...
 
     def judge(self, task_data: dict[str, Any]) -> Verdict | None:
-        """A verdict for one task's data, or None when the judge has nothing to say."""
+        """A verdict for one task's data, or None when the judge has nothing to say.
+
+        Raising means the judge failed on this task (counted, logged, no prediction).
+        """
         ...
+
+
+@dataclass
+class Metrics:
+    """Thread-safe counters and latency totals, served by the backend's ``/metrics``."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def incr(self, name: str, by: int = 1) -> None:
+        with self._lock:
+            self.counts[name] += by
+
+    def observe_ms(self, name: str, millis: float) -> None:
+        """Latency: total, count and maximum under ``<name>_ms_total|_count|_max``."""
+        with self._lock:
+            self.counts[f"{name}_ms_total"] += int(round(millis))
+            self.counts[f"{name}_count"] += 1
+            key = f"{name}_ms_max"
+            self.counts[key] = max(self.counts[key], int(round(millis)))
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self.counts)

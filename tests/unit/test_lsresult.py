@@ -1,0 +1,91 @@
+"""judges/lsresult.py: verdicts as Label Studio results, by the controls of the config."""
+
+from __future__ import annotations
+
+from ls_llmtrace.judges import Quote, Verdict
+from ls_llmtrace.judges.lsresult import locate, parse_config, to_results
+
+from .judge_configs import FULL_CONFIG, RATING_CONFIG
+from .paths import DEFAULT_XML
+
+DATA = {
+    "messages": [{"role": "user", "content": "Is it raining in Paris?"},
+                 {"role": "tool", "content": "rainy, 57F"}],
+    "answer": "It is sunny and 57F in Paris. Enjoy!",
+}
+
+
+def _verdict(**kw) -> Verdict:
+    base = {"label": "fail", "score": 0.2, "explanation": "Says sunny; the tool said rainy.",
+            "confidence": 0.9}
+    base.update(kw)
+    return Verdict(**base)
+
+
+def test_locate_is_exact():
+    assert locate("sunny", DATA["answer"]) == (6, 11)
+    assert locate("Sunny", DATA["answer"]) is None
+    assert locate("", DATA["answer"]) is None
+    assert locate("   ", DATA["answer"]) is None
+
+
+def test_full_config_gets_every_control():
+    spec = parse_config(FULL_CONFIG)
+    assert spec.schema_version == "itest@v1"
+    assert spec.verdict_values == ("pass", "fail")
+    assert spec.category_values == ("hallucination", "incomplete", "unsafe")
+    assert spec.span_values == ("hallucination", "unsafe")
+    verdict = _verdict(categories=("hallucination", "made-up"), quotes=(
+        Quote("hallucination", "sunny"),
+        Quote("hallucination", "rainy, 57F", "message", 1),
+        Quote("hallucination", "rainy", "message", None),  # searched in every message
+        Quote("hallucination", "snowing", "answer"),  # not in the text: dropped
+        Quote("hallucination", "Paris", "message", 7),  # no message 7: dropped
+        Quote("made-up", "Enjoy", "answer"),  # label not in the config: dropped
+    ))
+    results = to_results(spec, verdict, DATA)
+    by_type: dict[str, list] = {}
+    for r in results:
+        by_type.setdefault(r["from_name"], []).append(r)
+    assert by_type["verdict"][0]["value"] == {"choices": ["fail"]}
+    assert by_type["categories"][0]["value"] == {"choices": ["hallucination"]}
+    assert by_type["score"][0]["value"] == {"number": 0.2}
+    assert by_type["explanation"][0]["value"] == {"text": ["Says sunny; the tool said rainy."]}
+    [answer_span] = by_type["answer_spans"]
+    assert answer_span["type"] == "labels" and answer_span["to_name"] == "answer"
+    assert answer_span["value"] == {"start": 6, "end": 11, "text": "sunny",
+                                    "labels": ["hallucination"]}
+    assert DATA["answer"][6:11] == "sunny"
+    spans = by_type["message_spans"]
+    assert [s["value"] for s in spans] == [
+        {"start": "1", "end": "1", "startOffset": 0, "endOffset": 10, "text": "rainy, 57F",
+         "paragraphlabels": ["hallucination"]},
+        {"start": "1", "end": "1", "startOffset": 0, "endOffset": 5, "text": "rainy",
+         "paragraphlabels": ["hallucination"]},
+    ]
+    assert all(s["type"] == "paragraphlabels" and s["to_name"] == "conversation" for s in spans)
+    assert all(r.get("id") for r in results if r["from_name"].endswith("_spans"))
+
+
+def test_generated_v1_config_gets_only_its_controls():
+    spec = parse_config(DEFAULT_XML.read_text())
+    results = to_results(spec, _verdict(categories=("x",), quotes=(Quote("x", "sunny"),)), DATA)
+    assert [r["from_name"] for r in results] == ["verdict", "score", "explanation"]
+
+
+def test_rating_scales_the_score():
+    spec = parse_config(RATING_CONFIG)
+    results = to_results(spec, _verdict(score=0.74), DATA)
+    assert results[1] == {"from_name": "score", "to_name": "answer", "type": "rating",
+                          "value": {"rating": 7}}
+
+
+def test_label_not_in_config_gives_nothing():
+    assert to_results(parse_config(FULL_CONFIG), _verdict(label="maybe"), DATA) == []
+
+
+def test_wrong_tag_under_a_reserved_name_is_ignored():
+    config = FULL_CONFIG.replace('<Number name="score"', '<TextArea name="score"')
+    spec = parse_config(config)
+    assert spec.score is None
+    assert "score" not in [r["from_name"] for r in to_results(spec, _verdict(), DATA)]
