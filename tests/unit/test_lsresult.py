@@ -77,7 +77,7 @@ def test_rating_scales_the_score():
     spec = parse_config(RATING_CONFIG)
     results = to_results(spec, _verdict(score=0.74), DATA)
     assert results[1] == {"from_name": "score", "to_name": "answer", "type": "rating",
-                          "value": {"rating": 7}}
+                          "value": {"rating": 8}}  # (8-1)/9 = 0.78 is nearest 0.74
 
 
 def test_label_not_in_config_gives_nothing():
@@ -89,3 +89,14 @@ def test_wrong_tag_under_a_reserved_name_is_ignored():
     spec = parse_config(config)
     assert spec.score is None
     assert "score" not in [r["from_name"] for r in to_results(spec, _verdict(), DATA)]
+
+
+def test_rating_predictions_round_trip_through_the_schema_mapping() -> None:
+    from ls_llmtrace.judges.lsresult import stars_for
+    from ls_llmtrace.schema import ScoreField
+
+    field = ScoreField(type="score", scale="rating", max_rating=5)
+    for stars in range(1, 6):
+        assert stars_for(field.rating_to_score(stars), 5) == stars
+    assert stars_for(0.5, 5) == field.score_to_rating(0.5) == 3
+    assert stars_for(0.0, 5) == 1 and stars_for(1.0, 5) == 5

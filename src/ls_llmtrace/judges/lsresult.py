@@ -190,7 +190,7 @@ def to_results(spec: ConfigSpec, verdict: Verdict, data: dict[str, Any]) -> list
         if score.tag == "Rating":
             top = spec.rating_max.get(score.name, 5)
             results.append({"from_name": score.name, "to_name": score.to_name,
-                            "type": "rating", "value": {"rating": max(1, round(value * top))}})
+                            "type": "rating", "value": {"rating": stars_for(value, top)}})
         else:
             results.append({"from_name": score.name, "to_name": score.to_name,
                             "type": "number", "value": {"number": round(value, 4)}})
@@ -206,3 +206,9 @@ def to_results(spec: ConfigSpec, verdict: Verdict, data: dict[str, Any]) -> list
             seen.add(region["id"])
             results.append(region)
     return results
+
+
+def stars_for(score: float, max_rating: int) -> int:
+    """0.0..1.0 -> 1..max_rating stars, the inverse of the schema's
+    ``(stars - 1) / (max_rating - 1)`` (halves round up, like ``score_to_rating``)."""
+    return 1 + int(min(1.0, max(0.0, score)) * (max_rating - 1) + 0.5)
