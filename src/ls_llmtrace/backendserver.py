@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -14,7 +12,7 @@ import requests
 
 from . import settings
 from .errors import LLMTraceError
-from .lsserver import _pid_alive, port_is_free
+from .lsserver import port_is_free, read_live_pid, stop_process_group
 
 
 class BackendStartError(LLMTraceError):
@@ -32,11 +30,7 @@ class ManagedBackend:
         self.log_file = self.run_dir / "backend.log"
 
     def pid(self) -> int | None:
-        try:
-            pid = int(self.pid_file.read_text().strip())
-        except (OSError, ValueError):
-            return None
-        return pid if _pid_alive(pid) else None
+        return read_live_pid(self.pid_file)
 
     def answers(self) -> bool:
         auth = self.auth or settings.backend_basic_auth()
@@ -76,20 +70,4 @@ class ManagedBackend:
         raise BackendStartError(f"the ML backend did not answer at {self.url} in {timeout} s")
 
     def stop(self) -> bool:
-        pid = self.pid()
-        if pid is None:
-            self.pid_file.unlink(missing_ok=True)
-            return False
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGTERM)
-        for _ in range(100):
-            if not _pid_alive(pid):
-                break
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, os.WNOHANG)
-            time.sleep(0.1)
-        else:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGKILL)
-        self.pid_file.unlink(missing_ok=True)
-        return True
+        return stop_process_group(self.pid_file, timeout=10.0)

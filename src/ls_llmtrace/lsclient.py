@@ -81,22 +81,10 @@ class LabelStudioClient:
 
     def push_schema(self, schema: AnnotationSchema, queue: str = "review") -> tuple[int, bool]:
         """Create or update the project of (queue, schema version). Returns (id, created)."""
-        title = project_title(schema, queue)
-        config = build_label_config(schema)
-        common: dict[str, Any] = {
-            "label_config": config,
-            "expert_instruction": build_instructions(schema),
-            "show_instruction": True,
-            "show_collab_predictions": True,  # reviewers see the judge's proposal
-            "description": f"ls-llmtrace queue '{queue}', schema {schema.version_id}",
-        }
-        project_id = self.find_project(title)
-        if project_id is None:
-            project = self._call("create the project", self.sdk.projects.create,
-                                 title=title, **common)
-            return int(project.id), True
-        self._call("update the project", self.sdk.projects.update, id=project_id, **common)
-        return project_id, False
+        return self.push_config(
+            project_title(schema, queue), build_label_config(schema),
+            description=f"ls-llmtrace queue '{queue}', schema {schema.version_id}",
+            instructions=build_instructions(schema))
 
     def project(self, project_id: int) -> Any:
         return self._call("read the project", self.sdk.projects.get, id=project_id)
@@ -271,7 +259,7 @@ class LabelStudioClient:
         common: dict[str, Any] = {
             "label_config": label_config, "description": description,
             "expert_instruction": instructions, "show_instruction": bool(instructions),
-            "show_collab_predictions": True,
+            "show_collab_predictions": True,  # reviewers see the judge's proposal
         }
         project_id = self.find_project(title)
         if project_id is None:

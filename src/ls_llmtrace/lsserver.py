@@ -67,6 +67,36 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def read_live_pid(pid_file: Path) -> int | None:
+    """The pid in ``pid_file`` if that process is still alive."""
+    try:
+        pid = int(pid_file.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return pid if _pid_alive(pid) else None
+
+
+def stop_process_group(pid_file: Path, timeout: float = 20.0) -> bool:
+    """SIGTERM the process group started with ``pid_file``, SIGKILL it after ``timeout``;
+    True if one was running."""
+    pid = read_live_pid(pid_file)
+    if pid is None:
+        pid_file.unlink(missing_ok=True)
+        return False
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and _pid_alive(pid):
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        time.sleep(0.1)
+    if _pid_alive(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+    pid_file.unlink(missing_ok=True)
+    return True
+
+
 class ManagedLabelStudio:
     """One Label Studio server process with its data directory."""
 
@@ -109,11 +139,7 @@ class ManagedLabelStudio:
         return creds
 
     def pid(self) -> int | None:
-        try:
-            pid = int(self.pid_file.read_text().strip())
-        except (OSError, ValueError):
-            return None
-        return pid if _pid_alive(pid) else None
+        return read_live_pid(self.pid_file)
 
     def answers(self, timeout: float = 2.0) -> bool:
         """True when this server answers an authenticated API call."""
@@ -211,22 +237,7 @@ class ManagedLabelStudio:
 
     def stop(self, timeout: float = 20.0) -> bool:
         """Stop the server; True if one was running."""
-        pid = self.pid()
-        if pid is None:
-            self.pid_file.unlink(missing_ok=True)
-            return False
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and _pid_alive(pid):
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, os.WNOHANG)
-            time.sleep(0.2)
-        if _pid_alive(pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGKILL)
-        self.pid_file.unlink(missing_ok=True)
-        return True
+        return stop_process_group(self.pid_file, timeout)
 
     def status(self) -> dict[str, object]:
         pid = self.pid()
