@@ -59,6 +59,17 @@ def schema_option(fn: F) -> F:
     )(fn)
 
 
+def _keep_rejects(lines: list[str], write: Callable[[Path], None], source: Path,
+                  explicit: Path | None) -> None:
+    """Report rejected items and keep them aside (default <home>/rejects/<file>.rejects.jsonl)."""
+    for line in lines:
+        click.echo(f"rejected: {line}", err=True)
+    if lines:
+        path = explicit or settings.home() / "rejects" / f"{source.name}.rejects.jsonl"
+        write(path)
+        click.echo(f"rejected lines kept in {path}", err=True)
+
+
 def _schema(path: Path | None) -> AnnotationSchema:
     return load_schema(path or settings.default_schema_path())
 
@@ -221,12 +232,8 @@ def import_cmd(trace_file: Path, schema_path: Path | None, queue: str, batch_siz
             show_eta=False) as bar:
         router = Router(client(), store, schema, config)
         summary = router.ingest(bar, batch_size)
-    for reject in summary.rejected:
-        click.echo(f"rejected: {reject}", err=True)
-    if summary.rejected:
-        path = rejects or settings.home() / "rejects" / f"{trace_file.name}.rejects.jsonl"
-        write_rejects(summary.rejected, path)
-        click.echo(f"rejected lines kept in {path}", err=True)
+    _keep_rejects([str(r) for r in summary.rejected],
+                  lambda path: write_rejects(summary.rejected, path), trace_file, rejects)
     projects = sorted(set(router.project_ids.values()))
     prefix = f"project {projects[0]}: " if len(projects) == 1 else ""
     click.echo(f"{prefix}{summary.line()}")
@@ -409,12 +416,8 @@ def feedback_import(feedback_file: Path, channel: str | None, fmt: str | None,
     schema = _schema_for(mapping, schemas)
     with Store() as store:
         result = ingest(store, read_feedback_file(feedback_file, channel, fmt), mapping, schema)
-    for reject in result.rejected:
-        click.echo(f"rejected: {reject.where}: {reject.reason}", err=True)
-    if result.rejected:
-        path = rejects or settings.home() / "rejects" / f"{feedback_file.name}.rejects.jsonl"
-        write_rejects(result.rejected, path)
-        click.echo(f"rejected lines kept in {path}", err=True)
+    _keep_rejects([f"{r.where}: {r.reason}" for r in result.rejected],
+                  lambda path: write_rejects(result.rejected, path), feedback_file, rejects)
     click.echo(f"{feedback_file}: {result.line()}")
     if strict and result.rejected:
         sys.exit(4)

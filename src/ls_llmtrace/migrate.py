@@ -49,7 +49,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import MigrationError, MigrationRequired
@@ -69,6 +68,7 @@ from .schema import AnnotationSchema
 from .schemadiff import Change, Moves, diff_schemas, group_values
 from .store import Store
 from .sync import _reject_key
+from .yamlfiles import parse_yaml_mapping, problems, read_text
 
 Group = Literal["verdict", "categories", "spans"]
 REVIEW = None  # a split's `otherwise: null`: the value goes to the review queue
@@ -218,20 +218,11 @@ def identity_migration(old: AnnotationSchema, new: AnnotationSchema) -> Migratio
 
 
 def parse_migration(text: str, origin: str = "<string>") -> Migration:
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise MigrationError(f"{origin}: not valid YAML: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise MigrationError(f"{origin}: a migration file must be a YAML mapping")
+    raw = parse_yaml_mapping(text, origin, MigrationError, "migration")
     try:
         migration = Migration.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}"
-            for err in exc.errors()
-        )
-        raise MigrationError(f"{origin}: invalid migration: {problems}") from exc
+        raise MigrationError(f"{origin}: invalid migration: {problems(exc)}") from exc
     migration.name = origin
     migration.moves()  # a value moved twice is an error now, not half-way through
     return migration
@@ -239,11 +230,7 @@ def parse_migration(text: str, origin: str = "<string>") -> Migration:
 
 def load_migration(path: str | Path) -> Migration:
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise MigrationError(f"cannot read migration file {path}: {exc.strerror}") from exc
-    return parse_migration(text, str(path))
+    return parse_migration(read_text(path, MigrationError, "migration file"), str(path))
 
 
 # --- checking a migration against the two versions ---------------------------------------

@@ -31,11 +31,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError
 from .models import AnnotationRecord, Source, Trace
+from .yamlfiles import parse_yaml, read_text
 
 FILTER_KEYS = ("model", "model_version", "prompt_name", "prompt_version", "product_area",
                "user_segment", "environment", "source")
@@ -122,10 +122,7 @@ def single_queue(name: str) -> QueueConfig:
 
 
 def parse_rules(text: str, origin: str = "<string>") -> QueueConfig:
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{origin}: not valid YAML: {exc}") from exc
+    raw = parse_yaml(text, origin, ConfigError)
     try:
         return QueueConfig.model_validate(raw)
     except ValidationError as exc:
@@ -137,11 +134,7 @@ def parse_rules(text: str, origin: str = "<string>") -> QueueConfig:
 
 def load_rules(path: str | Path) -> QueueConfig:
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot read queue rules {path}: {exc.strerror}") from exc
-    return parse_rules(text, str(path))
+    return parse_rules(read_text(path, ConfigError, "queue rules"), str(path))
 
 
 # --- signals and evaluation ---------------------------------------------------------------

@@ -23,10 +23,10 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import SchemaError
+from .yamlfiles import parse_yaml_mapping, problems, read_text
 
 MAX_FIELDS = 5
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.\-]{0,63}$")
@@ -263,29 +263,16 @@ class AnnotationSchema(_Strict):
 
 
 def parse_schema(text: str, origin: str = "<string>") -> AnnotationSchema:
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise SchemaError(f"{origin}: not valid YAML: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise SchemaError(f"{origin}: a schema file must be a YAML mapping")
+    raw = parse_yaml_mapping(text, origin, SchemaError, "schema")
     try:
         return AnnotationSchema.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}"
-            for err in exc.errors()
-        )
-        raise SchemaError(f"{origin}: invalid schema: {problems}") from exc
+        raise SchemaError(f"{origin}: invalid schema: {problems(exc)}") from exc
 
 
 def load_schema(path: str | Path) -> AnnotationSchema:
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SchemaError(f"cannot read schema file {path}: {exc.strerror}") from exc
-    return parse_schema(text, str(path))
+    return parse_schema(read_text(path, SchemaError, "schema file"), str(path))
 
 
 def load_schema_dir(directory: str | Path) -> dict[tuple[str, int], AnnotationSchema]:

@@ -1,0 +1,42 @@
+"""Reading the YAML files users write (schemas, migrations, queue rules), with errors
+that name the file and the field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from .errors import LLMTraceError
+
+
+def read_text(path: Path, error: type[LLMTraceError], what: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise error(f"cannot read {what} {path}: {exc.strerror}") from exc
+
+
+def parse_yaml(text: str, origin: str, error: type[LLMTraceError]) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise error(f"{origin}: not valid YAML: {exc}") from exc
+
+
+def parse_yaml_mapping(text: str, origin: str, error: type[LLMTraceError],
+                       what: str) -> dict[str, Any]:
+    raw = parse_yaml(text, origin, error)
+    if not isinstance(raw, dict):
+        raise error(f"{origin}: a {what} file must be a YAML mapping")
+    return raw
+
+
+def problems(exc: ValidationError) -> str:
+    """Every validation error as `field.path: message`, joined."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}"
+        for err in exc.errors()
+    )
