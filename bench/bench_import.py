@@ -31,9 +31,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from ls_llmtrace.convert import ReviewOptions, trace_to_task
-from ls_llmtrace.importers import read_any
-from ls_llmtrace.schema import load_schema
+from ls_llmtrace.ingest.convert import ReviewOptions, trace_to_task
+from ls_llmtrace.ingest.importers import read_any
+from ls_llmtrace.schema.model import load_schema
 
 ROOT = Path(__file__).resolve().parents[1]
 WORDS = ["the", "order", "refund", "policy", "customer", "account", "invoice", "shipping",

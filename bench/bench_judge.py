@@ -35,8 +35,8 @@ sys.path.insert(0, str(ROOT))
 from tests.support.fake_llm_server import FakeLLM  # noqa: E402
 from tests.unit.judge_configs import FULL_CONFIG, ITEST_SCHEMA  # noqa: E402
 
-from ls_llmtrace.backendserver import ManagedBackend  # noqa: E402
-from ls_llmtrace.lsserver import free_port  # noqa: E402
+from ls_llmtrace.judging.managed import ManagedBackend  # noqa: E402
+from ls_llmtrace.labelstudio.server import free_port  # noqa: E402
 
 
 def tasks(n: int, tag: str) -> list[dict]:

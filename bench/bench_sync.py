@@ -26,13 +26,13 @@ from pathlib import Path
 from typing import Any
 
 from ls_llmtrace import settings
-from ls_llmtrace.convert import trace_to_task
-from ls_llmtrace.lsclient import LabelStudioClient
-from ls_llmtrace.lsserver import ManagedLabelStudio, free_port
+from ls_llmtrace.ingest.convert import trace_to_task
+from ls_llmtrace.labelstudio.client import LabelStudioClient
+from ls_llmtrace.labelstudio.server import ManagedLabelStudio, free_port
 from ls_llmtrace.models import Trace
-from ls_llmtrace.schema import AnnotationSchema, load_schema
+from ls_llmtrace.records.sync import sync_project
+from ls_llmtrace.schema.model import AnnotationSchema, load_schema
 from ls_llmtrace.store import Store
-from ls_llmtrace.sync import sync_project
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -20,7 +20,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.support.halueval import load, measure  # noqa: E402
 
-from ls_llmtrace.schema import load_schema  # noqa: E402
+from ls_llmtrace.schema.model import load_schema  # noqa: E402
 from ls_llmtrace.store import Store  # noqa: E402
 
 

@@ -18,12 +18,12 @@ import time
 from pathlib import Path
 
 from ls_llmtrace import settings
-from ls_llmtrace.lsclient import LabelStudioClient
-from ls_llmtrace.lsserver import ManagedLabelStudio, free_port
-from ls_llmtrace.migrate import load_migration, migrate_project, rewrite_result
+from ls_llmtrace.ingest.pipeline import import_traces
+from ls_llmtrace.labelstudio.client import LabelStudioClient
+from ls_llmtrace.labelstudio.server import ManagedLabelStudio, free_port
 from ls_llmtrace.models import Trace
-from ls_llmtrace.pipeline import import_traces
-from ls_llmtrace.schema import load_schema
+from ls_llmtrace.schema.migrate import load_migration, migrate_project, rewrite_result
+from ls_llmtrace.schema.model import load_schema
 from ls_llmtrace.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]

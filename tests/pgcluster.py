@@ -16,7 +16,7 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from ls_llmtrace.lsserver import free_port
+from ls_llmtrace.labelstudio.server import free_port
 
 
 def pg_bin_dir() -> Path | None:

@@ -1,5 +1,5 @@
 """``python -m ls_llmtrace`` runs the command line."""
 
-from .cli import main
+from ls_llmtrace.cli import main
 
 main()

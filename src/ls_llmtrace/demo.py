@@ -6,13 +6,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from . import settings
-from .backendserver import ManagedBackend
-from .lsclient import LabelStudioClient
-from .lsserver import ManagedLabelStudio
-from .pipeline import import_file, predict, push_schema
-from .schema import load_schema
-from .store import Store
+from ls_llmtrace import settings
+from ls_llmtrace.ingest.pipeline import import_file, predict, push_schema
+from ls_llmtrace.judging.managed import ManagedBackend
+from ls_llmtrace.labelstudio.client import LabelStudioClient
+from ls_llmtrace.labelstudio.server import ManagedLabelStudio
+from ls_llmtrace.schema.model import load_schema
+from ls_llmtrace.store import Store
 
 
 def run_demo(traces: Path, echo: Callable[[str], None] = print) -> None:

@@ -180,7 +180,7 @@ def redaction_patterns() -> tuple[str, ...]:
     except ValueError:
         patterns = None
     if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
-        from .errors import ConfigError
+        from ls_llmtrace.errors import ConfigError
 
         raise ConfigError('LS_LLMTRACE_REDACT_PATTERNS must be a JSON list of regular '
                           'expressions, e.g. ["ACME-\\d+"]')

@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from .errors import LLMTraceError
+from ls_llmtrace.errors import LLMTraceError
 
 
 def read_text(path: Path, error: type[LLMTraceError], what: str) -> str:

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from ls_llmtrace import settings
-from ls_llmtrace.backendserver import ManagedBackend
-from ls_llmtrace.lsclient import LabelStudioClient
-from ls_llmtrace.lsserver import Credentials, ManagedLabelStudio, free_port
+from ls_llmtrace.judging.managed import ManagedBackend
+from ls_llmtrace.labelstudio.client import LabelStudioClient
+from ls_llmtrace.labelstudio.server import Credentials, ManagedLabelStudio, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -8,8 +8,8 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from ls_llmtrace.cli import main
-from ls_llmtrace.lsclient import LabelStudioClient
-from ls_llmtrace.pipeline import reconcile_tasks
+from ls_llmtrace.ingest.pipeline import reconcile_tasks
+from ls_llmtrace.labelstudio.client import LabelStudioClient
 from ls_llmtrace.store import Store
 
 

@@ -12,12 +12,12 @@ import pytest
 import requests
 from werkzeug.serving import make_server
 
-from ls_llmtrace.feedbackapi import create_app
-from ls_llmtrace.lsclient import LabelStudioClient
-from ls_llmtrace.lsserver import free_port
+from ls_llmtrace.ingest.pipeline import import_traces
+from ls_llmtrace.labelstudio.client import LabelStudioClient
+from ls_llmtrace.labelstudio.server import free_port
 from ls_llmtrace.models import Trace
-from ls_llmtrace.pipeline import import_traces
-from ls_llmtrace.schema import load_schema
+from ls_llmtrace.records.feedbackapi import create_app
+from ls_llmtrace.schema.model import load_schema
 from ls_llmtrace.store import Store
 
 REPO = Path(__file__).resolve().parents[2]

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 import requests
 
-from ls_llmtrace.backendserver import ManagedBackend
-from ls_llmtrace.lsclient import LabelStudioClient
-from ls_llmtrace.lsserver import free_port
-from ls_llmtrace.pipeline import import_file, predict, push_schema
-from ls_llmtrace.schema import load_schema
+from ls_llmtrace.ingest.pipeline import import_file, predict, push_schema
+from ls_llmtrace.judging.managed import ManagedBackend
+from ls_llmtrace.labelstudio.client import LabelStudioClient
+from ls_llmtrace.labelstudio.server import free_port
+from ls_llmtrace.schema.model import load_schema
 from ls_llmtrace.store import Store
 
 REPO = Path(__file__).resolve().parents[2]

@@ -21,11 +21,11 @@ from click.testing import CliRunner
 from tests.support.fake_llm_server import FakeLLM
 from tests.unit.judge_configs import FULL_CONFIG, ITEST_SCHEMA
 
-from ls_llmtrace.backendserver import ManagedBackend
 from ls_llmtrace.cli import main
-from ls_llmtrace.lsclient import LabelStudioClient
-from ls_llmtrace.lsserver import free_port
-from ls_llmtrace.preannotate import preannotate
+from ls_llmtrace.judging.managed import ManagedBackend
+from ls_llmtrace.judging.predict import preannotate
+from ls_llmtrace.labelstudio.client import LabelStudioClient
+from ls_llmtrace.labelstudio.server import free_port
 
 API_KEY = "sk-itest-SECRET-0000"
 AUTH = ("labelstudio", "b4sic-pässword")

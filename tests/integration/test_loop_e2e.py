@@ -9,12 +9,12 @@ from typing import Any
 
 import requests
 
-from ls_llmtrace.backendserver import ManagedBackend
-from ls_llmtrace.golden import golden_cases
-from ls_llmtrace.importers import read_native
-from ls_llmtrace.lsclient import LabelStudioClient
-from ls_llmtrace.pipeline import import_file, predict, push_schema, sync
-from ls_llmtrace.schema import AnnotationSchema, load_schema
+from ls_llmtrace.evals.golden import golden_cases
+from ls_llmtrace.ingest.importers import read_native
+from ls_llmtrace.ingest.pipeline import import_file, predict, push_schema, sync
+from ls_llmtrace.judging.managed import ManagedBackend
+from ls_llmtrace.labelstudio.client import LabelStudioClient
+from ls_llmtrace.schema.model import AnnotationSchema, load_schema
 from ls_llmtrace.store import Store
 
 REPO = Path(__file__).resolve().parents[2]

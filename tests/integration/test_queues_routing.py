@@ -16,10 +16,10 @@ from typing import Any
 from click.testing import CliRunner
 
 from ls_llmtrace.cli import main
-from ls_llmtrace.lsclient import LabelStudioClient
+from ls_llmtrace.ingest.pipeline import sync
+from ls_llmtrace.labelstudio.client import LabelStudioClient
 from ls_llmtrace.models import AnnotationRecord, Source
-from ls_llmtrace.pipeline import sync
-from ls_llmtrace.schema import load_schema
+from ls_llmtrace.schema.model import load_schema
 from ls_llmtrace.store import Store
 
 REPO = Path(__file__).resolve().parents[2]

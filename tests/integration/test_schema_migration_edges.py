@@ -14,12 +14,12 @@ from label_studio_sdk.core.api_error import ApiError
 from ls_llmtrace import settings
 from ls_llmtrace.cli import main
 from ls_llmtrace.errors import MigrationRequired
-from ls_llmtrace.labelconfig import build_label_config
-from ls_llmtrace.lsclient import LabelStudioClient
-from ls_llmtrace.migrate import CrashForTest, Journal, parse_migration, push_schema_version
+from ls_llmtrace.ingest.pipeline import import_traces, sync
+from ls_llmtrace.labelstudio.client import LabelStudioClient
 from ls_llmtrace.models import Trace
-from ls_llmtrace.pipeline import import_traces, sync
-from ls_llmtrace.schema import parse_schema
+from ls_llmtrace.schema.labelconfig import build_label_config
+from ls_llmtrace.schema.migrate import CrashForTest, Journal, parse_migration, push_schema_version
+from ls_llmtrace.schema.model import parse_schema
 from ls_llmtrace.store import Store
 
 V1 = """

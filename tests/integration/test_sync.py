@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ls_llmtrace.lsclient import LabelStudioClient
+from ls_llmtrace.ingest.pipeline import import_traces, sync
+from ls_llmtrace.labelstudio.client import LabelStudioClient
 from ls_llmtrace.models import Trace
-from ls_llmtrace.pipeline import import_traces, sync
-from ls_llmtrace.schema import load_schema
+from ls_llmtrace.records.sync import sync_project
+from ls_llmtrace.schema.model import load_schema
 from ls_llmtrace.store import Store
-from ls_llmtrace.sync import sync_project
 
 REPO = Path(__file__).resolve().parents[2]
 

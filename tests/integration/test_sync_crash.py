@@ -15,11 +15,11 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from ls_llmtrace.convert import trace_to_task
-from ls_llmtrace.lsclient import LabelStudioClient
-from ls_llmtrace.lsserver import Credentials, ManagedLabelStudio
+from ls_llmtrace.ingest.convert import trace_to_task
+from ls_llmtrace.labelstudio.client import LabelStudioClient
+from ls_llmtrace.labelstudio.server import Credentials, ManagedLabelStudio
 from ls_llmtrace.models import Trace
-from ls_llmtrace.schema import load_schema
+from ls_llmtrace.schema.model import load_schema
 from ls_llmtrace.store import Store
 
 REPO = Path(__file__).resolve().parents[2]

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from ls_llmtrace.lsclient import LabelStudioClient
+from ls_llmtrace.ingest.pipeline import import_traces, sync
+from ls_llmtrace.labelstudio.client import LabelStudioClient
 from ls_llmtrace.models import Trace, TraceMetadata
-from ls_llmtrace.pipeline import import_traces, sync
-from ls_llmtrace.schema import load_schema
+from ls_llmtrace.schema.model import load_schema
 from ls_llmtrace.store import Store
 
 REPO = Path(__file__).resolve().parents[2]

@@ -10,10 +10,10 @@ from typing import Any
 
 from sklearn.metrics import accuracy_score, cohen_kappa_score
 
-from ls_llmtrace.convert import trace_to_task
-from ls_llmtrace.judges.learned import LearnedJudge, LearnedRegistry
+from ls_llmtrace.ingest.convert import trace_to_task
+from ls_llmtrace.judging.judges.learned import LearnedJudge, LearnedRegistry
 from ls_llmtrace.models import AnnotationRecord, Source, Trace
-from ls_llmtrace.schema import AnnotationSchema
+from ls_llmtrace.schema.model import AnnotationSchema
 from ls_llmtrace.store import Store
 
 HALUEVAL = Path(__file__).resolve().parents[1] / "fixtures" / "halueval" / "general_data.jsonl"

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from ls_llmtrace.models import Trace
-from ls_llmtrace.schema import AnnotationSchema, load_schema, parse_schema
+from ls_llmtrace.schema.model import AnnotationSchema, load_schema, parse_schema
 from ls_llmtrace.store import Store
 
 from .paths import DEFAULT_YAML, SAMPLE_TRACES

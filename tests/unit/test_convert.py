@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from ls_llmtrace.convert import EMPTY_CONVERSATION, trace_to_task
+from ls_llmtrace.ingest.convert import EMPTY_CONVERSATION, trace_to_task
 from ls_llmtrace.models import Trace
 
 OTEL_ID = "otel-genai-weather-chatcmpl-CQF10eCkoFphJZJQkzzN6EkTD0AVF"
@@ -141,7 +141,7 @@ def test_call_without_id_gets_no_orphan_result():
 # --- context for reviewers: truncation and redaction ----------------------------------------
 
 def test_long_text_is_cut_with_a_visible_marker(default_schema):
-    from ls_llmtrace.convert import ReviewOptions
+    from ls_llmtrace.ingest.convert import ReviewOptions
 
     long_doc = "x" * 5000
     trace = Trace.model_validate({"trace_id": "long", "output": "y" * 150,
@@ -162,7 +162,7 @@ def test_limit_from_settings(default_schema, monkeypatch):
 
 
 def test_redaction_before_label_studio(default_schema, monkeypatch):
-    from ls_llmtrace.convert import ReviewOptions
+    from ls_llmtrace.ingest.convert import ReviewOptions
 
     secret = ("Mail ana@example.com, call +1 415 555 2671 or (212) 555-0188; "
               "key sk-proj-A1b2C3d4E5f6G7h8I9j0 ticket ACME-991; order 20250822")

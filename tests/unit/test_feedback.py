@@ -13,7 +13,8 @@ from click.testing import CliRunner
 from ls_llmtrace import settings
 from ls_llmtrace.cli import main
 from ls_llmtrace.errors import ConfigError
-from ls_llmtrace.feedback import (
+from ls_llmtrace.models import Source, Trace, TraceMetadata
+from ls_llmtrace.records.feedback import (
     FeedbackRejected,
     ingest,
     load_mapping,
@@ -21,7 +22,6 @@ from ls_llmtrace.feedback import (
     parse_item,
     read_feedback_file,
 )
-from ls_llmtrace.models import Source, Trace, TraceMetadata
 from ls_llmtrace.store import RecordFilter, Store
 
 WHEN = "2026-05-01T10:00:00Z"
@@ -247,8 +247,8 @@ def test_cli_feedback_import_with_rejects(tmp_path, monkeypatch):
 
 def test_store_records_from_an_importer_wait_and_link(store):
     """Evaluator scores an importer found inside traces go through store_records."""
-    from ls_llmtrace.feedback import store_records
     from ls_llmtrace.models import AnnotationRecord
+    from ls_llmtrace.records.feedback import store_records
 
     rec = AnnotationRecord(record_key="langfuse:score:s1", trace_id="imp-1", schema_id="default",
                            schema_version=1, source=Source.evaluator, score=0.4,

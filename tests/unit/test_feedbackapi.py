@@ -7,8 +7,8 @@ import threading
 
 import pytest
 
-from ls_llmtrace.feedbackapi import SyncTrigger, create_app
 from ls_llmtrace.models import Source
+from ls_llmtrace.records.feedbackapi import SyncTrigger, create_app
 from ls_llmtrace.store import Store
 
 from .paths import LABEL_CONFIGS

@@ -7,7 +7,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from itertools import count
 
-from ls_llmtrace.golden import export_golden, golden_cases, write_jsonl
+from ls_llmtrace.evals.golden import export_golden, golden_cases, write_jsonl
 from ls_llmtrace.models import AnnotationRecord, Source, Trace
 from ls_llmtrace.store import Store
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ls_llmtrace.errors import InputError
-from ls_llmtrace.importers import ImportSummary, Rejected, read_native, write_rejects
+from ls_llmtrace.ingest.importers import ImportSummary, Rejected, read_native, write_rejects
 from ls_llmtrace.models import Trace
 
 from .paths import SAMPLE_TRACES

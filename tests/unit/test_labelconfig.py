@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from ls_llmtrace.labelconfig import (
+from ls_llmtrace.schema.labelconfig import (
     ANSWER,
     build_instructions,
     build_label_config,
@@ -13,7 +13,7 @@ from ls_llmtrace.labelconfig import (
     schema_version_of,
     write_label_config,
 )
-from ls_llmtrace.schema import load_schema, parse_schema
+from ls_llmtrace.schema.model import load_schema, parse_schema
 
 from .paths import DEFAULT_XML, DEFAULT_YAML, LABEL_CONFIGS
 

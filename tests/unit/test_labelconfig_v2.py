@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 from click.testing import CliRunner
 
 from ls_llmtrace.cli import main
-from ls_llmtrace.labelconfig import (
+from ls_llmtrace.schema.labelconfig import (
     ANSWER,
     ANSWER_SPANS,
     CATEGORIES,
@@ -18,7 +18,7 @@ from ls_llmtrace.labelconfig import (
     config_path,
     parse_controls,
 )
-from ls_llmtrace.schema import load_schema, load_schema_dir, parse_schema
+from ls_llmtrace.schema.model import load_schema, load_schema_dir, parse_schema
 
 from .paths import LABEL_CONFIGS
 

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from tests.support.halueval import load, measure
 
-from ls_llmtrace.convert import trace_to_task
-from ls_llmtrace.judges.learned import LearnedRegistry, training_set
-from ls_llmtrace.labelconfig import build_label_config
-from ls_llmtrace.mlbackend import WEBHOOK_SECRET_HEADER, create_app
+from ls_llmtrace.ingest.convert import trace_to_task
+from ls_llmtrace.judging.backend import WEBHOOK_SECRET_HEADER, create_app
+from ls_llmtrace.judging.judges.learned import LearnedRegistry, training_set
 from ls_llmtrace.models import AnnotationRecord, Source
-from ls_llmtrace.schema import AnnotationSchema
+from ls_llmtrace.schema.labelconfig import build_label_config
+from ls_llmtrace.schema.model import AnnotationSchema
 from ls_llmtrace.store import Store
 
 
@@ -157,7 +157,7 @@ def test_restart_loads_the_saved_model_without_the_store(store, default_schema, 
     loaded = LearnedRegistry(tmp_path / "learned", min_labels=20).get(no_store, "default", 1)
     assert loaded is not None and loaded.version == first.version == 1
     task = trace_to_task(halueval[200][0], default_schema)["data"]
-    from ls_llmtrace.judges.learned import LearnedJudge
+    from ls_llmtrace.judging.judges.learned import LearnedJudge
     assert LearnedJudge(loaded, "pass").judge(task) == LearnedJudge(first, "pass").judge(task)
     # a corrupt model file is retrained from the store, not fatal
     (tmp_path / "learned" / "default.v1.joblib").write_bytes(b"not a model")

@@ -15,9 +15,9 @@ import pytest
 from tests.support.fake_llm_server import FakeLLM
 
 from ls_llmtrace.errors import JudgeReplyError
-from ls_llmtrace.judges.llm import data_block, parse_reply, retry_after_seconds
-from ls_llmtrace.judges.lsresult import parse_config
-from ls_llmtrace.mlbackend import create_app
+from ls_llmtrace.judging.backend import create_app
+from ls_llmtrace.judging.judges.llm import data_block, parse_reply, retry_after_seconds
+from ls_llmtrace.labelstudio.results import parse_config
 
 from .judge_configs import FULL_CONFIG, ITEST_SCHEMA
 

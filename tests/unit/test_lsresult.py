@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ls_llmtrace.judges import Quote, Verdict
-from ls_llmtrace.judges.lsresult import locate, parse_config, to_results
+from ls_llmtrace.judging.judges import Quote, Verdict
+from ls_llmtrace.labelstudio.results import locate, parse_config, to_results
 
 from .judge_configs import FULL_CONFIG, RATING_CONFIG
 from .paths import DEFAULT_XML
@@ -92,8 +92,8 @@ def test_wrong_tag_under_a_reserved_name_is_ignored():
 
 
 def test_rating_predictions_round_trip_through_the_schema_mapping() -> None:
-    from ls_llmtrace.judges.lsresult import stars_for
-    from ls_llmtrace.schema import ScoreField
+    from ls_llmtrace.labelstudio.results import stars_for
+    from ls_llmtrace.schema.model import ScoreField
 
     field = ScoreField(type="score", scale="rating", max_rating=5)
     for stars in range(1, 6):

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ls_llmtrace.errors import LabelStudioStartError
-from ls_llmtrace.lsserver import ManagedLabelStudio, free_port
+from ls_llmtrace.labelstudio.server import ManagedLabelStudio, free_port
 
 
 def _fake_executable(tmp_path: Path, body: str) -> Path:

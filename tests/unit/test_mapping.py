@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from ls_llmtrace.mapping import map_annotation, record_key
 from ls_llmtrace.models import Source
+from ls_llmtrace.records.mapping import map_annotation, record_key
 
 PROJECT = 7
 TASK = {"id": 42, "data": {"trace_id": "trace-a", "answer": "x"},

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from ls_llmtrace.mapping import map_annotation, span_record_key
-from ls_llmtrace.schema import AnnotationSchema, load_schema
+from ls_llmtrace.records.mapping import map_annotation, span_record_key
+from ls_llmtrace.schema.model import AnnotationSchema, load_schema
 
 from .paths import LABEL_CONFIGS
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from ls_llmtrace.errors import MigrationError
-from ls_llmtrace.migrate import (
+from ls_llmtrace.schema.migrate import (
     check_migration,
     count_orphans,
     identity_migration,
@@ -18,7 +18,7 @@ from ls_llmtrace.migrate import (
     parse_migration,
     rewrite_result,
 )
-from ls_llmtrace.schema import AnnotationSchema, load_schema, parse_schema
+from ls_llmtrace.schema.model import AnnotationSchema, load_schema, parse_schema
 
 from .paths import LABEL_CONFIGS, ROOT
 

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from ls_llmtrace.judges import RuleJudge, Verdict
-from ls_llmtrace.labelconfig import build_label_config
-from ls_llmtrace.mlbackend import WEBHOOK_SECRET_HEADER, create_app, model_version
-from ls_llmtrace.schema import parse_schema
+from ls_llmtrace.judging.backend import WEBHOOK_SECRET_HEADER, create_app, model_version
+from ls_llmtrace.judging.judges import RuleJudge, Verdict
+from ls_llmtrace.schema.labelconfig import build_label_config
+from ls_llmtrace.schema.model import parse_schema
 
 from .paths import DEFAULT_XML
 

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from ls_llmtrace.labelconfig import parse_controls
-from ls_llmtrace.models import Trace
-from ls_llmtrace.pairwise import (
+from ls_llmtrace.ingest.pairwise import (
     build_pairwise_config,
     input_hash,
     is_pairwise_task,
     map_pairwise_annotation,
     pair_task,
 )
+from ls_llmtrace.models import Trace
+from ls_llmtrace.schema.labelconfig import parse_controls
 
 
 def _t(trace_id: str, answer: str, version: str, question: str = "Capital of Peru?") -> Trace:

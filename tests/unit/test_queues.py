@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from ls_llmtrace.errors import ConfigError
+from ls_llmtrace.ingest.rules import Signals, parse_rules, route_trace, sampled
 from ls_llmtrace.models import AnnotationRecord, Source, Trace
-from ls_llmtrace.queues import Signals, parse_rules, route_trace, sampled
 
 RULES = """
 queues:
@@ -132,7 +132,7 @@ def test_bad_rules_say_where(text: str, message: str) -> None:
 
 
 def test_the_example_rules_file_loads() -> None:
-    from ls_llmtrace.queues import load_rules
+    from ls_llmtrace.ingest.rules import load_rules
 
     from .paths import ROOT
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ls_llmtrace.convert import trace_to_task
-from ls_llmtrace.judges import RuleJudge, Verdict
+from ls_llmtrace.ingest.convert import trace_to_task
+from ls_llmtrace.judging.judges import RuleJudge, Verdict
 from ls_llmtrace.models import Trace
 
 JUDGE = RuleJudge()

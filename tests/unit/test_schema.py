@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from ls_llmtrace.errors import ConfigError, SchemaError
-from ls_llmtrace.schema import (
+from ls_llmtrace.schema.model import (
     MAX_FIELDS,
     CorrectedOutputField,
     ExplanationField,

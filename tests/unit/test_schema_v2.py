@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from ls_llmtrace.errors import SchemaError
-from ls_llmtrace.schema import ScoreField, SpanField, load_schema, parse_schema
+from ls_llmtrace.schema.model import ScoreField, SpanField, load_schema, parse_schema
 
 from .paths import LABEL_CONFIGS
 

@@ -12,8 +12,7 @@ import yaml
 from click.testing import CliRunner
 
 from ls_llmtrace.cli import main
-from ls_llmtrace.schema import AnnotationSchema, parse_schema
-from ls_llmtrace.schemadiff import (
+from ls_llmtrace.schema.diff import (
     EXIT_COMPATIBLE,
     EXIT_INCOMPATIBLE,
     EXIT_SAME,
@@ -21,6 +20,7 @@ from ls_llmtrace.schemadiff import (
     diff_schemas,
     exit_code,
 )
+from ls_llmtrace.schema.model import AnnotationSchema, parse_schema
 
 from .paths import LABEL_CONFIGS
 
@@ -181,7 +181,7 @@ def test_cli_exit_codes(tmp_path):
 
 
 def test_checked_in_v1_to_v2():
-    from ls_llmtrace.schema import load_schema
+    from ls_llmtrace.schema.model import load_schema
 
     changes = diff_schemas(load_schema(LABEL_CONFIGS / "default.v1.yaml"),
                            load_schema(LABEL_CONFIGS / "default.v2.yaml"))

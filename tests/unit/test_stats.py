@@ -10,9 +10,9 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from ls_llmtrace.cli import main
-from ls_llmtrace.feedback import ingest, load_mapping
 from ls_llmtrace.models import AnnotationRecord, Source, Trace, TraceMetadata
-from ls_llmtrace.stats import compute_stats, failing_labels, format_stats
+from ls_llmtrace.records.feedback import ingest, load_mapping
+from ls_llmtrace.records.stats import compute_stats, failing_labels, format_stats
 from ls_llmtrace.store import RecordFilter, Store
 
 REPO = Path(__file__).resolve().parents[2]

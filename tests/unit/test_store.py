@@ -8,7 +8,9 @@ import pytest
 
 from ls_llmtrace.errors import StoreError
 from ls_llmtrace.models import AnnotationRecord, Source, Trace
-from ls_llmtrace.store import MIGRATIONS, Store, sqlite_path
+from ls_llmtrace.store import Store
+from ls_llmtrace.store.engine import sqlite_path
+from ls_llmtrace.store.migrations import MIGRATIONS
 
 EXPECTED_TABLES = {"migrations", "traces", "projects", "ls_tasks", "sync_cursors", "records",
                    "rejected_results", "sync_tasks", "rejected_feedback"}

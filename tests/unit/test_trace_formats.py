@@ -16,8 +16,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Status, StatusCode
 
-from ls_llmtrace.importers import Rejected, detect_format, read_any
-from ls_llmtrace.importers.langfuse import generation_messages
+from ls_llmtrace.ingest.importers import Rejected, detect_format, read_any
+from ls_llmtrace.ingest.importers.langfuse import generation_messages
 from ls_llmtrace.models import Message, Source, Trace
 
 from .paths import FIXTURES
@@ -402,7 +402,7 @@ def test_langfuse_array_file_with_a_bad_record(tmp_path: Path) -> None:
 
 
 def test_reader_shapes_jsonl_array_and_bad_lines(tmp_path: Path) -> None:
-    from ls_llmtrace.importers.common import is_bad, iter_json_records
+    from ls_llmtrace.ingest.importers.common import is_bad, iter_json_records
 
     jsonl = tmp_path / "a.jsonl"
     jsonl.write_text('{"a": 1}\n\n{oops\n{"a": 2}\n')
@@ -418,7 +418,7 @@ def test_reader_shapes_jsonl_array_and_bad_lines(tmp_path: Path) -> None:
 
 
 def test_messages_in_every_dialect() -> None:
-    from ls_llmtrace.importers.common import to_messages
+    from ls_llmtrace.ingest.importers.common import to_messages
 
     langchain = [{"type": "human", "content": "q"},
                  {"type": "ai", "content": "", "additional_kwargs": {"tool_calls": [

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ls_llmtrace.lsserver import Credentials, ManagedLabelStudio
+from ls_llmtrace.labelstudio.server import Credentials, ManagedLabelStudio
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")

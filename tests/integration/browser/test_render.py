@@ -11,13 +11,13 @@ from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from ls_llmtrace.labelconfig import build_label_config, parse_controls
-from ls_llmtrace.lsclient import LabelStudioClient
-from ls_llmtrace.lsserver import Credentials, ManagedLabelStudio
-from ls_llmtrace.mapping import map_annotation
+from ls_llmtrace.ingest.pipeline import import_traces
+from ls_llmtrace.labelstudio.client import LabelStudioClient
+from ls_llmtrace.labelstudio.server import Credentials, ManagedLabelStudio
 from ls_llmtrace.models import Document, Message, ToolCall, Trace
-from ls_llmtrace.pipeline import import_traces
-from ls_llmtrace.schema import load_schema_dir
+from ls_llmtrace.records.mapping import map_annotation
+from ls_llmtrace.schema.labelconfig import build_label_config, parse_controls
+from ls_llmtrace.schema.model import load_schema_dir
 from ls_llmtrace.store import Store
 
 LABEL_CONFIGS = Path(__file__).resolve().parents[3] / "label_configs"

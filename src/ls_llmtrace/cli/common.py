@@ -1,0 +1,76 @@
+"""What every command shares: one-line errors, the Label Studio client, common options."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from ls_llmtrace import settings
+from ls_llmtrace.errors import LLMTraceError
+from ls_llmtrace.labelstudio.client import LabelStudioClient
+from ls_llmtrace.labelstudio.server import ManagedLabelStudio
+from ls_llmtrace.schema.model import AnnotationSchema, load_schema
+
+F = TypeVar("F", bound=Callable[..., Any])
+TIME_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%d %H:%M:%S"]
+
+
+def friendly(fn: F) -> F:
+    """Turn our errors into one line and a meaningful exit code."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except LLMTraceError as exc:
+            if settings.debug():
+                raise
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def client() -> LabelStudioClient:
+    """A client for the configured Label Studio, or the managed one's token."""
+    token = settings.ls_token()
+    if not token:
+        managed = ManagedLabelStudio()
+        if managed.credentials_file.exists():
+            token = managed.credentials().token
+    return LabelStudioClient(settings.ls_url(), token)
+
+
+def schema_option(fn: F) -> F:
+    return click.option(
+        "--schema", "schema_path", type=click.Path(dir_okay=False, path_type=Path),
+        default=None, help="Schema file (default: label_configs/default.v1.yaml).",
+    )(fn)
+
+
+def keep_rejects(lines: list[str], write: Callable[[Path], None], source: Path,
+                  explicit: Path | None) -> None:
+    """Report rejected items and keep them aside (default <home>/rejects/<file>.rejects.jsonl)."""
+    for line in lines:
+        click.echo(f"rejected: {line}", err=True)
+    if lines:
+        path = explicit or settings.home() / "rejects" / f"{source.name}.rejects.jsonl"
+        write(path)
+        click.echo(f"rejected lines kept in {path}", err=True)
+
+
+def schema_from(path: Path | None) -> AnnotationSchema:
+    return load_schema(path or settings.default_schema_path())
+
+
+
+
+@click.group(help="ls-llmtrace: tie LLM feedback to traces through Label Studio.")
+@click.version_option(package_name="ls-llmtrace")
+def main() -> None:
+    pass

@@ -1,0 +1,33 @@
+"""Golden sets: regression cases from annotated traces."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ls_llmtrace.cli.common import (
+    friendly,
+    main,
+    schema_from,
+    schema_option,
+)
+from ls_llmtrace.evals.golden import export_golden
+from ls_llmtrace.store import Store
+
+
+@main.group("golden")
+def golden_group() -> None:
+    """Golden sets: regression cases from annotated traces."""
+
+
+@golden_group.command("export")
+@schema_option
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              default=Path("golden/golden.v0.jsonl"), show_default=True)
+@friendly
+def golden_export(schema_path: Path | None, output: Path) -> None:
+    """Write the failed traces with their corrected outputs as JSONL."""
+    with Store() as store:
+        count = export_golden(store, schema_from(schema_path), output)
+    click.echo(f"wrote {count} cases to {output}")

@@ -1,0 +1,423 @@
+"""Spans with attributes in the OpenTelemetry GenAI or OpenInference conventions -> Trace.
+
+Shared by the OTLP/JSON importer and the flat attribute-map reader. A span is read into
+:class:`SpanView` (pure data); :func:`build_trace` groups a trace's spans into one
+:class:`~ls_llmtrace.models.Trace`: the conversation from the last LLM span, tool calls
+with their results from tool spans, retrieved documents, latency from the root span,
+errors from span status, and evaluations already on the spans as feedback records.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from ls_llmtrace.ingest.importers.common import (
+    as_text,
+    feedback_record,
+    jsonish,
+    last_answer,
+    number,
+    split_system,
+    to_messages,
+)
+from ls_llmtrace.models import (
+    AnnotationRecord,
+    Document,
+    Message,
+    Source,
+    Span,
+    SpanKind,
+    ToolCall,
+    Trace,
+    TraceMetadata,
+)
+
+
+@dataclass
+class SpanView:
+    """One span, format-independent: flat attributes and events."""
+
+    trace_id: str
+    span_id: str
+    parent_span_id: str | None = None
+    name: str = ""
+    start: datetime | None = None
+    end: datetime | None = None
+    attributes: dict[str, Any] = field(default_factory=dict)
+    events: list[dict[str, Any]] = field(default_factory=list)  # {name, time, attributes}
+    error: str | None = None
+    resource: dict[str, Any] = field(default_factory=dict)
+
+
+def nanos_to_datetime(value: Any) -> datetime | None:
+    n = number(value)
+    if n is None or n <= 0:
+        return None
+    return datetime.fromtimestamp(int(n) / 1e9, tz=UTC)
+
+
+def unflatten(attrs: dict[str, Any], prefix: str) -> Any:
+    """OpenInference's flattened lists (``a.0.b.1.c``) back into nested lists and dicts."""
+    root: dict[str, Any] = {}
+    for key, value in attrs.items():
+        if not key.startswith(prefix):
+            continue
+        node = root
+        parts = key[len(prefix):].split(".")
+        for part in parts[:-1]:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = node[part] = {}
+            node = child
+        node[parts[-1]] = value
+    return _lists(root)
+
+
+def _lists(node: Any) -> Any:
+    if not isinstance(node, dict):
+        return node
+    items = {k: _lists(v) for k, v in node.items()}
+    if items and all(k.isdigit() for k in items):
+        return [items[k] for k in sorted(items, key=int)]
+    return items
+
+
+def _oi_messages(attrs: dict[str, Any], prefix: str, default_role: str) -> list[Message]:
+    entries = unflatten(attrs, prefix)
+    if not isinstance(entries, list):
+        return []
+    raw = []
+    for entry in entries:
+        message = entry.get("message") if isinstance(entry, dict) else None
+        if not isinstance(message, dict):
+            continue
+        item = dict(message)
+        contents = item.pop("contents", None)
+        if "content" not in item and isinstance(contents, list):
+            item["content"] = [c.get("message_content", c) for c in contents
+                               if isinstance(c, dict)]
+        calls = item.pop("tool_calls", None)
+        if isinstance(calls, list):
+            item["tool_calls"] = [c.get("tool_call", c) for c in calls if isinstance(c, dict)]
+        raw.append(item)
+    return to_messages(raw, default_role)
+
+
+def _indexed(attrs: dict[str, Any], prefix: str) -> list[dict[str, Any]]:
+    entries = unflatten(attrs, prefix)
+    return [e for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
+
+
+_EVENT_ROLES = {"gen_ai.system.message": "system", "gen_ai.user.message": "user",
+                "gen_ai.assistant.message": "assistant", "gen_ai.tool.message": "tool"}
+
+
+def span_messages(span: SpanView) -> tuple[list[Message], list[Message]]:
+    """(input messages, output messages) of an LLM span, whichever convention it uses."""
+    a = span.attributes
+    inputs: list[Message] = []
+    outputs: list[Message] = []
+    if "gen_ai.input.messages" in a or "gen_ai.output.messages" in a:
+        inputs = to_messages(a.get("gen_ai.input.messages"))
+        outputs = to_messages(a.get("gen_ai.output.messages"), "assistant")
+        system = jsonish(a.get("gen_ai.system_instructions"))
+        if system:
+            inputs = [Message(role="system", content=as_text(system)), *inputs]
+    elif any(k.startswith("llm.input_messages.") or k.startswith("llm.output_messages.")
+             for k in a):
+        inputs = _oi_messages(a, "llm.input_messages.", "user")
+        outputs = _oi_messages(a, "llm.output_messages.", "assistant")
+    elif any(k.startswith("gen_ai.prompt.0.") or k.startswith("gen_ai.completion.0.")
+             for k in a):
+        inputs = to_messages(_indexed(a, "gen_ai.prompt."))
+        outputs = to_messages(_indexed(a, "gen_ai.completion."), "assistant")
+    elif "gen_ai.prompt" in a or "gen_ai.completion" in a:
+        inputs = to_messages(a.get("gen_ai.prompt"))
+        outputs = to_messages(a.get("gen_ai.completion"), "assistant")
+    if not inputs and not outputs:
+        for event in span.events:
+            role = _EVENT_ROLES.get(event.get("name", ""))
+            body = dict(event.get("attributes") or {})
+            if role:
+                body.setdefault("role", role)
+                message = to_messages(body, role)
+                inputs.extend(message)
+            elif event.get("name") == "gen_ai.choice":
+                outputs.extend(to_messages(body.get("message", body), "assistant"))
+    if not inputs and not outputs:
+        source_in = a.get("input.value", a.get("input"))
+        source_out = a.get("output.value", a.get("output"))
+        if _is_llm(span) or _looks_chat(source_in):
+            inputs = to_messages(source_in)
+            outputs = to_messages(source_out, "assistant")
+    elif not outputs:
+        outputs = to_messages(a.get("output.value", a.get("output")), "assistant")
+    return inputs, outputs
+
+
+def _looks_chat(value: Any) -> bool:
+    value = jsonish(value)
+    if isinstance(value, dict):
+        value = value.get("messages")
+    return isinstance(value, list) and any(isinstance(v, dict) and "role" in v for v in value)
+
+
+def _is_llm(span: SpanView) -> bool:
+    a = span.attributes
+    return (str(a.get("openinference.span.kind", "")).upper() == "LLM"
+            or a.get("gen_ai.operation.name") in ("chat", "text_completion", "generate_content"))
+
+
+def span_kind(span: SpanView) -> SpanKind:
+    a = span.attributes
+    oi = str(a.get("openinference.span.kind", "")).upper()
+    op = a.get("gen_ai.operation.name")
+    if oi == "LLM" or op in ("chat", "text_completion", "generate_content"):
+        return SpanKind.llm
+    if oi == "TOOL" or op == "execute_tool":
+        return SpanKind.tool
+    if oi in ("RETRIEVER", "RERANKER") or "retrieval.documents.0.document.content" in a \
+            or "gen_ai.retrieval.documents" in a:
+        return SpanKind.retrieval
+    if oi == "AGENT" or op in ("invoke_agent", "create_agent"):
+        return SpanKind.agent
+    if oi == "CHAIN":
+        return SpanKind.chain
+    return SpanKind.other
+
+
+def span_documents(span: SpanView) -> list[Document]:
+    a = span.attributes
+    docs: list[Document] = []
+    for entry in _indexed(a, "retrieval.documents."):
+        doc = entry.get("document", entry)
+        if not isinstance(doc, dict):
+            continue
+        meta = jsonish(doc.get("metadata"))
+        docs.append(Document(id=_str(doc.get("id")), content=as_text(doc.get("content")),
+                             score=number(doc.get("score")),
+                             metadata=meta if isinstance(meta, dict) else {}))
+    for doc in jsonish(a.get("gen_ai.retrieval.documents")) or []:
+        if isinstance(doc, dict):
+            docs.append(Document(id=_str(doc.get("id")),
+                                 content=as_text(doc.get("content", doc.get("text", ""))),
+                                 score=number(doc.get("score"))))
+    return docs
+
+
+def _str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def span_tool_call(span: SpanView) -> ToolCall | None:
+    """The call a tool span ran, with its result."""
+    a = span.attributes
+    name = a.get("gen_ai.tool.name") or a.get("tool.name") or span.name
+    if not name:
+        return None
+    arguments = a.get("gen_ai.tool.call.arguments", a.get("tool.parameters",
+                      a.get("input.value", a.get("input"))))
+    result = a.get("gen_ai.tool.call.result", a.get("output.value", a.get("output")))
+    return ToolCall(id=_str(a.get("gen_ai.tool.call.id") or a.get("tool_call.id")),
+                    name=str(name), arguments=jsonish(arguments), result=jsonish(result))
+
+
+def span_evaluations(span: SpanView, trace_id: str) -> list[AnnotationRecord]:
+    """OpenInference ``evaluation.*`` attributes and GenAI evaluation events as records."""
+    out: list[AnnotationRecord] = []
+    a = span.attributes
+    if "evaluation.name" in a or "evaluation.score" in a or "evaluation.label" in a:
+        kind = str(a.get("evaluation.annotator_kind", "")).upper()
+        name = _str(a.get("evaluation.name"))
+        out.append(feedback_record(
+            key=f"otel:{trace_id}:{span.span_id}:evaluation:{name}", trace_id=trace_id,
+            source=Source.reviewer if kind == "HUMAN" else Source.evaluator, name=name,
+            value=a.get("evaluation.score"), label=_str(a.get("evaluation.label")),
+            explanation=_str(a.get("evaluation.explanation")), span_id=span.span_id,
+            metadata={"annotator_kind": kind} if kind else {}))
+    for index, event in enumerate(span.events):
+        if event.get("name") != "gen_ai.evaluation.result":
+            continue
+        ea = event.get("attributes") or {}
+        name = _str(ea.get("gen_ai.evaluation.name"))
+        out.append(feedback_record(
+            key=f"otel:{trace_id}:{span.span_id}:event{index}:{name}", trace_id=trace_id,
+            source=Source.evaluator, name=name, value=ea.get("gen_ai.evaluation.score.value"),
+            label=_str(ea.get("gen_ai.evaluation.score.label")),
+            explanation=_str(ea.get("gen_ai.evaluation.explanation")), span_id=span.span_id,
+            created_at=event.get("time")))
+    return out
+
+
+def _int(value: Any) -> int | None:
+    n = number(value)
+    return int(n) if n is not None and n >= 0 else None
+
+
+def _first(attrs: dict[str, Any], *keys: str) -> Any:
+    for key in keys:
+        value = attrs.get(key)
+        if value not in (None, ""):
+            return value
+    return None
+
+
+def _meta_lookup(attrs: dict[str, Any], names: tuple[str, ...]) -> str | None:
+    """A metadata value from plain attributes or OpenInference's ``metadata`` JSON."""
+    for name in names:
+        for key in (name, f"app.{name}", f"metadata.{name}"):
+            if attrs.get(key) not in (None, ""):
+                return str(attrs[key])
+    meta = jsonish(attrs.get("metadata"))
+    if isinstance(meta, dict):
+        for name in names:
+            if meta.get(name) not in (None, ""):
+                return str(meta[name])
+    return None
+
+
+def build_trace(trace_id: str, spans: list[SpanView], source: str) -> Trace:
+    """One Trace from all spans of one trace id."""
+    ids = {s.span_id for s in spans}
+    roots = [s for s in spans if not s.parent_span_id or s.parent_span_id not in ids]
+    root = min(roots or spans, key=lambda s: (s.start or datetime.max.replace(tzinfo=UTC)))
+    by_end = sorted(spans, key=lambda s: (s.end or s.start or datetime.min.replace(tzinfo=UTC)))
+    llm: list[tuple[SpanView, list[Message], list[Message]]] = []
+    documents: list[Document] = []
+    tool_results: list[ToolCall] = []
+    feedback: list[AnnotationRecord] = []
+    out_spans: list[Span] = []
+    input_tokens = output_tokens = 0
+    have_tokens = False
+    cost = 0.0
+    have_cost = False
+    for span in by_end:
+        kind = span_kind(span)
+        inputs, outputs = span_messages(span) if kind in (SpanKind.llm, SpanKind.other) \
+            else ([], [])
+        if inputs or outputs:
+            kind = SpanKind.llm
+            llm.append((span, inputs, outputs))
+        if kind == SpanKind.retrieval:
+            documents.extend(span_documents(span))
+        if kind == SpanKind.tool:
+            call = span_tool_call(span)
+            if call:
+                tool_results.append(call)
+        a = span.attributes
+        tin = _int(_first(a, "gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens",
+                          "llm.token_count.prompt"))
+        tout = _int(_first(a, "gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens",
+                           "llm.token_count.completion"))
+        if tin is not None or tout is not None:
+            have_tokens = True
+            input_tokens += tin or 0
+            output_tokens += tout or 0
+        c = number(_first(a, "gen_ai.usage.cost", "llm.cost.total"))
+        if c is not None and c >= 0:
+            have_cost, cost = True, cost + c
+        feedback.extend(span_evaluations(span, trace_id))
+        out_spans.append(Span(span_id=span.span_id, parent_span_id=span.parent_span_id,
+                              name=span.name, kind=kind, start_time=span.start,
+                              end_time=span.end, error=span.error,
+                              attributes=_span_summary(a)))
+    system_prompt, output = "", ""
+    messages: list[Message] = []
+    main_attrs: dict[str, Any] = {}
+    if llm:
+        main, inputs, outputs = llm[-1]
+        main_attrs = main.attributes
+        system_prompt, messages = split_system(inputs)
+        output = last_answer(outputs)
+        if not output and outputs:
+            messages = [*messages, *outputs]  # the last step was a tool call
+    if not output:
+        output = as_text(jsonish(_first(root.attributes, "output.value", "output")))
+    messages = attach_tool_results(messages, tool_results)
+    ra = {**root.resource, **root.attributes}
+    ma = {**root.resource, **main_attrs} if main_attrs else ra
+    invocation = jsonish(ma.get("llm.invocation_parameters"))
+    invocation = invocation if isinstance(invocation, dict) else {}
+    latency = None
+    if root.start and root.end:
+        latency = max((root.end - root.start).total_seconds() * 1000.0, 0.0)
+    errors = [s.error for s in spans if s.error]
+    root_error = root.error or (errors[0] if errors else None)
+    metadata = TraceMetadata(
+        model=_str(_first(ma, "gen_ai.request.model") or invocation.get("model")
+                   or ma.get("llm.model_name")),
+        model_version=_str(_first(ma, "gen_ai.response.model", "llm.model_name")),
+        prompt_name=_str(_first(ma, "gen_ai.prompt.name", "llm.prompt_template.name")),
+        prompt_version=_str(_first(ma, "llm.prompt_template.version", "gen_ai.prompt.version")),
+        product_area=_meta_lookup(ra, ("product_area", "product.area")),
+        user_segment=_meta_lookup(ra, ("user_segment", "user.segment")),
+        environment=_str(_first(ra, "deployment.environment.name", "deployment.environment"))
+        or _meta_lookup(ra, ("environment",)),
+        latency_ms=latency,
+        input_tokens=input_tokens if have_tokens else None,
+        output_tokens=output_tokens if have_tokens else None,
+        cost_usd=cost if have_cost else None,
+        error=root_error,
+        start_time=root.start, end_time=root.end,
+        extra={k: v for k, v in {
+            "root span": root.name,
+            "provider": _first(ma, "gen_ai.provider.name", "gen_ai.system", "llm.provider"),
+            "conversation id": _first(ra, "gen_ai.conversation.id", "session.id"),
+            "user id": _first(ra, "user.id"),
+            "service": _first(ra, "service.name"),
+            "service version": _first(ra, "service.version"),
+            "agent": _first(ra, "gen_ai.agent.name"),
+        }.items() if v not in (None, "")},
+    )
+    return Trace(trace_id=trace_id, system_prompt=system_prompt, messages=messages,
+                 documents=documents, output=output, spans=out_spans, metadata=metadata,
+                 source=source, feedback=feedback)
+
+
+_SUMMARY_KEYS = ("gen_ai.operation.name", "gen_ai.request.model", "gen_ai.response.model",
+                 "gen_ai.tool.name", "openinference.span.kind", "llm.model_name", "tool.name")
+
+
+def _span_summary(attrs: dict[str, Any]) -> dict[str, Any]:
+    """The few attributes worth keeping per span (full content already lives in the trace)."""
+    return {k: attrs[k] for k in _SUMMARY_KEYS if k in attrs}
+
+
+def attach_tool_results(messages: list[Message], results: list[ToolCall]) -> list[Message]:
+    """Give tool calls without a result the result of the tool span that ran them."""
+    if not results:
+        return messages
+    answered = {m.tool_call_id for m in messages if m.role == "tool" and m.tool_call_id}
+    by_id = {r.id: r for r in results if r.id}
+    unused = list(results)
+    out = []
+    for message in messages:
+        calls = []
+        for call in message.tool_calls:
+            if call.result is None and call.id not in answered:
+                match = by_id.get(call.id) if call.id else None
+                if match is None:
+                    match = next((r for r in unused if r.name == call.name), None)
+                if match is not None:
+                    call = call.model_copy(update={"result": match.result})
+                    if match in unused:
+                        unused.remove(match)
+            calls.append(call)
+        out.append(message.model_copy(update={"tool_calls": calls}) if calls else message)
+    if not any(m.tool_calls for m in messages):
+        # Tool spans without a call in the conversation (agent frameworks): show them.
+        out.append(Message(role="assistant", tool_calls=[
+            ToolCall(id=r.id, name=r.name, arguments=r.arguments, result=r.result)
+            for r in results]))
+    return out
+
+
+def input_hash(trace: Trace) -> str:
+    """A stable hash of what the model was given (system prompt and conversation)."""
+    body = json.dumps([trace.system_prompt, [(m.role, m.content) for m in trace.messages]],
+                      ensure_ascii=False, sort_keys=True)
+    return hashlib.sha256(body.encode()).hexdigest()[:24]

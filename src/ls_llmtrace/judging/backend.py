@@ -1,0 +1,449 @@
+"""The ML backend: Label Studio's ML-backend protocol over a judge, as a Flask 3 app.
+
+Routes: ``/health``, ``/setup``, ``/predict`` (batch and interactive), ``/webhook``,
+``/versions``, ``/metrics``. Predictions are built for the controls found in the label
+config Label Studio sends (not hard-coded). ``model_version`` is the judge's identity and
+version plus the schema version, the same from ``/setup`` and on every prediction, so
+Label Studio's "retrieve predictions" skips tasks this judge has already predicted.
+
+Which judge (``LS_LLMTRACE_JUDGE``): the LLM judge when an endpoint is configured, else the
+learned evaluator trained on the reviewers' labels in the store, which answers with the
+rule judge until it has enough labels. The schema file (the rubric) of a config is found
+in ``LS_LLMTRACE_SCHEMA_DIR`` by the schema version id in the config's header.
+
+One task's failure leaves that task without a prediction (an empty list in its place, so
+Label Studio keeps the batch aligned, stores nothing for it and asks again next time),
+logged and counted; it never fails the batch.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import logging
+import re
+import threading
+import time
+import xml.etree.ElementTree as ET
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from flask import Flask, Response, jsonify, request
+from werkzeug.exceptions import BadRequest, HTTPException
+
+from ls_llmtrace import settings
+from ls_llmtrace.errors import ConfigError, LLMTraceError
+from ls_llmtrace.judging.judges import Judge, Metrics, RuleJudge
+from ls_llmtrace.judging.judges.cache import VerdictCache
+from ls_llmtrace.judging.judges.learned import LearnedJudge, LearnedRegistry
+from ls_llmtrace.labelstudio.results import ConfigSpec, parse_config, to_results
+from ls_llmtrace.schema.labelconfig import schema_version_of
+from ls_llmtrace.schema.model import AnnotationSchema, load_schema, load_schema_dir
+
+log = logging.getLogger("ls_llmtrace.backend")
+MAX_REQUEST_BYTES = 50 * 1024 * 1024
+WEBHOOK_SECRET_HEADER = "X-LLMTrace-Secret"
+RETRAIN_ACTIONS = {"ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_CREATED",
+                   "ANNOTATIONS_DELETED", "START_TRAINING"}
+_VERSION_ID = re.compile(r"^([a-z0-9][a-z0-9_\-]*)@v(\d+)$")
+
+
+def model_version(judge: Judge, config: str | None) -> str:
+    schema = schema_version_of(config or "") or "unknown-schema"
+    return f"{judge.name}-v{judge.version}@{schema}"
+
+
+def split_version_id(version_id: str | None) -> tuple[str, int] | None:
+    match = _VERSION_ID.match(version_id or "")
+    return (match.group(1), int(match.group(2))) if match else None
+
+
+def find_schema(version_id: str | None) -> AnnotationSchema | None:
+    """The schema file of a version id (``default@v1``) in ``LS_LLMTRACE_SCHEMA_DIR``."""
+    parts = split_version_id(version_id)
+    if parts is None:
+        return None
+    directory = settings.schema_dir()
+    path = directory / f"{parts[0]}.v{parts[1]}.yaml"
+    try:
+        if path.exists():
+            schema = load_schema(path)
+            if schema.version_id == version_id:
+                return schema
+        return load_schema_dir(directory).get(parts) if directory.is_dir() else None
+    except LLMTraceError as exc:
+        log.warning("schema %s not usable: %s", version_id, exc)
+        return None
+
+
+def prediction_for(judge: Judge, task: dict[str, Any], spec: ConfigSpec,
+                   version: str) -> dict[str, Any] | None:
+    """One task -> one prediction in Label Studio's format, or None."""
+    if spec.verdict is None:
+        return None
+    data = task.get("data") or {}
+    verdict = judge.judge(data)
+    if verdict is None:
+        return None
+    result = to_results(spec, verdict, data)
+    if not result:
+        return None
+    return {"result": result, "score": round(verdict.confidence, 4), "model_version": version}
+
+
+def _judge_labels(spec: ConfigSpec) -> tuple[str, str]:
+    values = spec.verdict_values or ("pass", "fail")
+    passing = next((v for v in values if v == "pass"), values[0])
+    failing = next((v for v in values if v == "fail"), values[-1])
+    return passing, failing
+
+
+class JudgeProvider:
+    """Picks and builds the judge for a label config; owns the cache and the models."""
+
+    def __init__(self, metrics: Metrics, judge: Judge | None = None) -> None:
+        self.metrics = metrics
+        self.fixed = judge
+        self._lock = threading.Lock()
+        self._llm: dict[str, Judge] = {}
+        self._cache: VerdictCache | None = None
+        self.learned = LearnedRegistry(settings.home() / "learned", settings.learned_min_labels())
+
+    def cache(self) -> VerdictCache | None:
+        path = settings.judge_cache_path()
+        if path is None:
+            return None
+        with self._lock:
+            if self._cache is None or self._cache.path != path:
+                self._cache = VerdictCache(path)
+            return self._cache
+
+    def judge_for(self, config: str | None, refresh: bool = False) -> Judge:
+        if self.fixed is not None:
+            return self.fixed
+        spec = parse_config(config) if config else parse_config("<View/>")
+        passing, failing = _judge_labels(spec)
+        rules = RuleJudge(passing, failing)
+        kind = settings.judge_kind()
+        if kind == "rules" or not config:
+            return rules
+        if kind == "learned":
+            return self._learned(spec, passing) or rules
+        if kind == "llm":
+            return self._llm_judge(config, spec, refresh)
+        raise ConfigError(f"unknown judge {kind!r} in LS_LLMTRACE_JUDGE: use auto, llm, "
+                          "learned or rules")
+
+    def _learned(self, spec: ConfigSpec, passing: str) -> Judge | None:
+        from ls_llmtrace.store import Store
+
+        parts = split_version_id(spec.schema_version)
+        if parts is None:
+            return None
+        try:
+            trained = self.learned.get(Store, *parts)
+        except LLMTraceError as exc:
+            log.warning("learned evaluator unavailable (%s); using the rule judge", exc)
+            return None
+        if trained is None or not set(trained.model.labels) <= set(spec.verdict_values):
+            return None
+        return LearnedJudge(trained, passing)
+
+    def _llm_judge(self, config: str, spec: ConfigSpec, refresh: bool) -> Judge:
+        from ls_llmtrace.judging.judges.llm import ChatClient, LLMConfig, LLMJudge, read_golden_file
+
+        key = hashlib.sha256(config.encode("utf-8")).hexdigest()
+        with self._lock:
+            if not refresh and key in self._llm:
+                return self._llm[key]
+        schema = find_schema(spec.schema_version)
+        golden: list[dict[str, Any]] = []
+        golden_path = settings.judge_golden_path()
+        if golden_path is not None:
+            try:
+                golden = read_golden_file(golden_path)
+            except OSError as exc:
+                log.warning("golden file %s not readable: %s", golden_path, exc.strerror)
+        elif schema is not None and settings.judge_few_shot():
+            golden = self._store_golden(schema)
+        judge = LLMJudge(spec, schema, golden, ChatClient(LLMConfig.from_settings(), self.metrics),
+                         self.cache(), settings.judge_few_shot())
+        with self._lock:
+            self._llm[key] = judge
+        return judge
+
+    @staticmethod
+    def _store_golden(schema: AnnotationSchema) -> list[dict[str, Any]]:
+        from ls_llmtrace.evals.golden import golden_cases
+        from ls_llmtrace.store import Store
+
+        try:
+            with Store() as store:
+                return golden_cases(store, schema)
+        except LLMTraceError as exc:
+            log.warning("no golden cases from the store: %s", exc)
+            return []
+
+
+class Retrainer:
+    """Retrains the learned evaluator in the background (webhooks must answer in 1 s).
+
+    Sync first when the backend has Label Studio credentials (``LS_LLMTRACE_LS_TOKEN``),
+    so the new annotation is in the store; otherwise train from what the store holds.
+    """
+
+    def __init__(self, provider: JudgeProvider, metrics: Metrics) -> None:
+        self.provider = provider
+        self.metrics = metrics
+        self._lock = threading.Lock()
+        self._running = False
+        self._again = False
+        self._projects: set[int] = set()
+        self._versions: set[str] = set()
+
+    def request(self, project_id: int | None, schema_version: str | None) -> None:
+        with self._lock:
+            if project_id is not None:
+                self._projects.add(project_id)
+            if schema_version:
+                self._versions.add(schema_version)
+            if self._running:
+                self._again = True
+                return
+            self._running = True
+        threading.Thread(target=self._run, name="retrain", daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                projects, self._projects = self._projects, set()
+                versions, self._versions = self._versions, set()
+                self._again = False
+            try:
+                self._once(projects, versions)
+                self.metrics.incr("learned_retrains")
+            except Exception as exc:  # a failed retrain keeps the previous model
+                log.warning("retraining failed: %s", _describe(exc))
+                self.metrics.incr("learned_retrain_failures")
+            with self._lock:
+                if not self._again:
+                    self._running = False
+                    return
+
+    def _once(self, projects: set[int], versions: set[str]) -> None:
+        from ls_llmtrace.ingest.pipeline import sync
+        from ls_llmtrace.store import Store
+
+        with Store() as store:
+            client = _ls_client() if projects else None
+            if client is not None:
+                schemas = load_schema_dir(settings.schema_dir())
+                sync(client, store, schemas, project_ids=sorted(projects))
+                self.metrics.incr("learned_syncs")
+            targets = {p for p in (split_version_id(v) for v in versions) if p}
+            targets |= set(self.provider.learned.known())
+            for schema_id, version in sorted(targets):
+                self.provider.learned.train(store, schema_id, version)
+
+
+def _ls_client() -> Any:
+    """A Label Studio client for syncing, if the backend has credentials: the configured
+    token, or the managed Label Studio's (the demo runs both from one home)."""
+    from ls_llmtrace.labelstudio.client import LabelStudioClient
+    from ls_llmtrace.labelstudio.server import ManagedLabelStudio
+
+    token = settings.ls_token()
+    if token:
+        return LabelStudioClient(settings.ls_url(), token)
+    managed = ManagedLabelStudio()
+    if not managed.credentials_file.exists():
+        return None
+    return LabelStudioClient(managed.url, managed.credentials().token)
+
+
+def _describe(exc: BaseException) -> str:
+    """Our own errors say what happened; anything else is named by class only, since
+    its message may carry a URL, a path or a secret."""
+    return str(exc) if isinstance(exc, LLMTraceError) else exc.__class__.__name__
+
+
+def create_app(judge: Judge | None = None) -> Flask:
+    app = Flask("ls_llmtrace.backend")
+    app.config["MAX_CONTENT_LENGTH"] = settings.backend_max_request_bytes()
+    metrics = Metrics()
+    provider = JudgeProvider(metrics, judge)
+    retrainer = Retrainer(provider, metrics)
+    state: dict[str, Any] = {"config": None}
+    lock = threading.Lock()
+    app.extensions["ls_llmtrace"] = {"metrics": metrics, "provider": provider,
+                                     "retrainer": retrainer}
+
+    def json_body() -> dict[str, Any]:
+        body = request.get_json(force=True, silent=True)
+        if body is None:
+            body = {}
+        if not isinstance(body, dict):
+            raise BadRequest("the request body must be a JSON object")
+        return body
+
+    @app.before_request
+    def _guard() -> Response | None:
+        metrics.incr("requests")
+        limit = settings.backend_max_request_bytes()
+        if request.content_length is not None and request.content_length > limit:
+            metrics.incr("too_large")
+            return _error(413, f"request body over {limit} bytes "
+                               "(LS_LLMTRACE_BACKEND_MAX_REQUEST_MB)")
+        request.max_content_length = limit
+        if request.path == "/webhook":
+            secret = settings.webhook_secret()
+            given = request.headers.get(WEBHOOK_SECRET_HEADER, "")
+            if secret and not _same(given, secret):
+                metrics.incr("auth_failures")
+                return _error(401, "missing or wrong webhook secret")
+            return None
+        basic = settings.backend_basic_auth()
+        token = settings.backend_token()
+        if not basic and not token:
+            return None
+        credentials = _basic_credentials(request.headers.get("Authorization", ""))
+        if basic and credentials is not None and _same(credentials[0], basic[0]) \
+                and _same(credentials[1], basic[1]):
+            return None
+        if token:
+            header = request.headers.get("Authorization", "")
+            if header.startswith("Bearer ") and _same(header[7:].strip(), token):
+                return None
+        metrics.incr("auth_failures")
+        response = _error(401, "authentication required")
+        response.headers["WWW-Authenticate"] = ('Basic realm="ls-llmtrace"' if basic
+                                                else 'Bearer realm="ls-llmtrace"')
+        return response
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Response:
+        if isinstance(exc, HTTPException) and exc.code is not None and exc.code < 500:
+            return _error(exc.code, exc.description or "request refused")
+        if isinstance(exc, ET.ParseError):
+            return _error(400, "the label config is not valid XML")
+        log.error("backend error on %s: %s", request.path, _describe(exc))
+        metrics.incr("failures")
+        return _error(500, "internal error (see the backend log)")
+
+    @app.get("/health")
+    def health() -> Response:
+        return jsonify({"status": "UP", "model_class": "LLMTraceJudge"})
+
+    @app.post("/setup")
+    def setup() -> Response:
+        body = json_body()
+        config = body.get("schema")
+        if config is not None and not isinstance(config, str):
+            raise BadRequest("'schema' must be the label config as text")
+        with lock:
+            state["config"] = config
+        judge_now = provider.judge_for(config, refresh=True)
+        return jsonify({"model_version": model_version(judge_now, config)})
+
+    @app.get("/versions")
+    def versions() -> Response:
+        config = state["config"]
+        return jsonify({"versions": [model_version(provider.judge_for(config), config)]})
+
+    @app.post("/predict")
+    def predict() -> Response:
+        started = time.monotonic()
+        body = json_body()
+        config = body.get("label_config") or state["config"] or ""
+        if not isinstance(config, str):
+            raise BadRequest("'label_config' must be text")
+        spec = parse_config(config) if config else parse_config("<View/>")
+        judge_now = provider.judge_for(config or None)
+        version = model_version(judge_now, config)
+        tasks = body.get("tasks") or []
+        if not isinstance(tasks, list):
+            raise BadRequest("'tasks' must be a list")
+        metrics.incr("tasks", len(tasks))
+
+        def one(task: Any) -> dict[str, Any] | list[Any]:
+            task_started = time.monotonic()
+            task_id = task.get("id") if isinstance(task, dict) else None
+            try:
+                if not isinstance(task, dict):
+                    raise TypeError("a task must be a JSON object")
+                prediction = prediction_for(judge_now, task, spec, version)
+            except Exception as exc:  # one task's failure never fails the batch
+                log.warning("no prediction for task %s: %s", task_id, _describe(exc))
+                metrics.incr("failures")
+                prediction = None
+            finally:
+                metrics.observe_ms("task", (time.monotonic() - task_started) * 1000)
+            if prediction is None:
+                metrics.incr("tasks_without_prediction")
+                return []  # Label Studio stores nothing for this task and asks again later
+            metrics.incr("predictions")
+            return prediction
+
+        workers = min(settings.judge_concurrency(), max(1, len(tasks)))
+        if workers == 1:
+            results = [one(task) for task in tasks]
+        else:
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="judge") as pool:
+                results = list(pool.map(one, tasks))
+        metrics.observe_ms("predict", (time.monotonic() - started) * 1000)
+        return jsonify({"results": results, "model_version": version})
+
+    @app.post("/webhook")
+    def webhook() -> Response:
+        body = json_body()
+        action = str(body.get("action", "unknown"))
+        metrics.incr(f"webhook_{action.lower()}")
+        retrain = action in RETRAIN_ACTIONS and judge is None \
+            and settings.judge_kind() == "learned"
+        if retrain:
+            given = body.get("project")
+            project: dict[str, Any] = given if isinstance(given, dict) else {}
+            project_id = project.get("id") if isinstance(project.get("id"), int) else None
+            config = project.get("label_config") or state["config"]
+            retrainer.request(project_id,
+                              schema_version_of(config) if isinstance(config, str) else None)
+        return jsonify({"status": "ok", "retrain": "scheduled" if retrain else "no"})
+
+    @app.get("/metrics")
+    def metrics_route() -> Response:
+        snapshot: dict[str, Any] = dict(metrics.snapshot())
+        snapshot["learned_models"] = provider.learned.versions()
+        return jsonify(snapshot)
+
+    return app
+
+
+def _basic_credentials(header: str) -> tuple[str, str] | None:
+    """(user, password) of a Basic header. Label Studio sends it through ``requests``,
+    which encodes non-ASCII as Latin-1; browsers and curl send UTF-8: accept both."""
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        raw = base64.b64decode(value.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = raw.decode("latin-1")
+    user, sep, password = text.partition(":")
+    return (user, password) if sep else None
+
+
+def _same(given: str, expected: str) -> bool:
+    """Constant-time comparison that also works for non-ASCII text."""
+    return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
+
+
+def _error(status: int, message: str) -> Response:
+    response = jsonify({"error": message})
+    response.status_code = status
+    return response

@@ -1,0 +1,278 @@
+"""The learned evaluator: a small text classifier trained on the reviewers' labels.
+
+Training data: the deciding reviewer record of each trace (ground truth first, else the
+latest; cancelled and deleted ones left out) for one schema version, joined to the trace
+kept in the store. Features: TF-IDF of the answer, TF-IDF of the conversation, and a few
+shape features (lengths, list items, digits); the model is a class-balanced logistic
+regression (scikit-learn). Deterministic: the same labels give the same model.
+
+Its version is a counter bumped each time it is retrained on a different set of labels,
+kept with a fingerprint of those labels in ``<home>/learned/<schema>.json`` beside the
+fitted model (``.joblib``): a restarted backend loads it at once and keeps its version
+(and Label Studio keeps its predictions); the next labelling webhook retrains.
+Below ``LS_LLMTRACE_LEARNED_MIN_LABELS`` labels, or with one verdict only, there is no
+model and the caller falls back to the rule judge.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+from scipy.sparse import csr_matrix, hstack
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+
+from ls_llmtrace.judging.judges.base import Verdict
+from ls_llmtrace.models import AnnotationRecord, Trace
+from ls_llmtrace.store import Store
+
+log = logging.getLogger("ls_llmtrace.judge.learned")
+_LIST_ITEM = re.compile(r"^\s*(?:[-*\u2022]|\d+[.)])\s", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class Example:
+    conversation: str
+    answer: str
+
+
+def example_from_task(data: dict[str, Any]) -> Example:
+    messages = data.get("messages")
+    parts = [f"{m.get('role', '')}: {m.get('content', '')}" for m in messages or []
+             if isinstance(m, dict)] if isinstance(messages, list) else []
+    return Example("\n".join(parts), str(data.get("answer") or ""))
+
+
+def example_from_trace(trace: Trace) -> Example:
+    parts = [f"{m.role}: {m.content}" for m in trace.messages]
+    return Example("\n".join(parts), trace.output)
+
+
+def _shape(example: Example) -> list[float]:
+    answer = example.answer
+    words = max(1, len(answer.split()))
+    return [
+        np.log1p(len(answer)) / 10,
+        np.log1p(len(example.conversation)) / 10,
+        len(_LIST_ITEM.findall(answer)) / 10,
+        sum(c.isdigit() for c in answer) / max(1, len(answer)),
+        sum(w[:1].isupper() for w in answer.split()) / words,
+    ]
+
+
+class TextModel:
+    """TF-IDF (answer, conversation) + shape features -> logistic regression."""
+
+    def __init__(self) -> None:
+        self.answer_vec = TfidfVectorizer(ngram_range=(1, 2), min_df=1, max_features=20000,
+                                          sublinear_tf=True)
+        self.conversation_vec = TfidfVectorizer(ngram_range=(1, 2), min_df=1,
+                                                max_features=20000, sublinear_tf=True)
+        self.classifier = LogisticRegression(max_iter=2000, class_weight="balanced", C=2.0)
+
+    def _matrix(self, examples: list[Example], fit: bool) -> csr_matrix:
+        answers = [e.answer for e in examples]
+        conversations = [e.conversation for e in examples]
+        if fit:
+            a = self.answer_vec.fit_transform(answers)
+            c = self.conversation_vec.fit_transform(conversations)
+        else:
+            a = self.answer_vec.transform(answers)
+            c = self.conversation_vec.transform(conversations)
+        shape = csr_matrix(np.array([_shape(e) for e in examples], dtype=float))
+        return csr_matrix(hstack([a, c, shape]))
+
+    def fit(self, examples: list[Example], labels: list[str]) -> TextModel:
+        self.classifier.fit(self._matrix(examples, fit=True), labels)
+        return self
+
+    @property
+    def labels(self) -> list[str]:
+        return [str(c) for c in self.classifier.classes_]
+
+    def predict_proba(self, examples: list[Example]) -> list[dict[str, float]]:
+        probabilities = self.classifier.predict_proba(self._matrix(examples, fit=False))
+        return [dict(zip(self.labels, map(float, row), strict=True)) for row in probabilities]
+
+
+def _deciding(records: list[AnnotationRecord]) -> dict[str, AnnotationRecord]:
+    """The record that decides each trace's label: ground truth first, then the latest."""
+    best: dict[str, AnnotationRecord] = {}
+    for record in records:
+        if record.was_cancelled or record.deleted or record.label is None:
+            continue
+        if record.scope.kind != "trace":
+            continue
+        when = record.updated_at or record.created_at
+        stamp = when.isoformat() if when else ""
+        current = best.get(record.trace_id)
+        if current is None:
+            best[record.trace_id] = record
+            continue
+        current_when = current.updated_at or current.created_at
+        current_stamp = current_when.isoformat() if current_when else ""
+        if (record.ground_truth, stamp, record.record_key) > (
+                current.ground_truth, current_stamp, current.record_key):
+            best[record.trace_id] = record
+    return best
+
+
+def training_set(store: Store, schema_id: str, schema_version: int
+                 ) -> tuple[list[Example], list[str], list[str]]:
+    """(examples, labels, trace ids) of every labelled trace the store also holds."""
+    records = [r for r in store.records(source="reviewer")
+               if r.schema_id == schema_id and r.schema_version == schema_version]
+    examples, labels, trace_ids = [], [], []
+    for trace_id, record in sorted(_deciding(records).items()):
+        trace = store.trace(trace_id)
+        if trace is None or record.label is None:
+            continue
+        examples.append(example_from_trace(trace))
+        labels.append(record.label)
+        trace_ids.append(trace_id)
+    return examples, labels, trace_ids
+
+
+def fingerprint(labels: list[str], trace_ids: list[str]) -> str:
+    blob = json.dumps(sorted(zip(trace_ids, labels, strict=True)), ensure_ascii=False)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    model: TextModel
+    version: int
+    label_count: int
+    fingerprint: str
+
+
+class LearnedJudge:
+    """Predicts with a trained model, in the labels of the config it serves."""
+
+    name = "llmtrace-learned"
+
+    def __init__(self, trained: TrainedModel, passing: str | None) -> None:
+        self.trained = trained
+        self.passing = passing
+
+    @property
+    def version(self) -> str:
+        return str(self.trained.version)
+
+    def judge(self, task_data: dict[str, Any]) -> Verdict | None:
+        [probabilities] = self.trained.model.predict_proba([example_from_task(task_data)])
+        label = max(sorted(probabilities), key=lambda k: probabilities[k])
+        confidence = probabilities[label]
+        if self.passing is not None and self.passing in probabilities:
+            score = probabilities[self.passing]
+        else:
+            score = confidence
+        return Verdict(
+            label=label, score=score, confidence=confidence,
+            explanation=(f"Learned evaluator v{self.trained.version} (trained on "
+                         f"{self.trained.label_count} reviewer labels): "
+                         f"P({label}) = {confidence:.2f}. It sees wording, not facts: "
+                         "check the answer."),
+        )
+
+
+class LearnedRegistry:
+    """The trained model of each schema version, retrained on demand, thread-safe."""
+
+    def __init__(self, state_dir: Path, min_labels: int) -> None:
+        self.state_dir = state_dir
+        self.min_labels = min_labels
+        self._models: dict[tuple[str, int], TrainedModel | None] = {}
+        self._lock = threading.Lock()
+
+    def _state_file(self, schema_id: str, version: int) -> Path:
+        return self.state_dir / f"{schema_id}.v{version}.json"
+
+    def _read_state(self, path: Path) -> dict[str, Any]:
+        try:
+            state = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return state if isinstance(state, dict) else {}
+
+    def train(self, store: Store, schema_id: str, schema_version: int) -> TrainedModel | None:
+        """(Re)train from the store; the version moves only when the labels changed."""
+        examples, labels, trace_ids = training_set(store, schema_id, schema_version)
+        key = (schema_id, schema_version)
+        with self._lock:
+            if len(labels) < self.min_labels or len(set(labels)) < 2:
+                self._models[key] = None
+                return None
+            mark = fingerprint(labels, trace_ids)
+            current = self._models.get(key)
+            if current is not None and current.fingerprint == mark:
+                return current
+            path = self._state_file(schema_id, schema_version)
+            state = self._read_state(path)
+            version = int(state.get("version", 0))
+            if state.get("fingerprint") != mark:
+                version += 1
+            trained = TrainedModel(TextModel().fit(examples, labels), version, len(labels),
+                                   mark)
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            model_tmp = path.with_suffix(".joblib.tmp")
+            joblib.dump(trained.model, model_tmp)
+            model_tmp.replace(path.with_suffix(".joblib"))
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"version": version, "fingerprint": mark,
+                                       "labels": len(labels)}), encoding="utf-8")
+            tmp.replace(path)
+            self._models[key] = trained
+            return trained
+
+    def get(self, store_factory: Any, schema_id: str, schema_version: int
+            ) -> TrainedModel | None:
+        """The model of a schema version: in memory, else the one saved by the last
+        training (a restart answers at once), else trained from the store now."""
+        key = (schema_id, schema_version)
+        with self._lock:
+            if key in self._models:
+                return self._models[key]
+            saved = self._load(schema_id, schema_version)
+            if saved is not None:
+                self._models[key] = saved
+                return saved
+        with store_factory() as store:
+            return self.train(store, schema_id, schema_version)
+
+    def _load(self, schema_id: str, schema_version: int) -> TrainedModel | None:
+        path = self._state_file(schema_id, schema_version)
+        state = self._read_state(path)
+        model_file = path.with_suffix(".joblib")
+        if not state or not model_file.exists():
+            return None
+        try:
+            # our own file, written by train() into the backend's home (pickle format)
+            model = joblib.load(model_file)
+        except Exception as exc:  # an unreadable model is retrained, never fatal
+            log.warning("saved model %s not loadable (%s); retraining", model_file,
+                        exc.__class__.__name__)
+            return None
+        if not isinstance(model, TextModel):
+            return None
+        return TrainedModel(model, int(state["version"]), int(state.get("labels", 0)),
+                            str(state.get("fingerprint")))
+
+    def known(self) -> list[tuple[str, int]]:
+        with self._lock:
+            return list(self._models)
+
+    def versions(self) -> dict[str, int | None]:
+        """Schema version id -> model version (None: not enough labels yet)."""
+        with self._lock:
+            return {f"{sid}@v{ver}": (m.version if m else None)
+                    for (sid, ver), m in self._models.items()}

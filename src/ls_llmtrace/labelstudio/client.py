@@ -1,0 +1,324 @@
+"""Every call this package makes to Label Studio, through label-studio-sdk.
+
+Label Studio's quirks are handled here and nowhere else: the only datetime format its
+filters accept, ``updated_at`` arriving as ``datetime`` or ``str``, task ids it assigns
+itself, the ML backend connection and the Data Manager action that asks for predictions.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import httpx
+import requests
+from label_studio_sdk import LabelStudio
+from label_studio_sdk.core.api_error import ApiError
+
+from ls_llmtrace import settings
+from ls_llmtrace.errors import LabelStudioError
+from ls_llmtrace.schema.labelconfig import build_instructions, build_label_config
+from ls_llmtrace.schema.model import AnnotationSchema
+from ls_llmtrace.timeutil import format_ls_datetime, to_utc
+
+# The task fields the sync reads. Label Studio applies ``include`` to the nested
+# annotations too, so their fields are listed here as well; left out are only the costly
+# computed extras (annotators, comment authors, prediction and annotation summaries).
+SYNC_TASK_FIELDS = ",".join([
+    "id", "data", "meta", "created_at", "updated_at", "inner_id", "project", "annotations",
+    # annotation fields
+    "result", "completed_by", "lead_time", "was_cancelled", "ground_truth", "task",
+    "last_action", "parent_prediction", "parent_annotation", "unique_id", "updated_by",
+    "draft_created_at", "bulk_created", "import_id", "last_created_by", "result_count",
+])
+
+
+def project_title(schema: AnnotationSchema, queue: str = "review") -> str:
+    return f"llmtrace {queue} | {schema.version_id}"
+
+
+class LabelStudioClient:
+    """A thin, typed wrapper over the SDK client."""
+
+    def __init__(self, url: str | None = None, token: str | None = None) -> None:
+        self.url = (url or settings.ls_url()).rstrip("/")
+        token = token or settings.ls_token()
+        if not token:
+            raise LabelStudioError(
+                "no Label Studio API token: start the managed one with `ls-llmtrace ls up` "
+                "or set LS_LLMTRACE_LS_TOKEN"
+            )
+        self.token = token
+        self.sdk = LabelStudio(base_url=self.url, api_key=token, timeout=600)
+
+    def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except ApiError as exc:
+            raise LabelStudioError(
+                f"Label Studio refused to {what} (HTTP {exc.status_code}): {exc.body}"
+            ) from exc
+        except (httpx.HTTPError, requests.RequestException) as exc:
+            raise LabelStudioError(
+                f"no Label Studio at {self.url} ({exc.__class__.__name__}): start it with "
+                "`ls-llmtrace ls up` or set LS_LLMTRACE_LS_URL"
+            ) from exc
+
+    def check(self) -> None:
+        self._call("identify the token's user", self.sdk.users.whoami)
+
+    # projects ---------------------------------------------------------------------------
+
+    def find_project(self, title: str) -> int | None:
+        pager = self._call("list projects", self.sdk.projects.list, title=title, page_size=100)
+        for project in pager:
+            if project.title == title:
+                return int(project.id)
+        return None
+
+    def push_schema(self, schema: AnnotationSchema, queue: str = "review") -> tuple[int, bool]:
+        """Create or update the project of (queue, schema version). Returns (id, created)."""
+        return self.push_config(
+            project_title(schema, queue), build_label_config(schema),
+            description=f"ls-llmtrace queue '{queue}', schema {schema.version_id}",
+            instructions=build_instructions(schema))
+
+    def project(self, project_id: int) -> Any:
+        return self._call("read the project", self.sdk.projects.get, id=project_id)
+
+    # tasks ------------------------------------------------------------------------------
+
+    def import_tasks(self, project_id: int, tasks: list[dict[str, Any]]) -> list[int]:
+        response = self._call("import tasks", self.sdk.projects.import_tasks, id=project_id,
+                              request=tasks, return_task_ids=True)
+        return [int(t) for t in (response.task_ids or [])]
+
+    def task_trace_ids(self, project_id: int, after_task_id: int = 0) -> Iterator[tuple[int, str]]:
+        """(task id, trace id) of every task with an id above ``after_task_id``.
+
+        Label Studio assigns increasing ids, so this lists exactly what was created since
+        the last task we know of (including by an import that crashed before recording).
+        """
+        query = {
+            "filters": {"conjunction": "and", "items": [
+                {"filter": "filter:tasks:id", "operator": "greater", "type": "Number",
+                 "value": after_task_id}]},
+            "ordering": ["tasks:id"],
+        }
+        pager = self._call("list tasks", self.sdk.tasks.list, project=project_id,
+                           query=json.dumps(query), include="id,data", page_size=1000)
+        for task in pager:
+            trace_id = (task.data or {}).get("trace_id")
+            if trace_id is not None:
+                yield int(task.id), str(trace_id)
+
+    def tasks_page_since(
+        self, project_id: int, since: datetime | None, limit: int = 500
+    ) -> list[dict[str, Any]]:
+        """Up to ``limit`` full tasks (with annotations) updated after ``since``, oldest
+        first. One request: callers page by moving ``since`` (keyset paging), so tasks
+        updated while a sync runs never shift a page boundary.
+        """
+        items = []
+        if since is not None:
+            items.append({"filter": "filter:tasks:updated_at", "operator": "greater",
+                          "type": "Datetime", "value": format_ls_datetime(since)})
+        query = {"filters": {"conjunction": "and", "items": items},
+                 "ordering": ["tasks:updated_at"]}
+        # Only the fields the sync reads: with everything, Label Studio computes per-task
+        # extras (annotators, comment authors, prediction results...) and pages take ~3x
+        # longer. The page is read as plain JSON through the SDK's own HTTP client (same
+        # auth, PAT refresh included): building SDK models for 1,000 tasks and dumping them
+        # back to dicts cost more than the sync's own work (measured in bench/bench_sync.py).
+        params = {"project": project_id, "query": json.dumps(query), "fields": "all",
+                  "include": SYNC_TASK_FIELDS, "page": 1, "page_size": limit}
+        http = self.sdk._client_wrapper.httpx_client
+        response = self._call("list tasks", http.request, "api/tasks/", method="GET",
+                              params=params)
+        if not 200 <= response.status_code < 300:
+            raise LabelStudioError(f"Label Studio refused to list tasks (HTTP "
+                                   f"{response.status_code}): {response.text[:500]}")
+        body = response.json()
+        tasks = body.get("tasks", []) if isinstance(body, dict) else body
+        return list(tasks)[:limit]
+
+    def snapshot_tasks(self, project_id: int, timeout: float = 1800.0,
+                       ) -> tuple[datetime, list[dict[str, Any]], int]:
+        """Every task of the project, with all its annotations (cancelled and ground truth
+        included), through Label Studio's own JSON snapshot export: the fastest way to
+        read a whole project. Returns (when the snapshot began, on Label Studio's clock;
+        the tasks; the API calls made). The export is deleted afterwards.
+        """
+        exports = self.sdk.projects.exports
+        snap = self._call(
+            "create a snapshot export", exports.create, id=project_id,
+            title="ls-llmtrace sync",
+            annotation_filter_options={"usual": True, "ground_truth": True, "skipped": True},
+            serialization_options={"drafts": {"only_id": True},
+                                   "predictions": {"only_id": True}})
+        calls = 1
+        began = to_utc(snap.created_at)
+        status = snap.status
+        deadline = time.monotonic() + timeout
+        while status != "completed":
+            if status == "failed" or time.monotonic() > deadline:
+                raise LabelStudioError(f"Label Studio's snapshot export {snap.id} of project "
+                                       f"{project_id} {status or 'did not finish'}: set "
+                                       "LS_LLMTRACE_SYNC_FIRST_EXPORT=0 to page instead")
+            time.sleep(0.2)
+            status = self._call("read the export", exports.get, id=project_id,
+                                export_pk=snap.id).status
+            calls += 1
+        data = b"".join(self._call("download the export", exports.download, id=project_id,
+                                   export_pk=snap.id, export_type="JSON"))
+        self._call("delete the export", exports.delete, id=project_id, export_pk=snap.id)
+        if began is None:
+            raise LabelStudioError(f"snapshot export {snap.id} has no created_at")
+        return began, json.loads(data), calls + 2
+
+    def task_count(self, project_id: int) -> int:
+        """How many tasks the project has now (one request)."""
+        project = self._call("read the project", self.sdk.projects.get, id=project_id)
+        return int(project.task_number or 0)
+
+    def task_ids(self, project_id: int) -> Iterator[int]:
+        """Every task id of the project (ids only: cheap even for large projects)."""
+        pager = self._call("list tasks", self.sdk.tasks.list, project=project_id,
+                           include="id", page_size=5000)
+        for task in pager:
+            yield int(task.id)
+
+    def users(self) -> dict[int, str]:
+        """User id -> email, for naming annotation authors."""
+        pager = self._call("list users", self.sdk.users.list)
+        return {int(u.id): (u.email or u.username or str(u.id)) for u in pager}
+
+    # ML backend -------------------------------------------------------------------------
+
+    def connect_backend(
+        self, project_id: int, url: str, title: str = "ls-llmtrace judge",
+        basic_auth: tuple[str, str] | None = None,
+    ) -> int:
+        """Connect the ML backend to the project once (reuses a connection to the same URL)."""
+        existing = self._call("list ML backends", self.sdk.ml.list, project=project_id)
+        for backend in existing or []:
+            if (backend.url or "").rstrip("/") == url.rstrip("/"):
+                return int(backend.id)
+        kwargs: dict[str, Any] = {"project": project_id, "url": url, "title": title,
+                                  "is_interactive": True}
+        if basic_auth:
+            kwargs.update(auth_method="BASIC_AUTH", basic_auth_user=basic_auth[0],
+                          basic_auth_pass=basic_auth[1])
+        backend = self._call("connect the ML backend", self.sdk.ml.create, **kwargs)
+        return int(backend.id)
+
+    def retrieve_predictions(self, project_id: int) -> None:
+        """Run the Data Manager action ``retrieve_tasks_predictions`` on every task.
+
+        Label Studio skips tasks that already have a prediction with the model_version
+        the backend reports from ``/setup``.
+        """
+        self._call("retrieve predictions", self.sdk.actions.create,
+                   id="retrieve_tasks_predictions", project=project_id,
+                   selected_items={"all": True, "excluded": []})
+
+    # issue 3: schema migrations ----------------------------------------------------------
+
+    def all_tasks(self, project_id: int, page_size: int = 500) -> Iterator[dict[str, Any]]:
+        """Every task of a project with its annotations, by task id (read through the list
+        endpoint, which does not ask the ML backend for predictions)."""
+        query = {"filters": {"conjunction": "and", "items": []}, "ordering": ["tasks:id"]}
+        pager = self._call("list tasks", self.sdk.tasks.list, project=project_id,
+                           query=json.dumps(query), fields="all", page_size=page_size)
+        for task in pager:
+            yield task.model_dump(mode="json")
+
+    def update_annotation(self, annotation_id: int, result: list[dict[str, Any]]) -> dict[str, Any]:
+        """Replace an annotation's result; returns the annotation as stored."""
+        annotation = self._call("update an annotation", self.sdk.annotations.update,
+                                id=annotation_id, result=result)
+        return dict(annotation.model_dump(mode="json"))
+
+    def set_project_schema(self, project_id: int, schema: AnnotationSchema,
+                           queue: str = "review") -> None:
+        """Move an existing project to another schema version: title, config, rubric."""
+        self._call("update the project's label config", self.sdk.projects.update,
+                   id=project_id, title=project_title(schema, queue),
+                   label_config=build_label_config(schema),
+                   expert_instruction=build_instructions(schema),
+                   description=f"ls-llmtrace queue '{queue}', schema {schema.version_id}")
+
+    # issue 4: projects with a config not built from the schema (pairwise queues) ---------
+
+    def push_config(self, title: str, label_config: str, description: str = "",
+                    instructions: str = "") -> tuple[int, bool]:
+        """Create or update a project with this exact config. Returns (id, created)."""
+        common: dict[str, Any] = {
+            "label_config": label_config, "description": description,
+            "expert_instruction": instructions, "show_instruction": bool(instructions),
+            "show_collab_predictions": True,  # reviewers see the judge's proposal
+        }
+        project_id = self.find_project(title)
+        if project_id is None:
+            project = self._call("create the project", self.sdk.projects.create,
+                                 title=title, **common)
+            return int(project.id), True
+        self._call("update the project", self.sdk.projects.update, id=project_id, **common)
+        return project_id, False
+
+    def task_ids_for_trace(self, project_id: int, trace_id: str) -> list[int]:
+        """Ids of the project's tasks whose ``data.trace_id`` is exactly ``trace_id``."""
+        query = {"filters": {"conjunction": "and", "items": [
+            {"filter": "filter:tasks:data.trace_id", "operator": "equal", "type": "String",
+             "value": trace_id}]}}
+        pager = self._call("find tasks", self.sdk.tasks.list, project=project_id,
+                           query=json.dumps(query), include="id,data", page_size=100)
+        return [int(t.id) for t in pager if (t.data or {}).get("trace_id") == trace_id]
+    # pre-annotation (issue 5) -----------------------------------------------------------
+
+    def tasks_with_prediction_versions(self, project_id: int) -> list[tuple[int, set[str]]]:
+        """(task id, model versions of its predictions) for every task of a project."""
+        query = {"ordering": ["tasks:id"]}
+        pager = self._call("list tasks", self.sdk.tasks.list, project=project_id,
+                           query=json.dumps(query), fields="all", page_size=1000)
+        out = []
+        for task in pager:
+            versions = set()
+            for prediction in getattr(task, "predictions", None) or []:
+                version = (prediction.get("model_version") if isinstance(prediction, dict)
+                           else getattr(prediction, "model_version", None))
+                if version:
+                    versions.add(str(version))
+            out.append((int(task.id), versions))
+        return out
+
+    def retrieve_predictions_for(self, project_id: int, task_ids: list[int]) -> None:
+        """Run ``retrieve_tasks_predictions`` on these tasks only (one batched /predict)."""
+        self._call("retrieve predictions", self.sdk.actions.create,
+                   id="retrieve_tasks_predictions", project=project_id,
+                   selected_items={"all": False, "included": task_ids})
+
+    def prediction_count(self, project_id: int) -> int:
+        return int(self.project(project_id).total_predictions_number or 0)
+
+    def secure_backend_webhook(self, project_id: int, backend_url: str, header: str,
+                               secret: str) -> int:
+        """Add the shared-secret header to the webhook Label Studio created for the ML
+        backend (it creates it without one). Returns how many webhooks were updated."""
+        target = backend_url.rstrip("/") + "/webhook"
+        hooks = self._call("list webhooks", self.sdk.webhooks.list, project=str(project_id))
+        updated = 0
+        for hook in hooks or []:
+            if (hook.url or "").rstrip("/") != target:
+                continue
+            headers = dict(hook.headers or {}) if isinstance(hook.headers, dict) else {}
+            if headers.get(header) == secret:
+                continue
+            headers[header] = secret
+            self._call("update the webhook", self.sdk.webhooks.update, id=int(hook.id),
+                       headers=headers)
+            updated += 1
+        return updated

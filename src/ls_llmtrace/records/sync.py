@@ -1,0 +1,213 @@
+"""The sync job: completed annotations in Label Studio -> AnnotationRecords in the store.
+
+Incremental by the task ``updated_at`` cursor (creating, updating or deleting an
+annotation bumps its task's ``updated_at``). Each page of tasks is written in one
+transaction together with the cursor that covers it, so a crash at any point followed by
+a re-run ends in the same state, and a second run with no changes writes nothing.
+
+Every annotation is one record (several reviewers on a task: one record each, with its
+author); cancelled (skipped) annotations and ground-truth flags are kept on the record.
+An annotation that disappears from its task is marked deleted.
+
+A deleted *task* bumps nothing, so the cursor cannot see it. After paging, one call reads
+the project's task count; when Label Studio has fewer tasks than the sync has seen, one
+listing of task ids (ids only) finds the missing ones, and their records are marked
+deleted. An idle sync is therefore two API calls, whatever the project's size.
+
+The first sync of a project (no cursor yet) with more than one page of tasks reads it
+through one snapshot export, Label Studio's own bulk read, instead of paging through the
+task list (faster for large projects, see bench/bench_sync.py); it is written in pages
+with cursors all the same, then the listing takes over from the moment the export began.
+``LS_LLMTRACE_SYNC_FIRST_EXPORT=0`` turns it off.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from ls_llmtrace import settings
+from ls_llmtrace.ingest.pairwise import is_pairwise_task, map_pairwise_annotation
+from ls_llmtrace.labelstudio.client import LabelStudioClient
+from ls_llmtrace.records.mapping import map_annotation
+from ls_llmtrace.schema.model import AnnotationSchema
+from ls_llmtrace.store import Store
+from ls_llmtrace.timeutil import to_utc
+
+
+@dataclass
+class SyncSummary:
+    project_id: int
+    tasks_seen: int = 0
+    records_written: int = 0
+    records_deleted: int = 0
+    tasks_deleted: int = 0
+    rejected: int = 0
+    requests: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def line(self) -> str:
+        return (f"project {self.project_id}: {self.tasks_seen} tasks changed, "
+                f"{self.records_written} records written, {self.records_deleted} marked deleted "
+                f"({self.tasks_deleted} tasks deleted), "
+                f"{self.rejected} results kept aside ({self.requests} API calls)")
+
+
+def _reject_key(project_id: int, task_id: int, annotation_id: int | None, field_name: str,
+                raw: Any) -> str:
+    digest = hashlib.sha256(repr((field_name, raw)).encode()).hexdigest()[:16]
+    return f"ls:{project_id}:{task_id}:{annotation_id}:{digest}"
+
+
+def sync_project(
+    client: LabelStudioClient,
+    store: Store,
+    project_id: int,
+    schema: AnnotationSchema,
+    page_size: int | None = None,
+    after_page: Any = None,
+    first_export: bool | None = None,
+) -> SyncSummary:
+    """Sync one project. ``after_page`` is a test hook called after each committed page;
+    ``first_export`` (default: settings) reads a never-synced project through a snapshot
+    export instead of paging through it."""
+    page_size = page_size or settings.sync_page_size()
+    summary = SyncSummary(project_id)
+    users: dict[int, str] | None = None
+    cursor = store.cursor(project_id)
+    if cursor is None and (settings.sync_first_export() if first_export is None
+                           else first_export):
+        summary.requests += 1
+        if client.task_count(project_id) > page_size:  # one page is cheaper as a listing
+            cursor, users = _first_sync_from_export(client, store, project_id, schema,
+                                                    page_size, summary, after_page)
+    # One page is read ahead while the current one is written: its start (this page's
+    # cursor) is known as soon as this page arrives. A crash loses only that uncommitted
+    # read; the committed cursor still says where to start again.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="llmtrace-sync-read") as ahead:
+        pending = ahead.submit(client.tasks_page_since, project_id, cursor, page_size)
+        while True:
+            tasks = pending.result()
+            summary.requests += 1
+            if not tasks:
+                break
+            full_page = len(tasks) >= page_size
+            if full_page:
+                # Tasks sharing the last timestamp may continue on the next page; leave
+                # them for it, since the next page starts strictly after our cursor.
+                last = to_utc(tasks[-1].get("updated_at"))
+                head = [t for t in tasks if to_utc(t.get("updated_at")) != last]
+                if head:
+                    tasks = head
+                else:
+                    summary.notes.append(f"{len(tasks)} tasks share updated_at {last}; "
+                                         "raise the page size if some were missed")
+            newest: datetime | None = to_utc(tasks[-1].get("updated_at"))
+            if full_page:
+                pending = ahead.submit(client.tasks_page_since, project_id, newest or cursor,
+                                       page_size)
+            if users is None and any(t.get("annotations") for t in tasks):
+                users = client.users()
+                summary.requests += 1
+            _write_page(store, project_id, schema, tasks, users, newest, summary)
+            if newest is not None:
+                cursor = newest
+            summary.tasks_seen += len(tasks)
+            if after_page is not None:
+                after_page(summary)
+            if not full_page:
+                break
+    _sync_deleted_tasks(client, store, project_id, summary)
+    return summary
+
+
+def _by_time(task: dict[str, Any]) -> tuple[datetime, int]:
+    return (to_utc(task.get("updated_at")) or datetime.min.replace(tzinfo=UTC), int(task["id"]))
+
+
+def _first_sync_from_export(
+    client: LabelStudioClient, store: Store, project_id: int, schema: AnnotationSchema,
+    page_size: int, summary: SyncSummary, after_page: Any,
+) -> tuple[datetime | None, dict[int, str] | None]:
+    """First sync of a project from one snapshot export, written in pages (oldest first,
+    equal timestamps never split) each with its cursor, exactly like listed pages.
+
+    A page's cursor is never later than the moment the export began: anything changed
+    after that moment has a later ``updated_at`` and is read again by the listing that
+    follows. Returns the cursor reached and the users map.
+    """
+    began, tasks, calls = client.snapshot_tasks(project_id)
+    summary.requests += calls
+    tasks.sort(key=_by_time)
+    users: dict[int, str] | None = None
+    cursor: datetime | None = None
+    start = 0
+    while start < len(tasks):
+        end = min(start + page_size, len(tasks))
+        last = _by_time(tasks[end - 1])[0]
+        while end < len(tasks) and _by_time(tasks[end])[0] == last:
+            end += 1
+        page = tasks[start:end]
+        start = end
+        if users is None and any(t.get("annotations") for t in page):
+            users = client.users()
+            summary.requests += 1
+        newest = min(_by_time(page[-1])[0], began)
+        _write_page(store, project_id, schema, page, users, newest, summary)
+        cursor = newest
+        summary.tasks_seen += len(page)
+        if after_page is not None:
+            after_page(summary)
+    return cursor, users
+
+
+def _write_page(store: Store, project_id: int, schema: AnnotationSchema,
+                tasks: list[dict[str, Any]], users: dict[int, str] | None,
+                newest: datetime | None, summary: SyncSummary) -> None:
+    """One page of tasks and the cursor that covers it, in one transaction."""
+    with store.transaction() as conn:
+        for task in tasks:
+            task_id = int(task["id"])
+            current: set[int] = set()
+            for annotation in task.get("annotations") or []:
+                current.add(int(annotation["id"]))
+                # issue 4 hook: pairwise tasks map to preferences
+                mapper = map_pairwise_annotation if is_pairwise_task(task) else map_annotation
+                mapped = mapper(task, annotation, schema, project_id, users)
+                for record in mapped.records:
+                    summary.records_written += store.upsert_record(conn, record)
+                # a span removed from an edited annotation retires its record
+                summary.records_deleted += store.retire_records_except(
+                    conn, project_id, int(annotation["id"]),
+                    {r.record_key for r in mapped.records})
+                for reject in mapped.rejects:
+                    store.reject_result(
+                        conn, _reject_key(project_id, task_id, int(annotation["id"]),
+                                          reject.field, reject.raw),
+                        project_id, task_id, int(annotation["id"]), reject.field,
+                        reject.reason, reject.raw)
+                    summary.rejected += 1
+            for gone in store.live_annotation_ids(conn, project_id, task_id) - current:
+                summary.records_deleted += store.mark_annotation_deleted(conn, project_id, gone)
+        store.remember_synced_tasks(conn, project_id, [int(t["id"]) for t in tasks])
+        if newest is not None:
+            store.set_cursor(conn, project_id, newest)
+
+
+def _sync_deleted_tasks(client: LabelStudioClient, store: Store, project_id: int,
+                        summary: SyncSummary) -> None:
+    """Mark the records of tasks deleted in Label Studio as deleted."""
+    in_label_studio = client.task_count(project_id)
+    summary.requests += 1
+    if in_label_studio >= store.synced_task_count(project_id):
+        return
+    existing = set(client.task_ids(project_id))
+    summary.requests += 1
+    gone = store.synced_task_ids(project_id) - existing
+    with store.transaction() as conn:
+        for task_id in sorted(gone):
+            summary.records_deleted += store.forget_deleted_task(conn, project_id, task_id)
+    summary.tasks_deleted += len(gone)

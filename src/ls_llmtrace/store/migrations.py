@@ -1,0 +1,182 @@
+"""The store's schema, as an append-only list of migrations (applied by ``Store.migrate``)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+from ls_llmtrace.store.engine import Connection
+
+# Append only: never edit a migration that has shipped.
+MIGRATIONS: list[tuple[str, str]] = [
+    ("0001_initial", """
+        CREATE TABLE traces (
+            trace_id TEXT PRIMARY KEY,
+            source TEXT NOT NULL,
+            body TEXT NOT NULL,
+            imported_at TEXT NOT NULL
+        );
+        CREATE TABLE projects (
+            project_id INTEGER PRIMARY KEY,
+            queue TEXT NOT NULL,
+            schema_id TEXT NOT NULL,
+            schema_version INTEGER NOT NULL,
+            title TEXT NOT NULL
+        );
+        CREATE TABLE ls_tasks (
+            project_id INTEGER NOT NULL,
+            trace_id TEXT NOT NULL,
+            task_id INTEGER NOT NULL,
+            PRIMARY KEY (project_id, trace_id)
+        );
+        CREATE INDEX ls_tasks_task ON ls_tasks (project_id, task_id);
+        CREATE TABLE sync_cursors (
+            project_id INTEGER PRIMARY KEY,
+            updated_at TEXT NOT NULL,
+            synced_at TEXT NOT NULL
+        );
+        CREATE TABLE records (
+            record_key TEXT PRIMARY KEY,
+            trace_id TEXT NOT NULL,
+            schema_id TEXT NOT NULL,
+            schema_version INTEGER NOT NULL,
+            source TEXT NOT NULL,
+            label TEXT,
+            score REAL,
+            author TEXT,
+            ls_project_id INTEGER,
+            ls_task_id INTEGER,
+            ls_annotation_id INTEGER,
+            deleted INTEGER NOT NULL DEFAULT 0,
+            updated_at TEXT,
+            body TEXT NOT NULL
+        );
+        CREATE INDEX records_trace ON records (trace_id);
+        CREATE INDEX records_annotation ON records (ls_project_id, ls_annotation_id);
+        CREATE TABLE rejected_results (
+            reject_key TEXT PRIMARY KEY,
+            ls_project_id INTEGER,
+            ls_task_id INTEGER,
+            ls_annotation_id INTEGER,
+            field TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            raw TEXT NOT NULL,
+            seen_at TEXT NOT NULL
+        );
+    """),
+    # issue 3: the journal of schema migrations (plan, per-annotation done-markers, review
+    # queue); a run with status 'done' is the log entry of an applied migration.
+    ("0300_issue3_schema_migrations", """
+        CREATE TABLE schema_migration_runs (
+            run_id TEXT PRIMARY KEY,
+            project_id INTEGER NOT NULL,
+            queue TEXT NOT NULL,
+            schema_id TEXT NOT NULL,
+            from_version INTEGER NOT NULL,
+            to_version INTEGER NOT NULL,
+            migration_name TEXT NOT NULL,
+            migration_sha TEXT NOT NULL,
+            status TEXT NOT NULL,
+            planned_at TEXT NOT NULL,
+            finished_at TEXT,
+            summary TEXT NOT NULL
+        );
+        CREATE TABLE schema_migration_items (
+            run_id TEXT NOT NULL,
+            annotation_id INTEGER NOT NULL,
+            task_id INTEGER NOT NULL,
+            old_annotation TEXT NOT NULL,
+            new_result TEXT NOT NULL,
+            reviews TEXT NOT NULL,
+            changed INTEGER NOT NULL,
+            outcome TEXT,
+            done_at TEXT,
+            PRIMARY KEY (run_id, annotation_id)
+        );
+        CREATE TABLE schema_migration_reviews (
+            run_id TEXT NOT NULL,
+            annotation_id INTEGER NOT NULL,
+            task_id INTEGER NOT NULL,
+            field TEXT NOT NULL,
+            value TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            raw TEXT NOT NULL,
+            PRIMARY KEY (run_id, annotation_id, field, value)
+        )
+    """),
+    # issue 4: review queues. queue_items is the claim row per (project, trace or pair),
+    # inserted before the Label Studio import so two imports at once never both import;
+    # store_locks serializes project creation; pair_candidates feeds pairwise queues.
+    ("0400_issue4_queues", """
+        CREATE TABLE queue_items (
+            project_id INTEGER NOT NULL,
+            item_key TEXT NOT NULL,
+            queue TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            claimed_by TEXT NOT NULL,
+            claimed_at TEXT NOT NULL,
+            task_id INTEGER,
+            PRIMARY KEY (project_id, item_key)
+        );
+        CREATE INDEX queue_items_queue ON queue_items (queue, task_id);
+        CREATE TABLE store_locks (
+            name TEXT PRIMARY KEY,
+            owner TEXT NOT NULL,
+            acquired_at TEXT NOT NULL
+        );
+        CREATE TABLE pair_candidates (
+            queue TEXT NOT NULL,
+            trace_id TEXT NOT NULL,
+            input_hash TEXT NOT NULL,
+            variant TEXT NOT NULL,
+            paired INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (queue, trace_id)
+        );
+        CREATE INDEX pair_candidates_hash ON pair_candidates (queue, input_hash, paired);
+    """),
+    ("0600_issue6_store", """
+        ALTER TABLE records ADD COLUMN created_at TEXT;
+        ALTER TABLE records ADD COLUMN model_version TEXT;
+        ALTER TABLE records ADD COLUMN product_area TEXT;
+        ALTER TABLE records ADD COLUMN user_segment TEXT;
+        ALTER TABLE records ADD COLUMN trace_linked INTEGER NOT NULL DEFAULT 0;
+        UPDATE records SET trace_linked=1 WHERE trace_id IN (SELECT trace_id FROM traces);
+        UPDATE records SET created_at=updated_at WHERE created_at IS NULL;
+        CREATE INDEX records_source ON records (source, label);
+        CREATE INDEX records_created ON records (created_at);
+        CREATE INDEX records_unlinked ON records (trace_linked, trace_id);
+        CREATE INDEX records_task ON records (ls_project_id, ls_task_id);
+        ALTER TABLE traces ADD COLUMN model_version TEXT;
+        ALTER TABLE traces ADD COLUMN product_area TEXT;
+        ALTER TABLE traces ADD COLUMN user_segment TEXT;
+        CREATE TABLE sync_tasks (
+            project_id INTEGER NOT NULL,
+            task_id INTEGER NOT NULL,
+            PRIMARY KEY (project_id, task_id)
+        );
+        CREATE TABLE rejected_feedback (
+            reject_key TEXT PRIMARY KEY,
+            channel TEXT,
+            origin TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            raw TEXT NOT NULL,
+            seen_at TEXT NOT NULL
+        )
+    """),
+]
+
+def _backfill_trace_dimensions(conn: Connection) -> None:
+    """Fill the trace dimension columns added by 0600 from the stored trace bodies."""
+    rows = conn.execute("SELECT trace_id, body FROM traces").fetchall()
+    for row in rows:
+        meta = json.loads(row["body"]).get("metadata") or {}
+        conn.execute(
+            "UPDATE traces SET model_version=?, product_area=?, user_segment=? WHERE trace_id=?",
+            (meta.get("model_version"), meta.get("product_area"), meta.get("user_segment"),
+             row["trace_id"]))
+
+
+# Python steps that belong to a migration, run in its transaction.
+_AFTER_MIGRATION: dict[str, Callable[[Connection], None]] = {
+    "0600_issue6_store": _backfill_trace_dimensions,
+}
