@@ -52,6 +52,7 @@ test-browser: setup
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check src tests backend bench examples
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 clean: down
 	rm -rf $(VENV) .venvs .ls-llmtrace
