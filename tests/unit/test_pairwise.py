@@ -8,10 +8,10 @@ from ls_llmtrace.ingest.pairwise import (
     build_pairwise_config,
     input_hash,
     is_pairwise_task,
-    map_pairwise_annotation,
     pair_task,
 )
 from ls_llmtrace.models import Trace
+from ls_llmtrace.records.mapping import map_pairwise_annotation
 from ls_llmtrace.schema.labelconfig import parse_controls
 
 

@@ -30,9 +30,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ls_llmtrace import settings
-from ls_llmtrace.ingest.pairwise import is_pairwise_task, map_pairwise_annotation
+from ls_llmtrace.ingest.pairwise import is_pairwise_task
 from ls_llmtrace.labelstudio.client import LabelStudioClient
-from ls_llmtrace.records.mapping import map_annotation
+from ls_llmtrace.records.mapping import map_annotation, map_pairwise_annotation
 from ls_llmtrace.schema.model import AnnotationSchema
 from ls_llmtrace.store import Store
 from ls_llmtrace.timeutil import to_utc
