@@ -1,5 +1,6 @@
-"""migrate.py, the pure parts: migration files, checks against two versions, the rewrite of
-one annotation, orphan counting; and the store tables the journal needs."""
+"""Schema migrations, the pure parts: migration files and their checks against two versions
+(schema/migration.py), the rewrite of one annotation and orphan counting
+(labelstudio/rewrite.py); and the store tables the journal needs."""
 
 from __future__ import annotations
 
@@ -9,14 +10,12 @@ from typing import Any
 import pytest
 
 from ls_llmtrace.errors import MigrationError
-from ls_llmtrace.schema.migrate import (
+from ls_llmtrace.labelstudio.rewrite import count_orphans, orphaned_values, rewrite_result
+from ls_llmtrace.schema.migration import (
     check_migration,
-    count_orphans,
     identity_migration,
     load_migration,
-    orphaned_values,
     parse_migration,
-    rewrite_result,
 )
 from ls_llmtrace.schema.model import AnnotationSchema, load_schema, parse_schema
 
