@@ -293,3 +293,12 @@ def test_retire_records_except(store):
     assert [r.record_key for r in store.records()] == ["ls:1:3", "ls:1:3:a"]
     (gone,) = [r for r in store.records(include_deleted=True) if r.deleted]
     assert gone.record_key == "ls:1:3:b"
+
+
+def test_value_that_is_not_an_object_is_drift(v1, v2):
+    """Planning and orphan counting used to raise on ``"value": "x"``; it is left as is."""
+    m = parse_migration(_migration(RENAME_MERGE))
+    weird = [{**cats("x"), "value": "hallucination"}, {**number(0), "value": ["0.5"]}]
+    out = rewrite_result(weird, v1, v2, m)
+    assert out.result == weird and out.changes == []
+    assert orphaned_values(weird, v2) == ["score as number (now rating 1-5)"]
