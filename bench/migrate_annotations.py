@@ -20,9 +20,11 @@ from pathlib import Path
 from ls_llmtrace import settings
 from ls_llmtrace.ingest.pipeline import import_traces
 from ls_llmtrace.labelstudio.client import LabelStudioClient
+from ls_llmtrace.labelstudio.rewrite import rewrite_result
 from ls_llmtrace.labelstudio.server import ManagedLabelStudio, free_port
 from ls_llmtrace.models import Trace
-from ls_llmtrace.schema.migrate import load_migration, migrate_project, rewrite_result
+from ls_llmtrace.records.migrate import migrate_project
+from ls_llmtrace.schema.migration import load_migration
 from ls_llmtrace.schema.model import load_schema
 from ls_llmtrace.store import Store
 

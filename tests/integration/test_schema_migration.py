@@ -17,10 +17,16 @@ from ls_llmtrace.errors import MigrationRequired
 from ls_llmtrace.ingest.pipeline import import_traces, sync
 from ls_llmtrace.labelstudio.client import LabelStudioClient
 from ls_llmtrace.models import Message, Trace
+from ls_llmtrace.records.migrate import push_schema_version
 from ls_llmtrace.schema.labelconfig import build_label_config
-from ls_llmtrace.schema.migrate import CrashForTest, Journal, load_migration, push_schema_version
+from ls_llmtrace.schema.migration import load_migration
 from ls_llmtrace.schema.model import load_schema
 from ls_llmtrace.store import Store
+
+
+class Crash(Exception):
+    """Raised from the ``after_item`` callback to stop a migration half-way."""
+
 
 SCHEMAS = Path(__file__).resolve().parents[1] / "schemas"
 
@@ -125,7 +131,7 @@ def test_incompatible_push_refused_then_migrated_in_place(
     assert dry.migrated.changes["categories: 'hallucination' -> 'fabrication'"] == 2
     assert dry.migrated.changes["categories: 'truncated' -> 'incomplete_answer'"] == 2
     assert _ls_state(ls_client, pid) == before
-    assert Journal(store).run(dry.migrated.run_id) is None
+    assert store.migration_run(dry.migrated.run_id) is None
     cli_dry = CliRunner().invoke(main, [
         "schema", "push", str(SCHEMAS / "triage.v2.yaml"), "--queue", "mig", "--migration",
         str(SCHEMAS / "migrations" / "triage.v1-to-v2.yaml"), "--dry-run"])
@@ -140,9 +146,9 @@ def test_incompatible_push_refused_then_migrated_in_place(
     # done-marker is not), then a re-run that finishes the job
     def crash(applied: int, stage: str) -> None:
         if (applied, stage) == (3, "written"):
-            raise CrashForTest("injected")
+            raise Crash("injected")
 
-    with pytest.raises(CrashForTest):
+    with pytest.raises(Crash):
         push_schema_version(ls_client, store, v2, "mig", known, migration, after_item=crash)
     half = _ls_state(ls_client, pid)
     assert sum(half[t][1] != before[t][1] for t in half) == 3  # three rewritten so far
@@ -153,7 +159,7 @@ def test_incompatible_push_refused_then_migrated_in_place(
     done = push_schema_version(ls_client, store, v2, "mig", known, migration)
     assert done.migrated is not None and done.migrated.status == "done"
     assert done.migrated.rewritten == 5 and done.migrated.unchanged == 1
-    outcomes = Journal(store).outcomes(done.migrated.run_id)
+    outcomes = store.migration_outcomes(done.migrated.run_id)
     # the one written before the crash is found done, not written again
     assert outcomes == {"rewritten": 4, "already": 1, "unchanged": 1}
 
@@ -168,7 +174,7 @@ def test_incompatible_push_refused_then_migrated_in_place(
         assert (version, label, labels) == (2, verdict, cats), trace_id
         assert stored_score == (pytest.approx(score) if score is not None else None), trace_id
     assert store.projects()[0]["schema_version"] == 2
-    [log] = Journal(store).log()
+    [log] = store.applied_migrations()
     assert (log["project_id"], log["from_version"], log["to_version"]) == (pid, 1, 2)
     assert log["migration_name"].endswith("triage.v1-to-v2.yaml")
 
@@ -181,7 +187,7 @@ def test_incompatible_push_refused_then_migrated_in_place(
     assert _records(store) == snapshot
     [resync] = sync(ls_client, store, known, [pid])
     assert resync.records_written == 0 and resync.rejected == 0
-    assert len(Journal(store).log()) == 1
+    assert len(store.applied_migrations()) == 1
 
     # 5. stars given under v2 land as 0.0-1.0 scores
     ls_client.sdk.annotations.create(id=tasks["mig-6"], result=[

@@ -17,10 +17,16 @@ from ls_llmtrace.errors import MigrationRequired
 from ls_llmtrace.ingest.pipeline import import_traces, sync
 from ls_llmtrace.labelstudio.client import LabelStudioClient
 from ls_llmtrace.models import Trace
+from ls_llmtrace.records.migrate import push_schema_version
 from ls_llmtrace.schema.labelconfig import build_label_config
-from ls_llmtrace.schema.migrate import CrashForTest, Journal, parse_migration, push_schema_version
+from ls_llmtrace.schema.migration import parse_migration
 from ls_llmtrace.schema.model import parse_schema
 from ls_llmtrace.store import Store
+
+
+class Crash(Exception):
+    """Raised from the ``after_item`` callback to stop a migration half-way."""
+
 
 V1 = """
 id: edge
@@ -117,9 +123,9 @@ def test_removed_control_and_value_splits_and_concurrent_edits(
     # annotates a new task
     def crash(applied: int, stage: str) -> None:
         if (applied, stage) == (1, "done"):
-            raise CrashForTest("injected")
+            raise Crash("injected")
 
-    with pytest.raises(CrashForTest):
+    with pytest.raises(Crash):
         push_schema_version(ls_client, store, v2, "edge", known, migration, after_item=crash)
     ls_client.sdk.annotations.update(id=ids["edge-4"], result=_result(["other"], "changed"))
     ids["edge-5"] = ls_client.sdk.annotations.create(
@@ -139,7 +145,7 @@ def test_removed_control_and_value_splits_and_concurrent_edits(
     for trace, annotation_id in ids.items():  # explanation dropped, except where edited
         names = [r["from_name"] for r in ls_client.sdk.annotations.get(id=annotation_id).result]
         assert ("explanation" in names) == (trace == "edge-4"), trace
-    reviews = {(r["annotation_id"], r["field"], r["value"]) for r in Journal(store).reviews()}
+    reviews = {(r["annotation_id"], r["field"], r["value"]) for r in store.migration_reviews()}
     assert reviews == {(ids["edge-2"], "categories", "wrong"),
                        (ids["edge-4"], "annotation", "*")}
     records = {r.trace_id: r for r in store.records()}

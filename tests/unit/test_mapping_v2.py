@@ -147,3 +147,12 @@ def test_span_record_key_without_result_id_is_stable():
 def test_non_object_result_rejected(v2):
     out = map_annotation(TASK, annotation("oops"), v2, PROJECT)  # type: ignore[arg-type]
     assert out.rejects[0].field == "result"
+
+
+@pytest.mark.parametrize("value", ["pass", ["pass"], 3])
+def test_value_that_is_not_an_object_rejected_not_raised(v2, value):
+    """``"value": "pass"`` from an API client used to stop the sync with AttributeError."""
+    bad = {"from_name": "verdict", "to_name": "answer", "type": "choices", "value": value}
+    out = map_annotation(TASK, annotation(bad, choices("categories", "unsafe")), v2, PROJECT)
+    assert [r.field for r in out.rejects] == ["verdict", "categories"]
+    assert "not a JSON object" in out.rejects[0].reason and out.rejects[0].raw == bad

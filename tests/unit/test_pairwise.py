@@ -8,10 +8,10 @@ from ls_llmtrace.ingest.pairwise import (
     build_pairwise_config,
     input_hash,
     is_pairwise_task,
-    map_pairwise_annotation,
     pair_task,
 )
 from ls_llmtrace.models import Trace
+from ls_llmtrace.records.mapping import map_pairwise_annotation
 from ls_llmtrace.schema.labelconfig import parse_controls
 
 
@@ -57,3 +57,16 @@ def test_task_and_mapping(default_schema) -> None:
     mapped = map_pairwise_annotation(full, bad, default_schema, 9)
     assert mapped.records == []
     assert [r.field for r in mapped.rejects] == ["verdict", "preference"]
+
+
+def test_malformed_pairwise_results_are_kept_aside_not_raised(default_schema) -> None:
+    """A result that is not a JSON object (an API client's) used to raise AttributeError."""
+    task = {**pair_task(_t("a", "Lima", "m1"), _t("b", "Cusco", "m2"), default_schema,
+                        "model_version"), "id": 7}
+    annotation = {"id": 3, "result": ["oops", {"from_name": "preference", "type": "pairwise",
+                                               "value": "left"},
+                                      {"from_name": "preference", "to_name": "preference",
+                                       "type": "pairwise", "value": {"selected": "right"}}]}
+    mapped = map_pairwise_annotation(task, annotation, default_schema, 9)
+    assert [r.label for r in mapped.records] == ["right"]
+    assert [r.raw for r in mapped.rejects] == annotation["result"][:2]

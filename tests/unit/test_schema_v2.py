@@ -64,22 +64,8 @@ def test_checked_in_v2_loads():
     assert set(schema.rubric) == schema.names()  # every label has a rubric entry
 
 
-@pytest.mark.parametrize(("stars", "score"), [(1, 0.0), (2, 0.25), (3, 0.5), (4, 0.75), (5, 1.0)])
-def test_rating_maps_onto_zero_to_one_and_back(stars, score):
-    field = ScoreField(type="score", scale="rating", max_rating=5)
-    assert field.rating_to_score(stars) == score
-    assert field.score_to_rating(score) == stars
-
-
-@pytest.mark.parametrize(("score", "stars"), [(0.1, 1), (0.13, 2), (0.5, 3), (0.74, 4),
-                                              (0.87, 4), (0.88, 5), (1.0, 5)])
-def test_score_to_rating_rounds_to_nearest_star(score, stars):
-    assert ScoreField(type="score", scale="rating").score_to_rating(score) == stars
-
-
-def test_ten_star_scale():
+def test_scale_ids():
     field = ScoreField(type="score", scale="rating", max_rating=10)
-    assert field.rating_to_score(10) == 1.0 and field.rating_to_score(1) == 0.0
     assert field.scale_id() == "rating 1-10"
     assert ScoreField(type="score").scale_id() == "number 0.0-1.0"
 

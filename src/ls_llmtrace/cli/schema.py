@@ -42,7 +42,8 @@ def schema_push(schema_file: Path | None, queue: str, migration_file: Path | Non
     in place; an incompatible change is refused (exit 5, naming what would be orphaned)
     unless --migration is given. Older versions are read from the schema file's folder.
     """
-    from ls_llmtrace.schema.migrate import load_migration, push_schema_version
+    from ls_llmtrace.records.migrate import push_schema_version
+    from ls_llmtrace.schema.migration import load_migration
 
     path = schema_file or settings.default_schema_path()
     schema = load_schema(path)
@@ -101,7 +102,7 @@ def schema_diff(old_file: Path, new_file: Path, migration_file: Path | None,
     project with annotations needs a migration); 2: a file is invalid.
     """
     from ls_llmtrace.schema.diff import diff_schemas, exit_code
-    from ls_llmtrace.schema.migrate import check_migration, load_migration
+    from ls_llmtrace.schema.migration import check_migration, load_migration
 
     @friendly
     def run() -> int:
@@ -129,11 +130,8 @@ def schema_diff(old_file: Path, new_file: Path, migration_file: Path | None,
 @friendly
 def schema_migrations(reviews: bool, as_json: bool) -> None:
     """The log of applied schema migrations (or their review queue)."""
-    from ls_llmtrace.schema.migrate import Journal
-
     with Store() as store:
-        journal = Journal(store)
-        rows = journal.reviews() if reviews else journal.log()
+        rows = store.migration_reviews() if reviews else store.applied_migrations()
     if as_json:
         click.echo(json.dumps(rows))
         return

@@ -2,10 +2,8 @@
 
 Two traces pair when their input (system prompt and conversation) hashes the same and
 they differ in the compared field (model version, prompt version...). The reviewer picks
-the better answer with Label Studio's ``<Pairwise>`` control; the result
-``{"from_name": "preference", "type": "pairwise", "value": {"selected": "left"}}`` becomes
-one AnnotationRecord on the left trace with label ``left`` or ``right`` and both trace ids
-in its metadata.
+the better answer with Label Studio's ``<Pairwise>`` control; the sync maps that result
+to one AnnotationRecord on the left trace (``records/mapping.py``).
 """
 
 from __future__ import annotations
@@ -16,11 +14,9 @@ import xml.etree.ElementTree as ET
 from typing import Any
 
 from ls_llmtrace.ingest.convert import ReviewOptions, trace_to_task
-from ls_llmtrace.models import AnnotationRecord, Scope, Source, Trace
-from ls_llmtrace.records.mapping import Mapped, ResultReject, _author, record_key
+from ls_llmtrace.models import Trace
 from ls_llmtrace.schema.labelconfig import PREFERENCE
 from ls_llmtrace.schema.model import AnnotationSchema
-from ls_llmtrace.timeutil import to_utc
 
 PAIR_PREFIX = "pair:"
 
@@ -94,56 +90,3 @@ def pair_task(left: Trace, right: Trace, schema: AnnotationSchema, compare: str,
 def is_pairwise_task(task: dict[str, Any]) -> bool:
     data = task.get("data") or {}
     return bool(data.get("pair_id")) and "left_trace_id" in data
-
-
-def map_pairwise_annotation(task: dict[str, Any], annotation: dict[str, Any],
-                            schema: AnnotationSchema, project_id: int,
-                            users: dict[int, str] | None = None) -> Mapped:
-    """A pairwise annotation -> one record on the left trace (label ``left``/``right``)."""
-    out = Mapped()
-    data = task.get("data") or {}
-    left, right = data.get("left_trace_id"), data.get("right_trace_id")
-    if not left or not right:
-        out.rejects.append(ResultReject("data.left_trace_id", "pair task without both trace "
-                                        "ids", data))
-        return out
-    selected = None
-    for result in annotation.get("result") or []:
-        value = result.get("value") or {}
-        if result.get("from_name") == PREFERENCE and result.get("type") == "pairwise" \
-                and value.get("selected") in ("left", "right") and selected is None:
-            selected = value["selected"]
-        else:
-            out.rejects.append(ResultReject(str(result.get("from_name")),
-                                            "a pairwise task takes one preference "
-                                            "(selected: left or right)", result))
-    if selected is None and not annotation.get("was_cancelled"):
-        out.rejects.append(ResultReject(PREFERENCE, "no preference selected", annotation.get(
-            "result")))
-        return out
-    created = to_utc(annotation.get("created_at"))
-    out.records.append(AnnotationRecord(
-        record_key=record_key(project_id, int(annotation["id"])),
-        trace_id=str(left),
-        # Not in the schema's own terms (no verdict): its own schema id, so a preference
-        # never stands in for a trace's verdict (e.g. in golden sets).
-        schema_id=f"{schema.id}/pairwise",
-        schema_version=schema.version,
-        source=Source.reviewer,
-        scope=Scope(kind="trace"),
-        label=selected,
-        feedback_name=PREFERENCE,
-        author=_author(annotation, users or {}),
-        created_at=created,
-        updated_at=to_utc(annotation.get("updated_at")) or created,
-        lead_time_s=annotation.get("lead_time"),
-        ls_project_id=project_id,
-        ls_task_id=int(task["id"]),
-        ls_annotation_id=int(annotation["id"]),
-        was_cancelled=bool(annotation.get("was_cancelled")),
-        metadata={"pair_id": data.get("pair_id"), "left_trace_id": left,
-                  "right_trace_id": right, "preferred_trace_id":
-                  {"left": left, "right": right}.get(selected or ""),
-                  "left_label": data.get("left_label"), "right_label": data.get("right_label")},
-    ))
-    return out

@@ -38,7 +38,8 @@ from ls_llmtrace.errors import ConfigError, LLMTraceError
 from ls_llmtrace.judging.judges import Judge, Metrics, RuleJudge
 from ls_llmtrace.judging.judges.cache import VerdictCache
 from ls_llmtrace.judging.judges.learned import LearnedJudge, LearnedRegistry
-from ls_llmtrace.labelstudio.results import ConfigSpec, parse_config, to_results
+from ls_llmtrace.judging.predictions import to_results
+from ls_llmtrace.labelstudio.results import ConfigSpec, parse_config
 from ls_llmtrace.schema.labelconfig import schema_version_of
 from ls_llmtrace.schema.model import AnnotationSchema, load_schema, load_schema_dir
 

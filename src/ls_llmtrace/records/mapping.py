@@ -13,6 +13,19 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from ls_llmtrace.labelstudio.results import (
+    Choices,
+    Decoded,
+    Malformed,
+    Number,
+    Pairwise,
+    ParagraphSpan,
+    Rating,
+    Span,
+    TextArea,
+    TextSpan,
+    read_results,
+)
 from ls_llmtrace.models import AnnotationRecord, Scope, Source
 from ls_llmtrace.schema.labelconfig import (
     ANSWER_SPANS,
@@ -20,10 +33,11 @@ from ls_llmtrace.schema.labelconfig import (
     CORRECTED_OUTPUT,
     EXPLANATION,
     MESSAGE_SPANS,
+    PREFERENCE,
     SCORE,
     VERDICT,
 )
-from ls_llmtrace.schema.model import AnnotationSchema
+from ls_llmtrace.schema.model import AnnotationSchema, ScoreField, SpanField
 from ls_llmtrace.timeutil import to_utc
 
 
@@ -54,36 +68,6 @@ def span_record_key(project_id: int, annotation_id: int, result: dict[str, Any])
     return f"{record_key(project_id, annotation_id)}:{result_id}"
 
 
-def _offset(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value if value >= 0 else None
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
-    return None
-
-
-def _span_scope(kind: str, value: dict[str, Any]) -> tuple[Scope, dict[str, Any]] | str:
-    """(scope, extra metadata) of a span result, or the reason it is unusable."""
-    text = value.get("text")
-    text = text if isinstance(text, str) else None
-    if kind == "labels":
-        start, end = _offset(value.get("start")), _offset(value.get("end"))
-        if start is None or end is None or start > end:
-            return f"answer span offsets {value.get('start')!r}..{value.get('end')!r} are invalid"
-        return Scope(kind="text_range", target="answer", start=start, end=end, text=text), {}
-    first, last = _offset(value.get("start")), _offset(value.get("end"))
-    start, end = _offset(value.get("startOffset")), _offset(value.get("endOffset"))
-    if first is None or last is None or first > last or start is None or end is None:
-        return (f"message span {value.get('start')!r}..{value.get('end')!r} offsets "
-                f"{value.get('startOffset')!r}..{value.get('endOffset')!r} are invalid")
-    extra = {"end_message_index": last} if last != first else {}
-    scope = Scope(kind="text_range", target="message", message_index=first, start=start,
-                  end=end, text=text)
-    return scope, extra
-
-
 def _author(annotation: dict[str, Any], users: dict[int, str]) -> str | None:
     who = annotation.get("completed_by")
     if isinstance(who, dict):
@@ -93,11 +77,63 @@ def _author(annotation: dict[str, Any], users: dict[int, str]) -> str | None:
     return None
 
 
-def _text(value: dict[str, Any]) -> str:
-    text = value.get("text")
-    if isinstance(text, list):
-        return "\n".join(str(t) for t in text)
-    return str(text or "")
+def _span_scope(span: Span) -> tuple[Scope, dict[str, Any]]:
+    """The scope (and extra metadata) of a span result."""
+    if isinstance(span, TextSpan):
+        return Scope(kind="text_range", target="answer", start=span.start, end=span.end,
+                     text=span.text), {}
+    extra = {"end_message_index": span.last} if span.last != span.first else {}
+    return Scope(kind="text_range", target="message", message_index=span.first,
+                 start=span.start, end=span.end, text=span.text), extra
+
+
+def _accepts(schema: AnnotationSchema, name: str | None, kind: str | None) -> bool:
+    """Whether this schema version has a control ``name`` giving results of ``kind``."""
+    score, spans = schema.score_field, schema.span_field
+    return {
+        VERDICT: kind == "choices" and schema.label_field is not None,
+        CATEGORIES: kind == "choices" and bool(schema.categories),
+        SCORE: score is not None and kind == ("rating" if score.is_rating else "number"),
+        EXPLANATION: kind == "textarea" and schema.has("explanation"),
+        CORRECTED_OUTPUT: kind == "textarea" and schema.has("corrected_output"),
+        ANSWER_SPANS: kind == "labels" and spans is not None and "answer" in spans.targets,
+        MESSAGE_SPANS: (kind == "paragraphlabels" and spans is not None
+                        and "messages" in spans.targets),
+    }.get(name or "", False)
+
+
+def _reason(entry: Decoded | Malformed, schema: AnnotationSchema,
+            score_field: ScoreField | None, span_field: SpanField | None) -> str | None:
+    """Why an accepted control's result is unusable under ``schema``, or None."""
+    where = f"in schema {schema.version_id}"
+    name = entry.from_name
+    if name == SCORE and score_field is not None and score_field.is_rating:
+        stars = entry.stars if isinstance(entry, Rating) else getattr(entry, "value", None)
+        if not isinstance(entry, Rating) or entry.score(score_field.max_rating) is None:
+            return (f"rating {stars!r} is not a whole number of stars from 1 to "
+                    f"{score_field.max_rating} {where}")
+        return None
+    if name == SCORE:
+        number = entry.number if isinstance(entry, Number) else getattr(entry, "value", None)
+        if not isinstance(entry, Number) or not 0.0 <= entry.number <= 1.0:
+            return f"score {number!r} is not a number from 0.0 to 1.0"
+        return None
+    if isinstance(entry, Malformed):
+        return f"{entry.reason} {where}"
+    if isinstance(entry, Choices) and name == VERDICT:
+        values = schema.label_field.values if schema.label_field else []
+        if len(entry.choices) != 1 or entry.choices[0] not in values:
+            return f"verdict {list(entry.choices)} is not one of {values} {where}"
+    elif isinstance(entry, Choices):
+        bad = [c for c in entry.choices if c not in schema.categories]
+        if bad or not entry.choices:
+            return (f"categories {bad or list(entry.choices)} not among {schema.categories} "
+                    f"{where}")
+    elif isinstance(entry, TextSpan | ParagraphSpan) and span_field is not None:
+        bad = [c for c in entry.labels if c not in span_field.labels]
+        if bad or not entry.labels:
+            return f"span labels {bad or list(entry.labels)} not among {span_field.labels} {where}"
+    return None
 
 
 def map_annotation(
@@ -115,81 +151,37 @@ def map_annotation(
     if not trace_id:
         out.rejects.append(ResultReject("data.trace_id", "task has no trace_id", task.get("data")))
         return out
-    label_field = schema.label_field
     score_field = schema.score_field
     span_field = schema.span_field
     fields: dict[str, Any] = {}
-    categories_result: dict[str, Any] | None = None
-    spans: list[tuple[dict[str, Any], list[str], Scope, dict[str, Any]]] = []
-    for result in annotation.get("result") or []:
-        if not isinstance(result, dict):
-            out.rejects.append(ResultReject("result", "a result must be a JSON object", result))
+    categories_result: Any = None
+    spans: list[tuple[Span, list[str], Scope, dict[str, Any]]] = []
+    for entry in read_results(annotation.get("result")):
+        if isinstance(entry, Malformed) and entry.from_name is None:
+            out.rejects.append(ResultReject("result", entry.reason, entry.raw))
             continue
-        name = result.get("from_name")
-        value = result.get("value") or {}
-        kind = result.get("type")
-        if name == VERDICT and kind == "choices" and label_field is not None:
-            choices = value.get("choices") or []
-            bad = [c for c in choices if c not in label_field.values]
-            if bad or len(choices) != 1:
-                out.rejects.append(ResultReject(
-                    VERDICT, f"verdict {choices} is not one of {label_field.values} "
-                    f"in schema {schema.version_id}", result))
-                continue
-            fields["label"] = choices[0]
-        elif name == CATEGORIES and kind == "choices" and schema.categories:
-            choices = value.get("choices") or []
-            bad = [c for c in choices if c not in schema.categories]
-            if bad or not choices:
-                out.rejects.append(ResultReject(
-                    CATEGORIES, f"categories {bad or choices} not among {schema.categories} "
-                    f"in schema {schema.version_id}", result))
-                continue
-            fields["labels"] = list(choices)
-            categories_result = result
-        elif (name == SCORE and kind == "number" and score_field is not None
-              and not score_field.is_rating):
-            number = value.get("number")
-            if (isinstance(number, bool) or not isinstance(number, int | float)
-                    or not 0.0 <= float(number) <= 1.0):
-                out.rejects.append(ResultReject(
-                    SCORE, f"score {number!r} is not a number from 0.0 to 1.0", result))
-                continue
-            fields["score"] = float(number)
-        elif (name == SCORE and kind == "rating" and score_field is not None
-              and score_field.is_rating):
-            stars = value.get("rating")
-            if (isinstance(stars, bool) or not isinstance(stars, int)
-                    or not 1 <= stars <= score_field.max_rating):
-                out.rejects.append(ResultReject(
-                    SCORE, f"rating {stars!r} is not a whole number of stars from 1 to "
-                    f"{score_field.max_rating} in schema {schema.version_id}", result))
-                continue
-            fields["score"] = score_field.rating_to_score(stars)
-        elif name == EXPLANATION and kind == "textarea" and schema.has("explanation"):
-            fields["explanation"] = _text(value)
-        elif name == CORRECTED_OUTPUT and kind == "textarea" and schema.has("corrected_output"):
-            fields["corrected_output"] = _text(value)
-        elif span_field is not None and (
-                (name == ANSWER_SPANS and kind == "labels" and "answer" in span_field.targets)
-                or (name == MESSAGE_SPANS and kind == "paragraphlabels"
-                    and "messages" in span_field.targets)):
-            chosen = value.get(kind) or []
-            bad = [c for c in chosen if c not in span_field.labels]
-            if bad or not chosen:
-                out.rejects.append(ResultReject(
-                    str(name), f"span labels {bad or chosen} not among {span_field.labels} "
-                    f"in schema {schema.version_id}", result))
-                continue
-            scoped = _span_scope(str(kind), value)
-            if isinstance(scoped, str):
-                out.rejects.append(ResultReject(str(name), scoped, result))
-                continue
-            spans.append((result, list(chosen), *scoped))
-        else:
+        name, kind = entry.from_name or "", entry.type
+        if not _accepts(schema, name, kind):
             out.rejects.append(ResultReject(
-                str(name), f"control {name!r} of type {kind!r} is not in schema "
-                f"{schema.version_id}", result))
+                name, f"control {name!r} of type {kind!r} is not in schema "
+                f"{schema.version_id}", entry.raw))
+            continue
+        reason = _reason(entry, schema, score_field, span_field)
+        if reason is not None:
+            out.rejects.append(ResultReject(name, reason, entry.raw))
+        elif isinstance(entry, Choices) and name == VERDICT:
+            fields["label"] = entry.choices[0]
+        elif isinstance(entry, Choices):
+            fields["labels"] = list(entry.choices)
+            categories_result = entry.raw
+        elif isinstance(entry, Number):
+            fields["score"] = entry.number
+        elif isinstance(entry, Rating) and score_field is not None:
+            fields["score"] = entry.score(score_field.max_rating)
+        elif isinstance(entry, TextArea):
+            fields[name] = entry.text
+        elif isinstance(entry, TextSpan | ParagraphSpan):
+            spans.append((entry, list(entry.labels), *_span_scope(entry)))
     if categories_result is not None and not schema.is_failing(fields.get("label")):
         out.rejects.append(ResultReject(
             CATEGORIES, f"failure categories {fields.pop('labels')} given with verdict "
@@ -216,9 +208,61 @@ def map_annotation(
         record_key=record_key(project_id, int(annotation["id"])),
         scope=Scope(kind="trace"), **common, **fields,
     ))
-    for result, labels, scope, extra in spans:
+    for span, labels, scope, extra in spans:
         out.records.append(AnnotationRecord(
-            record_key=span_record_key(project_id, int(annotation["id"]), result),
+            record_key=span_record_key(project_id, int(annotation["id"]), dict(span.raw)),
             scope=scope, labels=labels, metadata=extra, **common,
         ))
+    return out
+
+
+def map_pairwise_annotation(task: dict[str, Any], annotation: dict[str, Any],
+                            schema: AnnotationSchema, project_id: int,
+                            users: dict[int, str] | None = None) -> Mapped:
+    """A pairwise annotation (``ingest/pairwise.py``) -> one record on the left trace,
+    label ``left`` or ``right``, both trace ids in its metadata."""
+    out = Mapped()
+    data = task.get("data") or {}
+    left, right = data.get("left_trace_id"), data.get("right_trace_id")
+    if not left or not right:
+        out.rejects.append(ResultReject("data.left_trace_id", "pair task without both trace "
+                                        "ids", data))
+        return out
+    selected = None
+    for entry in read_results(annotation.get("result")):
+        if isinstance(entry, Pairwise) and entry.from_name == PREFERENCE and selected is None:
+            selected = entry.selected
+        else:
+            out.rejects.append(ResultReject(str(entry.from_name),
+                                            "a pairwise task takes one preference "
+                                            "(selected: left or right)", entry.raw))
+    if selected is None and not annotation.get("was_cancelled"):
+        out.rejects.append(ResultReject(PREFERENCE, "no preference selected", annotation.get(
+            "result")))
+        return out
+    created = to_utc(annotation.get("created_at"))
+    out.records.append(AnnotationRecord(
+        record_key=record_key(project_id, int(annotation["id"])),
+        trace_id=str(left),
+        # Not in the schema's own terms (no verdict): its own schema id, so a preference
+        # never stands in for a trace's verdict (e.g. in golden sets).
+        schema_id=f"{schema.id}/pairwise",
+        schema_version=schema.version,
+        source=Source.reviewer,
+        scope=Scope(kind="trace"),
+        label=selected,
+        feedback_name=PREFERENCE,
+        author=_author(annotation, users or {}),
+        created_at=created,
+        updated_at=to_utc(annotation.get("updated_at")) or created,
+        lead_time_s=annotation.get("lead_time"),
+        ls_project_id=project_id,
+        ls_task_id=int(task["id"]),
+        ls_annotation_id=int(annotation["id"]),
+        was_cancelled=bool(annotation.get("was_cancelled")),
+        metadata={"pair_id": data.get("pair_id"), "left_trace_id": left,
+                  "right_trace_id": right, "preferred_trace_id":
+                  {"left": left, "right": right}.get(selected or ""),
+                  "left_label": data.get("left_label"), "right_label": data.get("right_label")},
+    ))
     return out

@@ -30,11 +30,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ls_llmtrace import settings
-from ls_llmtrace.ingest.pairwise import is_pairwise_task, map_pairwise_annotation
+from ls_llmtrace.ingest.pairwise import is_pairwise_task
 from ls_llmtrace.labelstudio.client import LabelStudioClient
-from ls_llmtrace.records.mapping import map_annotation
+from ls_llmtrace.records.mapping import map_annotation, map_pairwise_annotation
 from ls_llmtrace.schema.model import AnnotationSchema
 from ls_llmtrace.store import Store
+from ls_llmtrace.store.engine import Connection
 from ls_llmtrace.timeutil import to_utc
 
 
@@ -60,6 +61,39 @@ def _reject_key(project_id: int, task_id: int, annotation_id: int | None, field_
                 raw: Any) -> str:
     digest = hashlib.sha256(repr((field_name, raw)).encode()).hexdigest()[:16]
     return f"ls:{project_id}:{task_id}:{annotation_id}:{digest}"
+
+
+@dataclass
+class Stored:
+    """What writing one annotation changed."""
+
+    written: int = 0  # records inserted or changed
+    retired: int = 0  # records of results gone from the annotation, marked deleted
+    rejected: int = 0  # results kept aside, with the reason
+
+
+def store_annotation(store: Store, conn: Connection, project_id: int, task: dict[str, Any],
+                     annotation: dict[str, Any], schema: AnnotationSchema,
+                     users: dict[int, str] | None) -> Stored:
+    """Map one annotation under ``schema`` (a pairwise task's as a preference) and write
+    it in the caller's transaction: its records upserted, the records of results it no
+    longer has retired, its unusable results kept aside. The sync and the schema
+    migration runner both write annotations through here."""
+    task_id, annotation_id = int(task["id"]), int(annotation["id"])
+    mapper = map_pairwise_annotation if is_pairwise_task(task) else map_annotation
+    mapped = mapper(task, annotation, schema, project_id, users)
+    out = Stored()
+    for record in mapped.records:
+        out.written += store.upsert_record(conn, record)
+    # a span removed from an edited annotation retires its record
+    out.retired = store.retire_records_except(conn, project_id, annotation_id,
+                                              {r.record_key for r in mapped.records})
+    for reject in mapped.rejects:
+        store.reject_result(
+            conn, _reject_key(project_id, task_id, annotation_id, reject.field, reject.raw),
+            project_id, task_id, annotation_id, reject.field, reject.reason, reject.raw)
+        out.rejected += 1
+    return out
 
 
 def sync_project(
@@ -174,22 +208,11 @@ def _write_page(store: Store, project_id: int, schema: AnnotationSchema,
             current: set[int] = set()
             for annotation in task.get("annotations") or []:
                 current.add(int(annotation["id"]))
-                # issue 4 hook: pairwise tasks map to preferences
-                mapper = map_pairwise_annotation if is_pairwise_task(task) else map_annotation
-                mapped = mapper(task, annotation, schema, project_id, users)
-                for record in mapped.records:
-                    summary.records_written += store.upsert_record(conn, record)
-                # a span removed from an edited annotation retires its record
-                summary.records_deleted += store.retire_records_except(
-                    conn, project_id, int(annotation["id"]),
-                    {r.record_key for r in mapped.records})
-                for reject in mapped.rejects:
-                    store.reject_result(
-                        conn, _reject_key(project_id, task_id, int(annotation["id"]),
-                                          reject.field, reject.raw),
-                        project_id, task_id, int(annotation["id"]), reject.field,
-                        reject.reason, reject.raw)
-                    summary.rejected += 1
+                stored = store_annotation(store, conn, project_id, task, annotation, schema,
+                                          users)
+                summary.records_written += stored.written
+                summary.records_deleted += stored.retired
+                summary.rejected += stored.rejected
             for gone in store.live_annotation_ids(conn, project_id, task_id) - current:
                 summary.records_deleted += store.mark_annotation_deleted(conn, project_id, gone)
         store.remember_synced_tasks(conn, project_id, [int(t["id"]) for t in tasks])

@@ -10,7 +10,8 @@ Reviewer fields (at most five, each type once):
 - ``label``: the verdict (binary pass/fail to start), with optional failure
   ``categories`` shown only when a failing verdict is chosen;
 - ``score``: 0.0-1.0, either a number or a ``rating`` of 1..``max_rating`` stars that maps
-  onto 0.0-1.0 as ``(stars - 1) / (max_rating - 1)``;
+  onto 0.0-1.0 as ``(stars - 1) / (max_rating - 1)`` (converted in one place: the result
+  codec, ``labelstudio/results.py``);
 - ``explanation`` and ``corrected_output``: free text;
 - ``spans``: labels on a text range, on the final answer and/or on conversation messages.
 
@@ -99,14 +100,6 @@ class ScoreField(_Strict):
     @property
     def is_rating(self) -> bool:
         return self.scale == "rating"
-
-    def rating_to_score(self, stars: int) -> float:
-        """1..max_rating stars -> 0.0..1.0 (1 star = 0.0, max stars = 1.0)."""
-        return round((stars - 1) / (self.max_rating - 1), 6)
-
-    def score_to_rating(self, score: float) -> int:
-        """0.0..1.0 -> the nearest of 1..max_rating stars (halves round up)."""
-        return int(min(self.max_rating, max(1, 1 + int(score * (self.max_rating - 1) + 0.5))))
 
     def scale_id(self) -> str:
         """What a stored value means, for comparing two versions."""

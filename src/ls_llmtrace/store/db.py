@@ -28,6 +28,7 @@ from ls_llmtrace.store.engine import (
     sqlite_path,
     to_pg_ddl,
 )
+from ls_llmtrace.store.journal import JournalStore
 from ls_llmtrace.store.migrations import _AFTER_MIGRATION, MIGRATIONS
 
 
@@ -67,7 +68,7 @@ _DIMENSIONS = ("model_version", "product_area", "user_segment")
 _DIM_SQL = {d: f"COALESCE(t.{d}, r.{d})" for d in _DIMENSIONS}
 
 
-class Store:
+class Store(JournalStore):
     """Open (and migrate) the store at ``url`` (default: settings.db_url())."""
 
     def __init__(self, url: str | None = None) -> None:
@@ -180,12 +181,18 @@ class Store:
     def remember_project(self, project_id: int, queue: str, schema_id: str, version: int,
                          title: str) -> None:
         with self.transaction() as conn:
-            conn.execute(
-                "INSERT INTO projects VALUES (?, ?, ?, ?, ?) ON CONFLICT (project_id) DO UPDATE "
-                "SET queue=excluded.queue, schema_id=excluded.schema_id, "
-                "schema_version=excluded.schema_version, title=excluded.title",
-                (project_id, queue, schema_id, version, title),
-            )
+            self.upsert_project(conn, project_id, queue, schema_id, version, title)
+
+    @staticmethod
+    def upsert_project(conn: Connection, project_id: int, queue: str, schema_id: str,
+                       version: int, title: str) -> None:
+        """A project's queue and schema version, inside the caller's transaction."""
+        conn.execute(
+            "INSERT INTO projects VALUES (?, ?, ?, ?, ?) ON CONFLICT (project_id) DO UPDATE "
+            "SET queue=excluded.queue, schema_id=excluded.schema_id, "
+            "schema_version=excluded.schema_version, title=excluded.title",
+            (project_id, queue, schema_id, version, title),
+        )
 
     def projects(self) -> list[dict[str, Any]]:
         return [dict(r) for r in self.conn.execute("SELECT * FROM projects ORDER BY project_id")]

@@ -1,9 +1,10 @@
-"""judges/lsresult.py: verdicts as Label Studio results, by the controls of the config."""
+"""judging/predictions.py: verdicts as Label Studio results, by the controls of the config."""
 
 from __future__ import annotations
 
 from ls_llmtrace.judging.judges import Quote, Verdict
-from ls_llmtrace.labelstudio.results import locate, parse_config, to_results
+from ls_llmtrace.judging.predictions import locate, to_results
+from ls_llmtrace.labelstudio.results import Rating, parse_config, read_result
 
 from .judge_configs import FULL_CONFIG, RATING_CONFIG
 from .paths import DEFAULT_XML
@@ -91,12 +92,12 @@ def test_wrong_tag_under_a_reserved_name_is_ignored():
     assert "score" not in [r["from_name"] for r in to_results(spec, _verdict(), DATA)]
 
 
-def test_rating_predictions_round_trip_through_the_schema_mapping() -> None:
-    from ls_llmtrace.labelstudio.results import stars_for
-    from ls_llmtrace.schema.model import ScoreField
-
-    field = ScoreField(type="score", scale="rating", max_rating=5)
-    for stars in range(1, 6):
-        assert stars_for(field.rating_to_score(stars), 5) == stars
-    assert stars_for(0.5, 5) == field.score_to_rating(0.5) == 3
-    assert stars_for(0.0, 5) == 1 and stars_for(1.0, 5) == 5
+def test_rating_predictions_read_back_as_the_verdict_score() -> None:
+    """A rating prediction decodes to the stars the verdict's score stands for."""
+    spec = parse_config(RATING_CONFIG)
+    for score, stars in [(0.0, 1), (0.5, 6), (0.6, 6), (0.95, 10), (1.0, 10)]:
+        (rating,) = [r for r in to_results(spec, _verdict(score=score), DATA)
+                     if r["type"] == "rating"]
+        decoded = read_result(rating)
+        assert isinstance(decoded, Rating) and decoded.stars == stars
+        assert decoded.score(10) == round((stars - 1) / 9, 6)

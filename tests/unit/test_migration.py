@@ -1,5 +1,6 @@
-"""migrate.py, the pure parts: migration files, checks against two versions, the rewrite of
-one annotation, orphan counting; and the store tables the journal needs."""
+"""Schema migrations, the pure parts: migration files and their checks against two versions
+(schema/migration.py), the rewrite of one annotation and orphan counting
+(labelstudio/rewrite.py); and the store tables the journal needs."""
 
 from __future__ import annotations
 
@@ -9,14 +10,12 @@ from typing import Any
 import pytest
 
 from ls_llmtrace.errors import MigrationError
-from ls_llmtrace.schema.migrate import (
+from ls_llmtrace.labelstudio.rewrite import count_orphans, orphaned_values, rewrite_result
+from ls_llmtrace.schema.migration import (
     check_migration,
-    count_orphans,
     identity_migration,
     load_migration,
-    orphaned_values,
     parse_migration,
-    rewrite_result,
 )
 from ls_llmtrace.schema.model import AnnotationSchema, load_schema, parse_schema
 
@@ -294,3 +293,47 @@ def test_retire_records_except(store):
     assert [r.record_key for r in store.records()] == ["ls:1:3", "ls:1:3:a"]
     (gone,) = [r for r in store.records(include_deleted=True) if r.deleted]
     assert gone.record_key == "ls:1:3:b"
+
+
+def test_value_that_is_not_an_object_is_drift(v1, v2):
+    """Planning and orphan counting used to raise on ``"value": "x"``; it is left as is."""
+    m = parse_migration(_migration(RENAME_MERGE))
+    weird = [{**cats("x"), "value": "hallucination"}, {**number(0), "value": ["0.5"]}]
+    out = rewrite_result(weird, v1, v2, m)
+    assert out.result == weird and out.changes == []
+    assert orphaned_values(weird, v2) == ["score as number (now rating 1-5)"]
+
+
+def test_journal_store_methods(store):
+    """A run through the journal's Store methods: plan, resume, done-markers, log, reviews
+    (on both engines)."""
+    from ls_llmtrace.store.journal import MigrationReview, MigrationRun, PlannedItem
+
+    run = MigrationRun("7:t@v1->t@v2", 7, "q", "t", 1, 2, "m.yaml", "abc",
+                       planned_at="2026-01-01T00:00:00+00:00")
+    items = [PlannedItem(2, 20, {"task": {"id": 20}, "annotation": {"id": 2}}, [cats("b")], [],
+                         True),
+             PlannedItem(1, 10, {"task": {"id": 10}, "annotation": {"id": 1}}, [], [
+                 {"field": "categories", "value": "a", "reason": "r", "raw": cats("a")}], False)]
+    with store.transaction() as conn:
+        store.start_migration_run(conn, run)
+        store.plan_migration_items(conn, run.run_id, items)
+        store.plan_migration_items(conn, run.run_id, [PlannedItem(1, 10, {}, [], [], True)])
+    assert store.migration_run(run.run_id) == run
+    assert store.migration_planned_ids(run.run_id) == {1, 2}
+    assert store.migration_pending(run.run_id) == sorted(items, key=lambda i: i.annotation_id)
+    with store.transaction() as conn:
+        store.add_migration_review(conn, run.run_id, 1, 10,
+                                   MigrationReview("categories", "a", "r", cats("a")))
+        store.finish_migration_item(conn, run.run_id, 1, "unchanged")
+    assert [i.annotation_id for i in store.migration_pending(run.run_id)] == [2]
+    assert store.migration_outcomes(run.run_id) == {"unchanged": 1, "None": 1}
+    assert store.applied_migrations() == []
+    with store.transaction() as conn:
+        store.finish_migration_run(conn, run.run_id, {"annotations": 2})
+    (logged,) = store.applied_migrations()
+    assert logged["migration_name"] == "m.yaml" and logged["summary"] == '{"annotations": 2}'
+    assert store.migration_run(run.run_id).status == "done"
+    (review,) = store.migration_reviews(run.run_id)
+    assert (review["field"], review["value"], review["task_id"]) == ("categories", "a", 10)
+    assert store.migration_reviews("other") == []
