@@ -253,8 +253,16 @@ class LabelStudioClient:
         self._call("delete the export", exports.delete, id=project_id, export_pk=snap.id)
         if began is None:
             raise LabelStudioError(f"snapshot export {snap.id} has no created_at")
-        with self._guard(what):
+        try:
             tasks = json.loads(data)
+        except json.JSONDecodeError as exc:
+            # The download has no Content-Length (Label Studio streams the file until it
+            # closes the connection): a connection lost midway looks like a short file.
+            raise LabelStudioError(
+                f"export {snap.id} of project {project_id} from Label Studio at {self.url} "
+                f"is cut short or not JSON ({len(data)} bytes; {exc.msg} at byte {exc.pos}): "
+                "check that Label Studio is still running and sync again, or set "
+                "LS_LLMTRACE_SYNC_FIRST_EXPORT=0 to page instead") from exc
         return began, tasks, calls + 2
 
     def task_count(self, project_id: int) -> int:
