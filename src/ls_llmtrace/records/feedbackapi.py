@@ -91,11 +91,11 @@ class SyncTrigger:
 def default_sync_runner(store_url: str | None, schemas: dict[tuple[str, int], AnnotationSchema],
                         ) -> Callable[[int], None]:
     def run(project_id: int) -> None:
-        from ls_llmtrace.cli.common import client  # the configured Label Studio, or the managed one
         from ls_llmtrace.ingest.pipeline import sync
+        from ls_llmtrace.labelstudio.connect import resolve_client  # (the SDK is slow to import)
 
         with Store(store_url) as store:
-            sync(client(), store, schemas, [project_id])
+            sync(resolve_client(), store, schemas, [project_id])
 
     return run
 
