@@ -26,7 +26,6 @@ from label_studio_sdk import LabelStudio
 from label_studio_sdk.core.api_error import ApiError
 from label_studio_sdk.core.parse_error import ParsingError
 
-from ls_llmtrace import settings
 from ls_llmtrace.errors import LabelStudioError
 from ls_llmtrace.schema.labelconfig import build_instructions, build_label_config
 from ls_llmtrace.schema.model import AnnotationSchema
@@ -58,11 +57,11 @@ def _one_line(value: Any, limit: int = 300) -> str:
 
 
 class LabelStudioClient:
-    """A thin, typed wrapper over the SDK client."""
+    """A thin, typed wrapper over the SDK client. Which Label Studio, with which token,
+    is decided by :mod:`ls_llmtrace.labelstudio.connect` from the settings."""
 
-    def __init__(self, url: str | None = None, token: str | None = None) -> None:
-        self.url = (url or settings.ls_url()).rstrip("/")
-        token = token or settings.ls_token()
+    def __init__(self, url: str, token: str | None) -> None:
+        self.url = url.rstrip("/")
         if not token:
             raise LabelStudioError(
                 "no Label Studio API token: start the managed one with `ls-llmtrace ls up` "
