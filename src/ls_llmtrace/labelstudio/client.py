@@ -96,7 +96,7 @@ class LabelStudioClient:
         except (httpx.ConnectError, httpx.ConnectTimeout,
                 requests.ConnectionError) as exc:
             raise LabelStudioError(
-                f"no Label Studio at {self.url} ({exc.__class__.__name__}) to {what}: "
+                f"no Label Studio at {self.url} to {what} ({exc.__class__.__name__}): "
                 "start it with `ls-llmtrace ls up` or set LS_LLMTRACE_LS_URL") from exc
         except (httpx.TimeoutException, requests.Timeout) as exc:
             raise LabelStudioError(
