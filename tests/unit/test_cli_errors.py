@@ -4,6 +4,7 @@ Studio through the one resolver the ML backend and the Feedback API use."""
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from ls_llmtrace.errors import LabelStudioError
 from ls_llmtrace.judging.backend import _ls_client
 from ls_llmtrace.labelstudio.connect import label_studio_from_settings, resolve_client
 from ls_llmtrace.labelstudio.server import ManagedLabelStudio
-from ls_llmtrace.records.feedbackapi import default_sync_runner
+from ls_llmtrace.records.feedbackapi import SyncTrigger, default_sync_runner
 from ls_llmtrace.schema.model import load_schema
 from ls_llmtrace.store import Store
 
@@ -94,3 +95,21 @@ def test_the_feedback_api_syncs_through_the_same_resolver(
     run = default_sync_runner(None, {(schema.id, schema.version): schema})
     with pytest.raises(LabelStudioError, match=r"no Label Studio at http://127\.0\.0\.1:9 "):
         run(7)
+
+
+def test_a_failed_webhook_sync_logs_one_line(
+    home: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    _managed_token(home)
+    monkeypatch.setenv("LS_LLMTRACE_LS_URL", "http://127.0.0.1:9")
+    schema = load_schema(REPO / "label_configs" / "default.v1.yaml")
+    with Store() as store:
+        store.remember_project(7, "review", schema.id, schema.version, "llmtrace review")
+    trigger = SyncTrigger(default_sync_runner(None, {(schema.id, schema.version): schema}))
+    with caplog.at_level(logging.ERROR, logger="ls_llmtrace.records.feedbackapi"):
+        trigger.request(7)
+        trigger.wait()
+    assert (trigger.runs, trigger.failures) == (0, 1)
+    [record] = [r for r in caplog.records if "project 7" in r.getMessage()]
+    assert "no Label Studio at http://127.0.0.1:9 " in record.getMessage()
+    assert record.exc_info is None

@@ -78,6 +78,9 @@ class SyncTrigger:
             try:
                 self._run(project_id)
                 self.runs += 1
+            except LLMTraceError as exc:  # says what to do: one line, no traceback
+                self.failures += 1
+                log.error("webhook-triggered sync of project %s failed: %s", project_id, exc)
             except Exception:  # a failed sync must not kill the worker; the cursor is safe
                 self.failures += 1
                 log.exception("webhook-triggered sync of project %s failed", project_id)
