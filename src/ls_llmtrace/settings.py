@@ -2,6 +2,8 @@
 
 Precedence is: explicit argument > environment variable > default. Values are read at
 call time (never frozen at import), so tests and long-running processes see changes.
+A value that cannot be read (``LS_LLMTRACE_SYNC_PAGE_SIZE=many``) is a ``ConfigError``
+that names the variable and the value expected.
 
 | variable | default | meaning |
 |---|---|---|
@@ -50,15 +52,70 @@ call time (never frozen at import), so tests and long-running processes see chan
 
 from __future__ import annotations
 
+import json
+import math
 import os
 from pathlib import Path
 
+from ls_llmtrace.errors import ConfigError
+
 PACKAGE_DIR = Path(__file__).resolve().parent
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
 
 
 def _env(name: str, default: str | None = None) -> str | None:
     value = os.environ.get(name)
     return value if value not in (None, "") else default
+
+
+def _int(name: str, default: int, minimum: int | None = None) -> int:
+    """A whole number from the environment; a value that is not one is a ConfigError
+    naming the variable (never a bare ValueError from deep inside a command)."""
+    raw = _env(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a whole number: set it to one, "
+                          f"e.g. {name}={default}, or unset it") from None
+    if minimum is not None and value < minimum:
+        raise ConfigError(f"{name}={raw!r} is below {minimum}: set it to {minimum} or more, "
+                          "or unset it")
+    return value
+
+
+def _float(name: str, default: float, minimum: float | None = None) -> float:
+    """A number from the environment (ConfigError naming the variable if it is not one)."""
+    raw = _env(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise ConfigError(f"{name}={raw!r} is not a number: set it to one, "
+                          f"e.g. {name}={default:g}, or unset it")
+    if minimum is not None and value < minimum:
+        raise ConfigError(f"{name}={raw!r} is below {minimum:g}: set it to {minimum:g} or "
+                          "more, or unset it")
+    return value
+
+
+def _flag(name: str, default: bool) -> bool:
+    """A yes/no setting: 1/true/yes/on or 0/false/no/off (ConfigError otherwise)."""
+    raw = _env(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ConfigError(f"{name}={raw!r} is not a yes/no value: use 1 or 0 (true/false, "
+                      "yes/no, on/off), or unset it")
 
 
 def home() -> Path:
@@ -70,7 +127,7 @@ def db_url() -> str:
 
 
 def ls_port() -> int:
-    return int(_env("LS_LLMTRACE_LS_PORT", "8080") or 8080)
+    return _int("LS_LLMTRACE_LS_PORT", 8080, minimum=1)
 
 
 def ls_url() -> str:
@@ -94,7 +151,7 @@ def ls_bin() -> Path:
 
 
 def ls_start_timeout() -> float:
-    return float(_env("LS_LLMTRACE_LS_START_TIMEOUT", "180") or 180)
+    return _float("LS_LLMTRACE_LS_START_TIMEOUT", 180.0, minimum=0.0)
 
 
 def admin_email() -> str:
@@ -106,7 +163,7 @@ def admin_password() -> str | None:
 
 
 def backend_port() -> int:
-    return int(_env("LS_LLMTRACE_BACKEND_PORT", "9090") or 9090)
+    return _int("LS_LLMTRACE_BACKEND_PORT", 9090, minimum=1)
 
 
 def backend_url() -> str:
@@ -135,11 +192,11 @@ def default_schema_path() -> Path:
 
 
 def sync_page_size() -> int:
-    return int(_env("LS_LLMTRACE_SYNC_PAGE_SIZE", "1000") or 1000)
+    return _int("LS_LLMTRACE_SYNC_PAGE_SIZE", 1000, minimum=1)
 
 
 def sync_first_export() -> bool:
-    return _env("LS_LLMTRACE_SYNC_FIRST_EXPORT", "1") not in ("0", "false", "no")
+    return _flag("LS_LLMTRACE_SYNC_FIRST_EXPORT", True)
 
 
 def feedback_token() -> str | None:
@@ -160,7 +217,7 @@ def debug() -> bool:
 
 
 def max_chars() -> int:
-    return int(_env("LS_LLMTRACE_MAX_CHARS", "20000") or 20000)
+    return _int("LS_LLMTRACE_MAX_CHARS", 20000, minimum=1)
 
 
 def redactions() -> tuple[str, ...]:
@@ -170,8 +227,6 @@ def redactions() -> tuple[str, ...]:
 
 
 def redaction_patterns() -> tuple[str, ...]:
-    import json
-
     raw = _env("LS_LLMTRACE_REDACT_PATTERNS")
     if not raw:
         return ()
@@ -180,16 +235,16 @@ def redaction_patterns() -> tuple[str, ...]:
     except ValueError:
         patterns = None
     if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
-        from ls_llmtrace.errors import ConfigError
-
         raise ConfigError('LS_LLMTRACE_REDACT_PATTERNS must be a JSON list of regular '
                           'expressions, e.g. ["ACME-\\d+"]')
     return tuple(patterns)
 
 
 def claim_lease_s() -> float:
-    return float(_env("LS_LLMTRACE_CLAIM_LEASE_S", "600") or 600)
-# ML backend and judges (issue 5) ---------------------------------------------------------
+    return _float("LS_LLMTRACE_CLAIM_LEASE_S", 600.0, minimum=0.0)
+
+
+# ML backend and judges ---------------------------------------------------------------------
 
 
 def backend_token() -> str | None:
@@ -197,7 +252,7 @@ def backend_token() -> str | None:
 
 
 def backend_max_request_bytes() -> int:
-    return int(float(_env("LS_LLMTRACE_BACKEND_MAX_REQUEST_MB", "50") or 50) * 1024 * 1024)
+    return int(_float("LS_LLMTRACE_BACKEND_MAX_REQUEST_MB", 50.0, minimum=0.0) * 1024 * 1024)
 
 
 def judge_kind() -> str:
@@ -208,7 +263,7 @@ def judge_kind() -> str:
 
 
 def judge_concurrency() -> int:
-    return max(1, int(_env("LS_LLMTRACE_JUDGE_CONCURRENCY", "8") or 8))
+    return max(1, _int("LS_LLMTRACE_JUDGE_CONCURRENCY", 8))
 
 
 def judge_cache_path() -> Path | None:
@@ -243,23 +298,23 @@ def llm_api_key() -> str | None:
 
 
 def llm_temperature() -> float:
-    return float(_env("LS_LLMTRACE_LLM_TEMPERATURE", "0") or 0)
+    return _float("LS_LLMTRACE_LLM_TEMPERATURE", 0.0, minimum=0.0)
 
 
 def llm_timeout() -> float:
-    return float(_env("LS_LLMTRACE_LLM_TIMEOUT", "60") or 60)
+    return _float("LS_LLMTRACE_LLM_TIMEOUT", 60.0, minimum=0.0)
 
 
 def llm_max_retries() -> int:
-    return max(0, int(_env("LS_LLMTRACE_LLM_MAX_RETRIES", "3") or 3))
+    return max(0, _int("LS_LLMTRACE_LLM_MAX_RETRIES", 3))
 
 
 def llm_retry_base() -> float:
-    return max(0.0, float(_env("LS_LLMTRACE_LLM_RETRY_BASE", "0.5") or 0.5))
+    return max(0.0, _float("LS_LLMTRACE_LLM_RETRY_BASE", 0.5))
 
 
 def llm_json_mode() -> bool:
-    return _env("LS_LLMTRACE_LLM_JSON_MODE", "1") not in ("0", "false", "no")
+    return _flag("LS_LLMTRACE_LLM_JSON_MODE", True)
 
 
 def judge_golden_path() -> Path | None:
@@ -268,8 +323,8 @@ def judge_golden_path() -> Path | None:
 
 
 def judge_few_shot() -> int:
-    return max(0, int(_env("LS_LLMTRACE_JUDGE_FEW_SHOT", "3") or 3))
+    return max(0, _int("LS_LLMTRACE_JUDGE_FEW_SHOT", 3))
 
 
 def learned_min_labels() -> int:
-    return max(2, int(_env("LS_LLMTRACE_LEARNED_MIN_LABELS", "20") or 20))
+    return max(2, _int("LS_LLMTRACE_LEARNED_MIN_LABELS", 20))

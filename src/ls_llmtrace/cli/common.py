@@ -6,22 +6,29 @@ import sys
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 
 from ls_llmtrace import settings
 from ls_llmtrace.errors import LLMTraceError
 from ls_llmtrace.labelstudio.client import LabelStudioClient
-from ls_llmtrace.labelstudio.server import ManagedLabelStudio
+from ls_llmtrace.labelstudio.connect import resolve_client
 from ls_llmtrace.schema.model import AnnotationSchema, load_schema
 
 F = TypeVar("F", bound=Callable[..., Any])
 TIME_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%d %H:%M:%S"]
 
 
+def _fail(exc: LLMTraceError) -> NoReturn:
+    click.echo(f"Error: {exc}", err=True)
+    sys.exit(exc.exit_code)
+
+
 def friendly(fn: F) -> F:
-    """Turn our errors into one line and a meaningful exit code."""
+    """Turn our errors into one line and a meaningful exit code (LS_LLMTRACE_DEBUG=1: the
+    traceback). :class:`GuardedGroup` does the same for every command; this decorator
+    keeps a command friendly when it is called on its own."""
 
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -30,20 +37,27 @@ def friendly(fn: F) -> F:
         except LLMTraceError as exc:
             if settings.debug():
                 raise
-            click.echo(f"Error: {exc}", err=True)
-            sys.exit(exc.exit_code)
+            _fail(exc)
 
     return wrapper  # type: ignore[return-value]
 
 
+class GuardedGroup(click.Group):
+    """The top command group: whatever subcommand runs, our errors end as one line and
+    their exit code, so no command can forget the guard."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except LLMTraceError as exc:
+            if settings.debug():
+                raise
+            _fail(exc)
+
+
 def client() -> LabelStudioClient:
-    """A client for the configured Label Studio, or the managed one's token."""
-    token = settings.ls_token()
-    if not token:
-        managed = ManagedLabelStudio()
-        if managed.credentials_file.exists():
-            token = managed.credentials().token
-    return LabelStudioClient(settings.ls_url(), token)
+    """The configured Label Studio (the resolver the backend and the Feedback API use)."""
+    return resolve_client()
 
 
 def schema_option(fn: F) -> F:
@@ -68,9 +82,8 @@ def schema_from(path: Path | None) -> AnnotationSchema:
     return load_schema(path or settings.default_schema_path())
 
 
-
-
-@click.group(help="ls-llmtrace: tie LLM feedback to traces through Label Studio.")
+@click.group(cls=GuardedGroup,
+             help="ls-llmtrace: tie LLM feedback to traces through Label Studio.")
 @click.version_option(package_name="ls-llmtrace")
 def main() -> None:
     pass

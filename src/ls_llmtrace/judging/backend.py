@@ -28,7 +28,7 @@ import threading
 import time
 import xml.etree.ElementTree as ET
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import BadRequest, HTTPException
@@ -42,6 +42,9 @@ from ls_llmtrace.judging.predictions import to_results
 from ls_llmtrace.labelstudio.results import ConfigSpec, parse_config
 from ls_llmtrace.schema.labelconfig import schema_version_of
 from ls_llmtrace.schema.model import AnnotationSchema, load_schema, load_schema_dir
+
+if TYPE_CHECKING:
+    from ls_llmtrace.labelstudio.client import LabelStudioClient
 
 log = logging.getLogger("ls_llmtrace.backend")
 MAX_REQUEST_BYTES = 50 * 1024 * 1024
@@ -249,19 +252,12 @@ class Retrainer:
                 self.provider.learned.train(store, schema_id, version)
 
 
-def _ls_client() -> Any:
-    """A Label Studio client for syncing, if the backend has credentials: the configured
-    token, or the managed Label Studio's (the demo runs both from one home)."""
-    from ls_llmtrace.labelstudio.client import LabelStudioClient
-    from ls_llmtrace.labelstudio.server import ManagedLabelStudio
+def _ls_client() -> LabelStudioClient | None:
+    """A Label Studio client for syncing, if the backend has credentials (the one resolver
+    the CLI and the Feedback API use too)."""
+    from ls_llmtrace.labelstudio.connect import label_studio_from_settings
 
-    token = settings.ls_token()
-    if token:
-        return LabelStudioClient(settings.ls_url(), token)
-    managed = ManagedLabelStudio()
-    if not managed.credentials_file.exists():
-        return None
-    return LabelStudioClient(managed.url, managed.credentials().token)
+    return label_studio_from_settings()
 
 
 def _describe(exc: BaseException) -> str:

@@ -3,13 +3,20 @@
 Label Studio's quirks are handled here and nowhere else: the only datetime format its
 filters accept, ``updated_at`` arriving as ``datetime`` or ``str``, task ids it assigns
 itself, the ML backend connection and the Data Manager action that asks for predictions.
+
+Every request runs inside one error guard (:meth:`LabelStudioClient._guard`), which turns
+whatever the SDK, httpx or requests raise into a one-line :class:`LabelStudioError`. The
+SDK fetches the later pages of a listing lazily, while its pager is iterated, and streams
+export downloads: both are read through :meth:`LabelStudioClient._pages` and
+:meth:`LabelStudioClient._download`, so those requests are guarded too.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, suppress
 from datetime import datetime
 from typing import Any
 
@@ -17,8 +24,8 @@ import httpx
 import requests
 from label_studio_sdk import LabelStudio
 from label_studio_sdk.core.api_error import ApiError
+from label_studio_sdk.core.parse_error import ParsingError
 
-from ls_llmtrace import settings
 from ls_llmtrace.errors import LabelStudioError
 from ls_llmtrace.schema.labelconfig import build_instructions, build_label_config
 from ls_llmtrace.schema.model import AnnotationSchema
@@ -40,12 +47,21 @@ def project_title(schema: AnnotationSchema, queue: str = "review") -> str:
     return f"llmtrace {queue} | {schema.version_id}"
 
 
-class LabelStudioClient:
-    """A thin, typed wrapper over the SDK client."""
+def _one_line(value: Any, limit: int = 300) -> str:
+    """An answer body (an HTML error page, a JSON object) squeezed into one short line."""
+    if value is None:
+        return ""
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit] + "..."
 
-    def __init__(self, url: str | None = None, token: str | None = None) -> None:
-        self.url = (url or settings.ls_url()).rstrip("/")
-        token = token or settings.ls_token()
+
+class LabelStudioClient:
+    """A thin, typed wrapper over the SDK client. Which Label Studio, with which token,
+    is decided by :mod:`ls_llmtrace.labelstudio.connect` from the settings."""
+
+    def __init__(self, url: str, token: str | None) -> None:
+        self.url = url.rstrip("/")
         if not token:
             raise LabelStudioError(
                 "no Label Studio API token: start the managed one with `ls-llmtrace ls up` "
@@ -54,18 +70,69 @@ class LabelStudioClient:
         self.token = token
         self.sdk = LabelStudio(base_url=self.url, api_key=token, timeout=600)
 
-    def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    @contextmanager
+    def _guard(self, what: str) -> Iterator[None]:
+        """Turn any failure of a request into one LabelStudioError saying what to do."""
         try:
-            return fn(*args, **kwargs)
+            yield
         except ApiError as exc:
+            code = exc.status_code
+            body = _one_line(exc.body)
+            if code in (401, 403):
+                raise LabelStudioError(
+                    f"Label Studio at {self.url} refused the API token to {what} (HTTP "
+                    f"{code}): check LS_LLMTRACE_LS_TOKEN") from exc
+            if code is not None and 200 <= code < 300:
+                raise LabelStudioError(
+                    f"Label Studio at {self.url} sent an unreadable answer to {what} "
+                    f"(HTTP {code}): {body or 'empty body'}") from exc
             raise LabelStudioError(
-                f"Label Studio refused to {what} (HTTP {exc.status_code}): {exc.body}"
-            ) from exc
-        except (httpx.HTTPError, requests.RequestException) as exc:
+                f"Label Studio at {self.url} refused to {what} (HTTP {code}): {body}") from exc
+        except (ParsingError, json.JSONDecodeError) as exc:
             raise LabelStudioError(
-                f"no Label Studio at {self.url} ({exc.__class__.__name__}): start it with "
-                "`ls-llmtrace ls up` or set LS_LLMTRACE_LS_URL"
-            ) from exc
+                f"Label Studio at {self.url} sent an unreadable answer to {what} "
+                f"({exc.__class__.__name__}): check that LS_LLMTRACE_LS_URL points at "
+                "Label Studio 1.23") from exc
+        except (httpx.ConnectError, httpx.ConnectTimeout,
+                requests.ConnectionError) as exc:
+            raise LabelStudioError(
+                f"no Label Studio at {self.url} to {what} ({exc.__class__.__name__}): "
+                "start it with `ls-llmtrace ls up` or set LS_LLMTRACE_LS_URL") from exc
+        except (httpx.TimeoutException, requests.Timeout) as exc:
+            raise LabelStudioError(
+                f"Label Studio at {self.url} did not answer in time to {what} "
+                f"({exc.__class__.__name__}): check that it is not overloaded and run the "
+                "command again") from exc
+        except (httpx.HTTPError, httpx.StreamError, requests.RequestException) as exc:
+            raise LabelStudioError(
+                f"the connection to Label Studio at {self.url} broke while trying to {what} "
+                f"({exc.__class__.__name__}: {_one_line(str(exc), 120)}): check that it is "
+                "still running (`ls-llmtrace ls status`) and run the command again") from exc
+
+    def _call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        with self._guard(what):
+            return fn(*args, **kwargs)
+
+    def _pages(self, what: str, fn: Callable[..., Iterable[Any]], *args: Any,
+               **kwargs: Any) -> Iterator[Any]:
+        """The items of an SDK listing. The SDK fetches page 2 onwards while its pager is
+        iterated: each of those fetches runs inside the guard as well."""
+        with self._guard(what):
+            items = iter(fn(*args, **kwargs))
+        while True:
+            with self._guard(what):
+                try:
+                    item = next(items)
+                except StopIteration:
+                    return
+            yield item
+
+    def _download(self, what: str, fn: Callable[..., Iterable[bytes]], *args: Any,
+                  **kwargs: Any) -> bytes:
+        """A streamed download read to the end inside the guard (the SDK's download
+        methods are generators: nothing is requested until they are iterated)."""
+        with self._guard(what):
+            return b"".join(fn(*args, **kwargs))
 
     def check(self) -> None:
         self._call("identify the token's user", self.sdk.users.whoami)
@@ -73,8 +140,8 @@ class LabelStudioClient:
     # projects ---------------------------------------------------------------------------
 
     def find_project(self, title: str) -> int | None:
-        pager = self._call("list projects", self.sdk.projects.list, title=title, page_size=100)
-        for project in pager:
+        for project in self._pages("list projects", self.sdk.projects.list, title=title,
+                                   page_size=100):
             if project.title == title:
                 return int(project.id)
         return None
@@ -108,9 +175,8 @@ class LabelStudioClient:
                  "value": after_task_id}]},
             "ordering": ["tasks:id"],
         }
-        pager = self._call("list tasks", self.sdk.tasks.list, project=project_id,
-                           query=json.dumps(query), include="id,data", page_size=1000)
-        for task in pager:
+        for task in self._pages("list tasks", self.sdk.tasks.list, project=project_id,
+                                query=json.dumps(query), include="id,data", page_size=1000):
             trace_id = (task.data or {}).get("trace_id")
             if trace_id is not None:
                 yield int(task.id), str(trace_id)
@@ -136,12 +202,11 @@ class LabelStudioClient:
         params = {"project": project_id, "query": json.dumps(query), "fields": "all",
                   "include": SYNC_TASK_FIELDS, "page": 1, "page_size": limit}
         http = self.sdk._client_wrapper.httpx_client
-        response = self._call("list tasks", http.request, "api/tasks/", method="GET",
-                              params=params)
-        if not 200 <= response.status_code < 300:
-            raise LabelStudioError(f"Label Studio refused to list tasks (HTTP "
-                                   f"{response.status_code}): {response.text[:500]}")
-        body = response.json()
+        with self._guard("list tasks"):
+            response = http.request("api/tasks/", method="GET", params=params)
+            if not 200 <= response.status_code < 300:
+                raise ApiError(status_code=response.status_code, body=response.text)
+            body = response.json()
         tasks = body.get("tasks", []) if isinstance(body, dict) else body
         return list(tasks)[:limit]
 
@@ -161,23 +226,43 @@ class LabelStudioClient:
                                    "predictions": {"only_id": True}})
         calls = 1
         began = to_utc(snap.created_at)
-        status = snap.status
-        deadline = time.monotonic() + timeout
-        while status != "completed":
-            if status == "failed" or time.monotonic() > deadline:
-                raise LabelStudioError(f"Label Studio's snapshot export {snap.id} of project "
-                                       f"{project_id} {status or 'did not finish'}: set "
-                                       "LS_LLMTRACE_SYNC_FIRST_EXPORT=0 to page instead")
-            time.sleep(0.2)
-            status = self._call("read the export", exports.get, id=project_id,
-                                export_pk=snap.id).status
-            calls += 1
-        data = b"".join(self._call("download the export", exports.download, id=project_id,
-                                   export_pk=snap.id, export_type="JSON"))
+        what = f"download export {snap.id} of project {project_id}"
+        try:
+            status = snap.status
+            deadline = time.monotonic() + timeout
+            while status != "completed":
+                if status == "failed" or time.monotonic() > deadline:
+                    raise LabelStudioError(
+                        f"Label Studio's snapshot export {snap.id} of project {project_id} "
+                        f"{status or 'did not finish'}: set LS_LLMTRACE_SYNC_FIRST_EXPORT=0 "
+                        "to page instead")
+                time.sleep(0.2)
+                status = self._call("read the export", exports.get, id=project_id,
+                                    export_pk=snap.id).status
+                calls += 1
+            data = self._download(what, exports.download, id=project_id, export_pk=snap.id,
+                                  export_type="JSON")
+        except BaseException:
+            # An export left behind keeps its file in Label Studio: try to remove it, but
+            # report the failure that stopped the download, not this one.
+            with suppress(LabelStudioError):
+                self._call("delete the export", exports.delete, id=project_id,
+                           export_pk=snap.id)
+            raise
         self._call("delete the export", exports.delete, id=project_id, export_pk=snap.id)
         if began is None:
             raise LabelStudioError(f"snapshot export {snap.id} has no created_at")
-        return began, json.loads(data), calls + 2
+        try:
+            tasks = json.loads(data)
+        except json.JSONDecodeError as exc:
+            # The download has no Content-Length (Label Studio streams the file until it
+            # closes the connection): a connection lost midway looks like a short file.
+            raise LabelStudioError(
+                f"export {snap.id} of project {project_id} from Label Studio at {self.url} "
+                f"is cut short or not JSON ({len(data)} bytes; {exc.msg} at byte {exc.pos}): "
+                "check that Label Studio is still running and sync again, or set "
+                "LS_LLMTRACE_SYNC_FIRST_EXPORT=0 to page instead") from exc
+        return began, tasks, calls + 2
 
     def task_count(self, project_id: int) -> int:
         """How many tasks the project has now (one request)."""
@@ -186,15 +271,14 @@ class LabelStudioClient:
 
     def task_ids(self, project_id: int) -> Iterator[int]:
         """Every task id of the project (ids only: cheap even for large projects)."""
-        pager = self._call("list tasks", self.sdk.tasks.list, project=project_id,
-                           include="id", page_size=5000)
-        for task in pager:
+        for task in self._pages("list tasks", self.sdk.tasks.list, project=project_id,
+                                include="id", page_size=5000):
             yield int(task.id)
 
     def users(self) -> dict[int, str]:
         """User id -> email, for naming annotation authors."""
-        pager = self._call("list users", self.sdk.users.list)
-        return {int(u.id): (u.email or u.username or str(u.id)) for u in pager}
+        return {int(u.id): (u.email or u.username or str(u.id))
+                for u in self._pages("list users", self.sdk.users.list)}
 
     # ML backend -------------------------------------------------------------------------
 
@@ -225,15 +309,14 @@ class LabelStudioClient:
                    id="retrieve_tasks_predictions", project=project_id,
                    selected_items={"all": True, "excluded": []})
 
-    # issue 3: schema migrations ----------------------------------------------------------
+    # schema migrations -------------------------------------------------------------------
 
     def all_tasks(self, project_id: int, page_size: int = 500) -> Iterator[dict[str, Any]]:
         """Every task of a project with its annotations, by task id (read through the list
         endpoint, which does not ask the ML backend for predictions)."""
         query = {"filters": {"conjunction": "and", "items": []}, "ordering": ["tasks:id"]}
-        pager = self._call("list tasks", self.sdk.tasks.list, project=project_id,
-                           query=json.dumps(query), fields="all", page_size=page_size)
-        for task in pager:
+        for task in self._pages("list tasks", self.sdk.tasks.list, project=project_id,
+                                query=json.dumps(query), fields="all", page_size=page_size):
             yield task.model_dump(mode="json")
 
     def update_annotation(self, annotation_id: int, result: list[dict[str, Any]]) -> dict[str, Any]:
@@ -251,7 +334,7 @@ class LabelStudioClient:
                    expert_instruction=build_instructions(schema),
                    description=f"ls-llmtrace queue '{queue}', schema {schema.version_id}")
 
-    # issue 4: projects with a config not built from the schema (pairwise queues) ---------
+    # projects with a config not built from the schema (pairwise queues) -----------------
 
     def push_config(self, title: str, label_config: str, description: str = "",
                     instructions: str = "") -> tuple[int, bool]:
@@ -274,18 +357,18 @@ class LabelStudioClient:
         query = {"filters": {"conjunction": "and", "items": [
             {"filter": "filter:tasks:data.trace_id", "operator": "equal", "type": "String",
              "value": trace_id}]}}
-        pager = self._call("find tasks", self.sdk.tasks.list, project=project_id,
-                           query=json.dumps(query), include="id,data", page_size=100)
+        pager = self._pages("find tasks", self.sdk.tasks.list, project=project_id,
+                            query=json.dumps(query), include="id,data", page_size=100)
         return [int(t.id) for t in pager if (t.data or {}).get("trace_id") == trace_id]
-    # pre-annotation (issue 5) -----------------------------------------------------------
+
+    # pre-annotation ------------------------------------------------------------------------
 
     def tasks_with_prediction_versions(self, project_id: int) -> list[tuple[int, set[str]]]:
         """(task id, model versions of its predictions) for every task of a project."""
         query = {"ordering": ["tasks:id"]}
-        pager = self._call("list tasks", self.sdk.tasks.list, project=project_id,
-                           query=json.dumps(query), fields="all", page_size=1000)
         out = []
-        for task in pager:
+        for task in self._pages("list tasks", self.sdk.tasks.list, project=project_id,
+                                query=json.dumps(query), fields="all", page_size=1000):
             versions = set()
             for prediction in getattr(task, "predictions", None) or []:
                 version = (prediction.get("model_version") if isinstance(prediction, dict)

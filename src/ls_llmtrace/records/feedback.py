@@ -36,6 +36,7 @@ from ls_llmtrace.errors import ConfigError, InputError
 from ls_llmtrace.models import AnnotationRecord, Scope, Source
 from ls_llmtrace.schema.model import AnnotationSchema
 from ls_llmtrace.store import Store
+from ls_llmtrace.store.engine import Connection
 from ls_llmtrace.timeutil import to_utc
 
 
@@ -442,31 +443,20 @@ def ingest(store: Store, items: Iterable[tuple[str, Any]], mapping: FeedbackMapp
             Store.reject_feedback(conn, f"{reject.where}:{_digest(reject.raw)}",
                                   channel if isinstance(channel, str) else None,
                                   reject.where, reject.reason, reject.raw)
-        keys = [r.record_key for r, _ in records]
-        result.waiting_for_trace = _unlinked(conn, keys)
+        waiting = Store.unlinked_keys(conn, [r.record_key for r, _ in records])
+        result.waiting_for_trace = sum(r.record_key in waiting for r, _ in records)
     return result
 
 
-def _keep_first_seen(conn: Any, record: AnnotationRecord) -> AnnotationRecord:
-    row = conn.execute("SELECT body FROM records WHERE record_key=?",
-                       (record.record_key,)).fetchone()
-    if row is None:
+def _keep_first_seen(conn: Connection, record: AnnotationRecord) -> AnnotationRecord:
+    old = Store.stored_record(conn, record.record_key)
+    if old is None:
         return record
-    old = AnnotationRecord.model_validate_json(row["body"])
     same_time = record.model_copy(update={"created_at": old.created_at,
                                           "updated_at": old.updated_at})
     if same_time == old:
         return same_time
     return record.model_copy(update={"created_at": old.created_at})
-
-
-def _unlinked(conn: Any, keys: list[str]) -> int:
-    count = 0
-    for key in keys:
-        row = conn.execute("SELECT trace_linked FROM records WHERE record_key=?",
-                           (key,)).fetchone()
-        count += bool(row is not None and not row["trace_linked"])
-    return count
 
 
 def store_records(store: Store, records: Iterable[AnnotationRecord]) -> int:

@@ -78,6 +78,9 @@ class SyncTrigger:
             try:
                 self._run(project_id)
                 self.runs += 1
+            except LLMTraceError as exc:  # says what to do: one line, no traceback
+                self.failures += 1
+                log.error("webhook-triggered sync of project %s failed: %s", project_id, exc)
             except Exception:  # a failed sync must not kill the worker; the cursor is safe
                 self.failures += 1
                 log.exception("webhook-triggered sync of project %s failed", project_id)
@@ -91,11 +94,11 @@ class SyncTrigger:
 def default_sync_runner(store_url: str | None, schemas: dict[tuple[str, int], AnnotationSchema],
                         ) -> Callable[[int], None]:
     def run(project_id: int) -> None:
-        from ls_llmtrace.cli.common import client  # the configured Label Studio, or the managed one
         from ls_llmtrace.ingest.pipeline import sync
+        from ls_llmtrace.labelstudio.connect import resolve_client  # (the SDK is slow to import)
 
         with Store(store_url) as store:
-            sync(client(), store, schemas, [project_id])
+            sync(resolve_client(), store, schemas, [project_id])
 
     return run
 

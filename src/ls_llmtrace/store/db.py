@@ -10,10 +10,11 @@ migrations in ``store/migrations.py``. All SQL of the package lives in this pack
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -25,9 +26,12 @@ from ls_llmtrace.store.engine import (
     Connection,
     PgConnection,
     is_postgres_url,
+    redact_url,
     sqlite_path,
+    store_error,
     to_pg_ddl,
 )
+from ls_llmtrace.store.feedback import FeedbackQueries
 from ls_llmtrace.store.journal import JournalStore
 from ls_llmtrace.store.migrations import _AFTER_MIGRATION, MIGRATIONS
 
@@ -68,27 +72,51 @@ _DIMENSIONS = ("model_version", "product_area", "user_segment")
 _DIM_SQL = {d: f"COALESCE(t.{d}, r.{d})" for d in _DIMENSIONS}
 
 
-class Store(JournalStore):
-    """Open (and migrate) the store at ``url`` (default: settings.db_url())."""
+class Store(JournalStore, FeedbackQueries):
+    """Open (and migrate) the store at ``url`` (default: settings.db_url()).
 
-    def __init__(self, url: str | None = None) -> None:
+    A store that cannot be used (locked by another writer for longer than
+    ``busy_timeout`` seconds, read-only, not a database, unreachable) raises a
+    :class:`StoreError` that names it and says what to do, when opening, migrating or
+    writing in :meth:`transaction`.
+    """
+
+    def __init__(self, url: str | None = None, busy_timeout: float = 30.0) -> None:
         self.url = url or settings.db_url()
         self.dialect = "postgresql" if is_postgres_url(self.url) else "sqlite"
         self.conn: Connection
         if self.dialect == "postgresql":
+            self.where = redact_url(self.url)
             self.conn = PgConnection(self.url)
         else:
             path = sqlite_path(self.url)
-            path.parent.mkdir(parents=True, exist_ok=True)
+            self.where = str(path)
             try:
-                self.conn = sqlite3.connect(path, isolation_level=None, timeout=30,
-                                            check_same_thread=False)
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"cannot create the store's directory {path.parent}: "
+                                 f"{exc.strerror}; set LS_LLMTRACE_DB") from exc
+            try:
+                conn = sqlite3.connect(path, isolation_level=None, timeout=busy_timeout,
+                                       check_same_thread=False)
             except sqlite3.Error as exc:
-                raise StoreError(f"cannot open the store {path}: {exc}") from exc
-            self.conn.row_factory = sqlite3.Row
-            self.conn.execute("PRAGMA journal_mode=WAL")
-            self.conn.execute("PRAGMA foreign_keys=ON")
-        self.migrate()
+                raise (store_error(exc, self.where, "opening it")
+                       or StoreError(f"cannot open the store {path}: {exc}")) from exc
+            conn.row_factory = sqlite3.Row
+            self.conn = conn
+        try:
+            if self.dialect == "sqlite":
+                self.conn.execute("PRAGMA journal_mode=WAL")
+                self.conn.execute("PRAGMA foreign_keys=ON")
+            else:  # wait for another session's locks as long as SQLite would
+                self.conn.execute(f"SET lock_timeout = {max(1, int(busy_timeout * 1000))}")
+            self.migrate()
+        except Exception as exc:
+            self.conn.close()
+            error = store_error(exc, self.where, "opening it")
+            if error is None:
+                raise
+            raise error from exc
 
     def close(self) -> None:
         self.conn.close()
@@ -101,16 +129,31 @@ class Store(JournalStore):
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
-        self.conn.execute("BEGIN IMMEDIATE" if self.dialect == "sqlite" else "BEGIN")
+        """One write transaction; a database failure in it (at BEGIN, in the body or at
+        COMMIT) is rolled back and raised as a StoreError."""
+        try:
+            self.conn.execute("BEGIN IMMEDIATE" if self.dialect == "sqlite" else "BEGIN")
+        except Exception as exc:
+            error = store_error(exc, self.where, "starting a write")
+            if error is None:
+                raise
+            raise error from exc
         try:
             yield self.conn
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        self.conn.execute("COMMIT")
+            self.conn.execute("COMMIT")
+        except BaseException as exc:
+            with suppress(Exception):  # no transaction left to roll back is fine
+                self.conn.execute("ROLLBACK")
+            error = store_error(exc, self.where, "writing")
+            if error is None:
+                raise
+            raise error from exc
 
     def migrate(self) -> list[str]:
-        """Apply pending migrations, each in its own transaction; return their names."""
+        """Apply pending migrations, each in its own transaction; return their names.
+
+        Applied migrations are read first, so opening an up-to-date store takes no write
+        lock (a long sync in another process does not block it)."""
         if self.dialect == "postgresql":
             # Two processes opening a blank database at once: one migrates, one waits.
             self.conn.execute("SELECT pg_advisory_lock(71066)")
@@ -119,11 +162,14 @@ class Store(JournalStore):
                 "CREATE TABLE IF NOT EXISTS migrations "
                 "(name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
             )
+            done = {r["name"] for r in self.conn.execute("SELECT name FROM migrations")}
             applied = []
             for name, sql in MIGRATIONS:
+                if name in done:
+                    continue
                 with self.transaction() as conn:
-                    done = conn.execute("SELECT 1 FROM migrations WHERE name=?", (name,))
-                    if done.fetchone() is not None:
+                    row = conn.execute("SELECT 1 FROM migrations WHERE name=?", (name,))
+                    if row.fetchone() is not None:  # another process applied it meanwhile
                         continue
                     if self.dialect == "postgresql":
                         sql = to_pg_ddl(sql)
@@ -136,7 +182,8 @@ class Store(JournalStore):
             return applied
         finally:
             if self.dialect == "postgresql":
-                self.conn.execute("SELECT pg_advisory_unlock(71066)")
+                with suppress(Exception):  # a failed open must report its own error
+                    self.conn.execute("SELECT pg_advisory_unlock(71066)")
 
     def tables(self) -> list[str]:
         if self.dialect == "postgresql":
@@ -373,11 +420,10 @@ class Store(JournalStore):
     def records(self, include_deleted: bool = False, source: str | None = None,
                 label: str | None = None, where: RecordFilter | None = None,
                 ) -> list[AnnotationRecord]:
-        f = where or RecordFilter()
-        if include_deleted:
-            f.include_deleted = True
-        f.source = source or f.source
-        f.label = label or f.label
+        base = where or RecordFilter()
+        # A copy: the caller's filter means the same after the call.
+        f = dataclasses.replace(base, include_deleted=include_deleted or base.include_deleted,
+                                source=source or base.source, label=label or base.label)
         clause, args = self._where(f)
         sql = ("SELECT r.body FROM records r LEFT JOIN traces t ON t.trace_id=r.trace_id"
                f"{clause}")
