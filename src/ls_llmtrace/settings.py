@@ -189,7 +189,7 @@ def redaction_patterns() -> tuple[str, ...]:
 
 def claim_lease_s() -> float:
     return float(_env("LS_LLMTRACE_CLAIM_LEASE_S", "600") or 600)
-# ML backend and judges (issue 5) ---------------------------------------------------------
+# ML backend and judges -------------------------------------------------------------------
 
 
 def backend_token() -> str | None:

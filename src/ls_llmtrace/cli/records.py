@@ -85,7 +85,7 @@ def records_cmd(source: str | None, label: str | None, schema_id: str | None,
                        f"{record.score}\t{record.author}\t{(record.explanation or '')[:60]!r}")
 
 
-# feedback channels and statistics (issue 6) ----------------------------------------------
+# feedback channels and statistics --------------------------------------------------------
 
 @main.group("feedback")
 def feedback_group() -> None:

@@ -225,7 +225,7 @@ class LabelStudioClient:
                    id="retrieve_tasks_predictions", project=project_id,
                    selected_items={"all": True, "excluded": []})
 
-    # issue 3: schema migrations ----------------------------------------------------------
+    # schema migrations -------------------------------------------------------------------
 
     def all_tasks(self, project_id: int, page_size: int = 500) -> Iterator[dict[str, Any]]:
         """Every task of a project with its annotations, by task id (read through the list
@@ -251,7 +251,7 @@ class LabelStudioClient:
                    expert_instruction=build_instructions(schema),
                    description=f"ls-llmtrace queue '{queue}', schema {schema.version_id}")
 
-    # issue 4: projects with a config not built from the schema (pairwise queues) ---------
+    # projects with a config not built from the schema (pairwise queues) ------------------
 
     def push_config(self, title: str, label_config: str, description: str = "",
                     instructions: str = "") -> tuple[int, bool]:
@@ -277,7 +277,7 @@ class LabelStudioClient:
         pager = self._call("find tasks", self.sdk.tasks.list, project=project_id,
                            query=json.dumps(query), include="id,data", page_size=100)
         return [int(t.id) for t in pager if (t.data or {}).get("trace_id") == trace_id]
-    # pre-annotation (issue 5) -----------------------------------------------------------
+    # pre-annotation ---------------------------------------------------------------------
 
     def tasks_with_prediction_versions(self, project_id: int) -> list[tuple[int, set[str]]]:
         """(task id, model versions of its predictions) for every task of a project."""

@@ -29,7 +29,7 @@ from ls_llmtrace.store.engine import (
     to_pg_ddl,
 )
 from ls_llmtrace.store.journal import JournalStore
-from ls_llmtrace.store.migrations import _AFTER_MIGRATION, MIGRATIONS
+from ls_llmtrace.store.migrations import _AFTER_MIGRATION, MIGRATIONS, rename_recorded
 
 
 def _now() -> str:
@@ -119,6 +119,8 @@ class Store(JournalStore):
                 "CREATE TABLE IF NOT EXISTS migrations "
                 "(name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
             )
+            with self.transaction() as conn:
+                rename_recorded(conn)
             applied = []
             for name, sql in MIGRATIONS:
                 with self.transaction() as conn:
@@ -406,7 +408,7 @@ class Store(JournalStore):
         return [dict(r) for r in self.conn.execute(
             "SELECT * FROM rejected_results ORDER BY reject_key")]
 
-    # issue 3: span records of an edited annotation ------------------------------------------
+    # span records of an edited annotation ---------------------------------------------------
 
     @staticmethod
     def retire_records_except(conn: Connection, project_id: int, annotation_id: int,
