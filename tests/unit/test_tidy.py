@@ -54,3 +54,9 @@ def test_one_validation_error_formatter_one_rejected_one_write_rejects():
         "src/ls_llmtrace/models.py"]
     assert [h.split(":")[0] for h in _matches(r"^def write_rejects\b", sources)] == [
         "src/ls_llmtrace/models.py"]
+
+
+def test_judging_does_not_reach_up_into_evals():
+    """Judging sits below evals: the LLM judge's few-shot cases are read in judging."""
+    sources = list((SRC / "judging").rglob("*.py"))
+    assert _matches(r"ls_llmtrace\.evals|from ls_llmtrace import evals", sources) == []

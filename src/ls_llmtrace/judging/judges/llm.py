@@ -27,7 +27,6 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import requests
@@ -238,23 +237,6 @@ def _few_shot_turns(cases: list[dict[str, Any]], spec: ConfigSpec, limit: int
         turns.append({"role": "user", "content": data_block(document)})
         turns.append({"role": "assistant", "content": json.dumps(reply, ensure_ascii=False)})
     return turns
-
-
-def read_golden_file(path: Path) -> list[dict[str, Any]]:
-    """Cases from a golden JSONL file (bad lines are skipped with a warning)."""
-    cases = []
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                case = json.loads(line)
-            except json.JSONDecodeError as exc:
-                log.warning("golden file %s line %d skipped: %s", path, number, exc.msg)
-                continue
-            if isinstance(case, dict):
-                cases.append(case)
-    return cases
 
 
 # The HTTP client ------------------------------------------------------------------------
