@@ -212,9 +212,14 @@ class Scope(StrictModel):
         None, description="For text ranges: a conversation message or the final answer."
     )
     message_index: int | None = None
-    start: int | None = None
-    end: int | None = None
-    text: str | None = Field(None, description="The quoted text of the range.")
+    start: int | None = Field(None, description="Start offset in the text as the reviewer "
+                              "saw it (redacted, when redaction is on).")
+    end: int | None = Field(None, description="End offset (exclusive), likewise.")
+    text: str | None = Field(None, description="The quoted text of the range, as seen.")
+    original_start: int | None = Field(
+        None, description="Where the range starts in the original (unredacted) text; set "
+        "only when redaction changed the text: otherwise `start` is the original's too.")
+    original_end: int | None = Field(None, description="Where it ends in the original text.")
 
 
 class AnnotationRecord(StrictModel):
