@@ -109,6 +109,19 @@ def trace_to_task(trace: Trace, schema: AnnotationSchema,
 
     ``options`` (default: from the settings) says how long texts may be and what to redact.
     """
+    data = task_data(trace, options)
+    meta = {
+        "trace_id": trace.trace_id,
+        "schema_id": schema.id,
+        "schema_version": schema.version,
+    }
+    return {"data": {"trace_id": trace.trace_id, "schema_version": schema.version_id, **data},
+            "meta": meta}
+
+
+def task_data(trace: Trace, options: ReviewOptions | None = None) -> dict[str, Any]:
+    """What a trace's task shows reviewers (its ``data``, less the schema version): the
+    one text representation of a trace, for reviewers and evaluators alike."""
     options = options or ReviewOptions.from_settings()
     redactions: dict[str, list[list[int]]] = {}
 
@@ -139,7 +152,6 @@ def trace_to_task(trace: Trace, schema: AnnotationSchema,
     # Paragraphs needs at least one item to render; placeholders say "nothing here".
     data = {
         "trace_id": trace.trace_id,
-        "schema_version": schema.version_id,
         "system_prompt": trace.system_prompt or "(none)",
         "messages": messages or [{"role": "(none)", "content": EMPTY_CONVERSATION}],
         "messages_count": len(messages),
@@ -149,13 +161,8 @@ def trace_to_task(trace: Trace, schema: AnnotationSchema,
         "metadata": _metadata_table(trace),
     }
     # the answer and the messages are cleaned above, with their redactions recorded
-    data = _clean_all(data, options, skip=frozenset({"trace_id", "schema_version",
-                                                     "messages_count", "messages", "answer"}))
+    data = _clean_all(data, options, skip=frozenset({"trace_id", "messages_count", "messages",
+                                                     "answer"}))
     if redactions:
         data["redactions"] = redactions
-    meta = {
-        "trace_id": trace.trace_id,
-        "schema_id": schema.id,
-        "schema_version": schema.version,
-    }
-    return {"data": data, "meta": meta}
+    return data
