@@ -1,4 +1,6 @@
-"""Typed models of the three core concepts: Trace, AnnotationRecord and their parts.
+"""Typed models of the three core concepts: Trace, AnnotationRecord and their parts, and
+what every model read from outside shares: the strict base, the validation-error
+formatter and the :class:`Rejected` item kept aside instead of used.
 
 The native trace format is JSON Lines with one :class:`Trace` per line, exactly the JSON
 that ``Trace.model_dump_json()`` writes. Only ``trace_id`` is required; see
@@ -7,18 +9,86 @@ that ``Trace.model_dump_json()`` writes. Only ``trace_id`` is required; see
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class StrictModel(BaseModel):
+    """The base of every model read from outside: an unknown field (a typo) is an error,
+    never silently ignored. Fields with an alias (``from``, ``schema``) accept their Python
+    name too."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
-class ToolCall(_Strict):
+def validation_errors(exc: ValidationError, top: str = "(top)",
+                      tag: str | None = None) -> list[tuple[str, str]]:
+    """``(dotted field path, message)`` of every error; ``top`` names the whole input when
+    the error has no path; ``tag`` (a discriminated union's tag) is dropped from paths."""
+    out = []
+    for err in exc.errors():
+        loc = list(err["loc"])
+        if tag is not None and loc and loc[0] == tag:
+            loc = loc[1:]
+        out.append((".".join(str(p) for p in loc) or top, err["msg"]))
+    return out
+
+
+def problems(exc: ValidationError, top: str = "(top)", tag: str | None = None) -> str:
+    """Every validation error as ``field.path: message``, joined by ``; ``."""
+    return "; ".join(f"{where}: {msg}" for where, msg in validation_errors(exc, top, tag))
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """An input item kept aside instead of used, and why (traces and feedback alike).
+
+    ``file`` names the input (a file, or ``request`` for the Feedback API), ``location``
+    the item in it (``line 7``, ``record 3``, an index), ``field`` the dotted path of the
+    offending field or ``(record)``, ``raw`` the item as read.
+    """
+
+    file: str
+    location: str
+    field: str
+    reason: str
+    raw: Any = ""
+
+    @property
+    def where(self) -> str:
+        return f"{self.file}:{self.location}" if self.location else self.file
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.location}: {self.field}: {self.reason}"
+
+
+def rejects_from_validation(exc: ValidationError, file: str, location: str,
+                            raw: Any) -> list[Rejected]:
+    """One :class:`Rejected` per validation error of an item."""
+    return [Rejected(file, location, where, msg, raw)
+            for where, msg in validation_errors(exc, "(record)")]
+
+
+def write_rejects(rejects: Iterable[Rejected], path: Path) -> None:
+    """Keep rejected items aside: one JSON object per line (file, location, field, reason,
+    raw)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as out:
+        for r in rejects:
+            out.write(json.dumps({"file": r.file, "location": r.location, "field": r.field,
+                                  "reason": r.reason, "raw": r.raw}, ensure_ascii=False,
+                                 default=str) + "\n")
+
+
+
+class ToolCall(StrictModel):
     """A tool (function) call the model asked for, with its result when known."""
 
     id: str | None = Field(None, description="Provider's id of the call; links the tool result.")
@@ -27,7 +97,7 @@ class ToolCall(_Strict):
     result: Any = Field(None, description="What the tool returned, when the trace has it.")
 
 
-class Message(_Strict):
+class Message(StrictModel):
     """One conversation message."""
 
     role: Literal["system", "user", "assistant", "tool", "developer"] = Field(
@@ -39,7 +109,7 @@ class Message(_Strict):
     tool_call_id: str | None = Field(None, description="For `tool` messages: the call answered.")
 
 
-class Document(_Strict):
+class Document(StrictModel):
     """A retrieved document shown to the model."""
 
     id: str | None = None
@@ -57,7 +127,7 @@ class SpanKind(StrEnum):
     other = "other"
 
 
-class Span(_Strict):
+class Span(StrictModel):
     """One step of the trace (an LLM call, a tool run, a retrieval...)."""
 
     span_id: str
@@ -70,7 +140,7 @@ class Span(_Strict):
     attributes: dict[str, Any] = Field(default_factory=dict)
 
 
-class TraceMetadata(_Strict):
+class TraceMetadata(StrictModel):
     """What the model run was: who, which version, how long, how much."""
 
     model: str | None = Field(None, description="Model name as requested, e.g. `gpt-4o`.")
@@ -90,7 +160,7 @@ class TraceMetadata(_Strict):
     extra: dict[str, Any] = Field(default_factory=dict, description="Anything else, kept as is.")
 
 
-class Trace(_Strict):
+class Trace(StrictModel):
     """One production interaction, normalized."""
 
     trace_id: str = Field(min_length=1, description="Stable id of the trace in its source system.")
@@ -133,7 +203,7 @@ class Source(StrEnum):
     judge = "judge"
 
 
-class Scope(_Strict):
+class Scope(StrictModel):
     """What the feedback is about: the whole trace, a span, or a text range."""
 
     kind: Literal["trace", "span", "text_range"] = "trace"
@@ -142,12 +212,17 @@ class Scope(_Strict):
         None, description="For text ranges: a conversation message or the final answer."
     )
     message_index: int | None = None
-    start: int | None = None
-    end: int | None = None
-    text: str | None = Field(None, description="The quoted text of the range.")
+    start: int | None = Field(None, description="Start offset in the text as the reviewer "
+                              "saw it (redacted, when redaction is on).")
+    end: int | None = Field(None, description="End offset (exclusive), likewise.")
+    text: str | None = Field(None, description="The quoted text of the range, as seen.")
+    original_start: int | None = Field(
+        None, description="Where the range starts in the original (unredacted) text; set "
+        "only when redaction changed the text: otherwise `start` is the original's too.")
+    original_end: int | None = Field(None, description="Where it ends in the original text.")
 
 
-class AnnotationRecord(_Strict):
+class AnnotationRecord(StrictModel):
     """The normalized unit of feedback. Every channel lands here."""
 
     record_key: str = Field(description="Natural key; upserts are by this key.")

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
 
 from ls_llmtrace.errors import LLMTraceError
 
@@ -33,10 +32,3 @@ def parse_yaml_mapping(text: str, origin: str, error: type[LLMTraceError],
         raise error(f"{origin}: a {what} file must be a YAML mapping")
     return raw
 
-
-def problems(exc: ValidationError) -> str:
-    """Every validation error as `field.path: message`, joined."""
-    return "; ".join(
-        f"{'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}"
-        for err in exc.errors()
-    )

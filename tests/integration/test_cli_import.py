@@ -8,7 +8,6 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from ls_llmtrace.cli import main
-from ls_llmtrace.ingest.pipeline import reconcile_tasks
 from ls_llmtrace.labelstudio.client import LabelStudioClient
 from ls_llmtrace.store import Store
 
@@ -66,16 +65,29 @@ def test_import_after_a_crash_between_label_studio_and_the_ledger(
         json.dumps({"trace_id": f"crash-{i}", "output": f"answer {i}."}) for i in range(5)])
     runner = CliRunner()
     assert runner.invoke(main, ["import", str(path), "--queue", "crash"]).exit_code == 0
-    # Simulate the crash: forget the local ledger, as if the process died after the import
-    # request but before recording task ids.
     with Store() as store:
-        store.conn.execute("DELETE FROM ls_tasks")
         project_id = store.projects()[0]["project_id"]
-        assert reconcile_tasks(ls_client, store, project_id) == 5
-        store.conn.execute("DELETE FROM ls_tasks")
+    in_label_studio = sorted(ls_client.task_trace_ids(project_id))
+    assert len(in_label_studio) == 5
+    # Simulate the crash: the process died after Label Studio created the tasks but before
+    # it recorded their ids, so the ledger has no task and the claims (still held by the
+    # dead importer, within their lease) no task id.
+    with Store() as store:
+        store.conn.execute("DELETE FROM ls_tasks WHERE project_id=?", (project_id,))
+        store.conn.execute("UPDATE queue_items SET task_id=NULL WHERE project_id=?",
+                           (project_id,))
     result = runner.invoke(main, ["import", str(path), "--queue", "crash"])
-    assert "imported 0, skipped as duplicates 5" in result.stdout, result.output
-    assert len(list(ls_client.task_trace_ids(project_id))) == 5
+    assert result.exit_code == 0, result.output
+    assert "imported 0" in result.stdout, result.output
+    # no new task, and the reconcile found exactly the tasks created before the crash
+    assert sorted(ls_client.task_trace_ids(project_id)) == in_label_studio
+    with Store() as store:
+        ledger = sorted((r["task_id"], r["trace_id"]) for r in store.conn.execute(
+            "SELECT task_id, trace_id FROM ls_tasks WHERE project_id=?", (project_id,)))
+        claims = sorted((r["task_id"], r["item_key"]) for r in store.conn.execute(
+            "SELECT task_id, item_key FROM queue_items WHERE project_id=?", (project_id,)))
+    assert ledger == in_label_studio
+    assert claims == in_label_studio
 
 
 def test_unreachable_label_studio_is_a_one_line_error(ls_env: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]

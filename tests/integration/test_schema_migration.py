@@ -1,4 +1,4 @@
-"""Issue 3 end to end against a real Label Studio: an incompatible schema version is
+"""Schema migration end to end against a real Label Studio: an incompatible schema version is
 refused with counts, then migrated in place (annotations and records), crash-safe and
 idempotent; ratings map onto 0.0-1.0 both ways."""
 

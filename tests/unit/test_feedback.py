@@ -234,7 +234,10 @@ def test_cli_feedback_import_with_rejects(tmp_path, monkeypatch):
     assert "signals.jsonl:5: category: 'weird'" in out.output
     kept = tmp_path / "home" / "rejects" / "signals.jsonl.rejects.jsonl"
     (line,) = kept.read_text().splitlines()
-    assert json.loads(line)["item"]["ticket_id"] == "T-1"
+    kept_row = json.loads(line)  # the same shape as the rejects of a trace import
+    assert set(kept_row) == {"file", "location", "field", "reason", "raw"}
+    assert (kept_row["file"], kept_row["location"]) == (str(path), "5")
+    assert kept_row["raw"]["ticket_id"] == "T-1"
     again = runner.invoke(main, ["feedback", "import", str(path), "--strict"])
     assert again.exit_code == 4
     assert "(0 written, 4 unchanged" in again.output

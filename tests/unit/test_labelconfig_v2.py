@@ -1,4 +1,4 @@
-"""labelconfig.py, issue 3: categories shown on fail, Rating, span labels; v1 unchanged."""
+"""labelconfig.py, v2 features: categories shown on fail, Rating, span labels; v1 unchanged."""
 
 from __future__ import annotations
 

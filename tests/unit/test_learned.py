@@ -11,8 +11,14 @@ from tests.support.halueval import load, measure
 
 from ls_llmtrace.ingest.convert import trace_to_task
 from ls_llmtrace.judging.backend import WEBHOOK_SECRET_HEADER, create_app
-from ls_llmtrace.judging.judges.learned import LearnedRegistry, training_set
-from ls_llmtrace.models import AnnotationRecord, Source
+from ls_llmtrace.judging.judges.learned import (
+    LearnedJudge,
+    LearnedRegistry,
+    example_from_task,
+    example_from_trace,
+    training_set,
+)
+from ls_llmtrace.models import AnnotationRecord, Message, Source, Trace
 from ls_llmtrace.schema.labelconfig import build_label_config
 from ls_llmtrace.schema.model import AnnotationSchema
 from ls_llmtrace.store import Store
@@ -141,8 +147,64 @@ def test_measured_on_halueval_human_labels(store, default_schema, halueval, tmp_
     assert result.train == 200 and result.test == len(halueval) - 200
     assert sum(result.predicted.values()) == result.test
     assert set(result.predicted) == {"pass", "fail"}
-    assert 0.0 <= result.accuracy <= 1.0
+    assert result.accuracy > 0.6  # measured 0.746; a coin gives 0.5
     assert result.kappa > 0.0
+
+
+def test_beats_the_majority_baseline_on_a_separable_set(store, default_schema, tmp_path):
+    """Answers that refuse vs answers that help, worded differently each time: a model
+    that learned anything must get the held-out ones right, well above always-majority."""
+    topics = ["the invoice", "my password", "the refund", "a late parcel", "the app crash",
+              "two-factor login", "the subscription", "a wrong charge", "the export",
+              "the API limit", "an address change", "the mobile sync"]
+    helpful = ["Sure: open Settings, pick {t} and press Fix; it takes a minute.",
+               "Here is how to handle {t}: go to Account, choose Repair, then confirm."]
+    refusing = ["I cannot help with {t}. I do not know.",
+                "Sorry, I am unable to answer questions about {t}."]
+
+    def trace(i: int, text: str) -> Trace:
+        return Trace(trace_id=f"sep-{i}", output=text, messages=[
+            Message(role="user", content=f"Question {i}: what about it?")])
+
+    rows, held_out = [], []
+    for i, topic in enumerate(topics):
+        for j, template in enumerate(helpful + refusing):
+            item = (trace(i * 10 + j, template.format(t=topic)),
+                    "pass" if template in helpful else "fail")
+            (held_out if i >= 9 else rows).append(item)
+    rows = rows + rows[:9]  # unbalanced training set: 45 pass, 36 fail
+    _label(store, default_schema, rows)
+    trained = LearnedRegistry(tmp_path / "learned", min_labels=20).train(store, "default", 1)
+    assert trained is not None
+    judge = LearnedJudge(trained, "pass")
+    truth = [label for _, label in held_out]
+    predicted = [judge.judge(trace_to_task(t, default_schema)["data"]).label  # type: ignore[union-attr]
+                 for t, _ in held_out]
+    accuracy = sum(p == y for p, y in zip(predicted, truth, strict=True)) / len(truth)
+    majority = max(truth.count("pass"), truth.count("fail")) / len(truth)
+    assert majority == 0.5
+    assert accuracy >= 0.9 > majority
+
+
+def test_training_and_prediction_read_the_same_text(default_schema, monkeypatch):
+    """The text of a trace at training equals the text of its task at prediction,
+    placeholders, participant names, tool calls and redaction included."""
+    monkeypatch.setenv("LS_LLMTRACE_REDACT", "email")
+    trace = Trace.model_validate({
+        "trace_id": "same", "output": "Mail me at ana@example.com",
+        "messages": [
+            {"role": "user", "name": "ana", "content": "Where is my parcel?"},
+            {"role": "assistant", "tool_calls": [{"id": "c1", "name": "track",
+                                                  "arguments": {"id": 7}}]},
+            {"role": "tool", "tool_call_id": "c1", "content": "in transit"}]})
+    at_prediction = example_from_task(trace_to_task(trace, default_schema)["data"])
+    assert example_from_trace(trace) == at_prediction
+    assert "user (ana): Where is my parcel?" in at_prediction.conversation
+    assert "(calls track)" in at_prediction.conversation
+    assert at_prediction.answer == "Mail me at [email]"
+    empty = Trace(trace_id="empty", output="Hello")
+    assert example_from_trace(empty) == example_from_task(
+        trace_to_task(empty, default_schema)["data"])
 
 
 def test_restart_loads_the_saved_model_without_the_store(store, default_schema, halueval,
@@ -157,7 +219,6 @@ def test_restart_loads_the_saved_model_without_the_store(store, default_schema, 
     loaded = LearnedRegistry(tmp_path / "learned", min_labels=20).get(no_store, "default", 1)
     assert loaded is not None and loaded.version == first.version == 1
     task = trace_to_task(halueval[200][0], default_schema)["data"]
-    from ls_llmtrace.judging.judges.learned import LearnedJudge
     assert LearnedJudge(loaded, "pass").judge(task) == LearnedJudge(first, "pass").judge(task)
     # a corrupt model file is retrained from the store, not fatal
     (tmp_path / "learned" / "default.v1.joblib").write_bytes(b"not a model")

@@ -1,4 +1,4 @@
-"""mapping.py, issue 3: categories, ratings, answer and message spans; drift kept aside."""
+"""mapping.py, v2 features: categories, ratings, answer and message spans; drift kept aside."""
 
 from __future__ import annotations
 

@@ -273,7 +273,7 @@ def test_store_has_the_journal_tables(store):
     assert {"schema_migration_runs", "schema_migration_items",
             "schema_migration_reviews"} <= tables
     names = [r["name"] for r in store.conn.execute("SELECT name FROM migrations")]
-    assert "0300_issue3_schema_migrations" in names
+    assert "0300_schema_migration_journal" in names
 
 
 def test_retire_records_except(store):

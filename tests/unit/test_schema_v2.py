@@ -1,4 +1,4 @@
-"""schema.py, issue 3: categories, rating scores, span labels and their rule errors."""
+"""schema.py, v2 features: categories, rating scores, span labels and their rule errors."""
 
 from __future__ import annotations
 

@@ -14,9 +14,9 @@ from ls_llmtrace.store.migrations import MIGRATIONS
 
 EXPECTED_TABLES = {"migrations", "traces", "projects", "ls_tasks", "sync_cursors", "records",
                    "rejected_results", "sync_tasks", "rejected_feedback"}
-EXPECTED_TABLES |= {"schema_migration_runs", "schema_migration_items",  # issue 3
+EXPECTED_TABLES |= {"schema_migration_runs", "schema_migration_items",  # migration journal
                     "schema_migration_reviews"}
-EXPECTED_TABLES |= {"queue_items", "store_locks", "pair_candidates"}  # issue 4
+EXPECTED_TABLES |= {"queue_items", "store_locks", "pair_candidates"}  # queues
 
 
 def _record(key: str = "ls:1:10", **changes) -> AnnotationRecord:
@@ -50,6 +50,24 @@ def test_reopening_applies_nothing(store_url):
         assert again.migrate() == []
         count = again.conn.execute("SELECT COUNT(*) AS n FROM migrations").fetchone()["n"]
         assert count == len(MIGRATIONS)
+        assert set(again.tables()) == EXPECTED_TABLES
+
+
+def test_store_recorded_under_old_migration_names_applies_nothing_twice(store_url):
+    """A store created when the migrations were named after issues keeps working: the old
+    names are renamed on open and no migration runs again (re-running one would fail on
+    its CREATE TABLE, or run its backfill twice)."""
+    from ls_llmtrace.store.migrations import RENAMED
+
+    with Store(store_url) as store:
+        for old, new in RENAMED.items():
+            store.conn.execute("UPDATE migrations SET name=? WHERE name=?", (old, new))
+        recorded = {r["name"] for r in store.conn.execute("SELECT name FROM migrations")}
+        assert set(RENAMED) <= recorded
+    with Store(store_url) as again:
+        assert again.migrate() == []
+        names = [r["name"] for r in again.conn.execute("SELECT name FROM migrations")]
+        assert sorted(names) == sorted(name for name, _ in MIGRATIONS)
         assert set(again.tables()) == EXPECTED_TABLES
 
 

@@ -61,7 +61,7 @@ def import_cmd(trace_file: Path, schema_path: Path | None, queue: str, batch_siz
         sys.exit(4)
 
 
-# queues (issue 4) ---------------------------------------------------------------------------
+# queues -------------------------------------------------------------------------------------
 
 @main.command("route")
 @click.option("--rules", type=click.Path(dir_okay=False, path_type=Path), required=True,

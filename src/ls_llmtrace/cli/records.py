@@ -85,7 +85,7 @@ def records_cmd(source: str | None, label: str | None, schema_id: str | None,
                        f"{record.score}\t{record.author}\t{(record.explanation or '')[:60]!r}")
 
 
-# feedback channels and statistics (issue 6) ----------------------------------------------
+# feedback channels and statistics --------------------------------------------------------
 
 @main.group("feedback")
 def feedback_group() -> None:
@@ -113,7 +113,8 @@ def feedback_import(feedback_file: Path, channel: str | None, fmt: str | None,
                     mapping_path: Path | None, schema_dir: Path, rejects: Path | None,
                     strict: bool) -> None:
     """Import feedback signals from a JSONL or CSV file; re-importing changes nothing."""
-    from ls_llmtrace.records.feedback import ingest, load_mapping, read_feedback_file, write_rejects
+    from ls_llmtrace.models import write_rejects
+    from ls_llmtrace.records.feedback import ingest, load_mapping, read_feedback_file
     from ls_llmtrace.records.feedbackapi import _schema_for
 
     mapping = load_mapping(mapping_path)

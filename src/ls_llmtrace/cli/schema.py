@@ -85,7 +85,7 @@ def schema_generate(directory: Path) -> None:
         click.echo(f"wrote {write_label_config(schema, directory)}")
 
 
-# schema diff and migration log (issue 3) ----------------------------------------------------
+# schema diff and migration log --------------------------------------------------------------
 
 @schema_group.command("diff")
 @click.argument("old_file", type=click.Path(dir_okay=False, path_type=Path))

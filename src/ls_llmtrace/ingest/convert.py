@@ -4,9 +4,11 @@
 the API and full JSON export), together with the schema version id.
 
 Before anything goes to Label Studio, every text shown to reviewers can be redacted
-(e-mail addresses, phone numbers, API keys, custom patterns: :class:`ReviewOptions`) and
-is cut at a limit with a visible marker. Cutting keeps the head of the text, so span
-offsets a reviewer marks still point into the original text.
+(e-mail addresses, phone numbers, API keys, custom patterns: :class:`ReviewOptions`,
+:mod:`ls_llmtrace.ingest.redact`) and is cut at a limit with a visible marker. Cutting
+keeps the head of the text; for the texts reviewers mark spans on (the answer and the
+conversation messages) the redactions are recorded in ``data["redactions"]``, so the sync
+can give each span its range in the original text.
 """
 
 from __future__ import annotations
@@ -18,30 +20,18 @@ from typing import Any
 
 from ls_llmtrace import settings
 from ls_llmtrace.errors import ConfigError
+from ls_llmtrace.ingest.redact import Replacement, compile_patterns, redact
 from ls_llmtrace.models import Trace
 from ls_llmtrace.schema.model import AnnotationSchema
 
 EMPTY_CONVERSATION = "(no conversation before the answer)"
-
-REDACTIONS: dict[str, str] = {
-    "email": r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}",
-    # international with a leading +, or North-American 3-3-4 with separators; bare digit
-    # runs (ids, dates, amounts) are left alone on purpose
-    "phone": r"(?<![\w+])(?:\+\d{1,3}[\s.-]?(?:\(?\d{1,4}\)?[\s.-]?){2,4}\d{2,4}"
-             r"|\(?\b\d{3}\)?[\s.-]\d{3}[\s.-]\d{4}\b)",
-    "api_key": r"\b(?:sk|pk|rk)-(?:[A-Za-z]{2,8}-)?[A-Za-z0-9_-]{16,}"
-               r"|\bAKIA[0-9A-Z]{16}\b|\bgh[pousr]_[A-Za-z0-9]{30,}\b"
-               r"|\bxox[abprs]-[A-Za-z0-9-]{10,}|\bAIza[0-9A-Za-z_-]{35}\b"
-               r"|(?<=Bearer )[A-Za-z0-9._~+/-]{20,}=*",
-}
-
 
 @dataclass(frozen=True)
 class ReviewOptions:
     """What reviewers see: the length limit per text and which redactions apply."""
 
     max_chars: int = 20000
-    redact: tuple[str, ...] = ()  # names from REDACTIONS
+    redact: tuple[str, ...] = ()  # names from ls_llmtrace.ingest.redact.REDACTIONS
     custom_patterns: tuple[str, ...] = ()  # regular expressions, replaced by [redacted]
     _compiled: list[tuple[re.Pattern[str], str]] = field(default_factory=list, compare=False,
                                                          repr=False)
@@ -49,33 +39,28 @@ class ReviewOptions:
     def __post_init__(self) -> None:
         if self.max_chars < 100:
             raise ConfigError(f"max_chars {self.max_chars} is too small: use 100 or more")
-        compiled = []
-        for name in self.redact:
-            if name not in REDACTIONS:
-                raise ConfigError(f"unknown redaction {name!r}: use one of "
-                                  f"{', '.join(REDACTIONS)}")
-            compiled.append((re.compile(REDACTIONS[name]), f"[{name}]"))
-        for pattern in self.custom_patterns:
-            try:
-                compiled.append((re.compile(pattern), "[redacted]"))
-            except re.error as exc:
-                raise ConfigError(f"bad redaction pattern {pattern!r}: {exc}") from exc
-        self._compiled.extend(compiled)
+        self._compiled.extend(compile_patterns(self.redact, self.custom_patterns))
 
     @classmethod
     def from_settings(cls) -> ReviewOptions:
         return cls(max_chars=settings.max_chars(), redact=settings.redactions(),
                    custom_patterns=settings.redaction_patterns())
 
-    def clean(self, text: str) -> str:
-        for pattern, replacement in self._compiled:
-            text = pattern.sub(replacement, text)
+    def clean_with_replacements(self, text: str) -> tuple[str, list[Replacement]]:
+        """The text as reviewers see it, and the redactions in it (see ingest.redact)."""
+        replaced: list[Replacement] = []
+        if self._compiled:
+            text, replaced = redact(text, self._compiled)
         if len(text) > self.max_chars:
             cut = len(text) - self.max_chars
             text = (text[:self.max_chars]
                     + f"\n[... {cut:,} more characters cut: limit {self.max_chars:,}, "
                     "see LS_LLMTRACE_MAX_CHARS ...]")
-        return text
+            replaced = [r for r in replaced if r[0] < self.max_chars]
+        return text, replaced
+
+    def clean(self, text: str) -> str:
+        return self.clean_with_replacements(text)[0]
 
 
 def _clean_all(value: Any, options: ReviewOptions, skip: frozenset[str] = frozenset()) -> Any:
@@ -124,12 +109,34 @@ def trace_to_task(trace: Trace, schema: AnnotationSchema,
 
     ``options`` (default: from the settings) says how long texts may be and what to redact.
     """
+    data = task_data(trace, options)
+    meta = {
+        "trace_id": trace.trace_id,
+        "schema_id": schema.id,
+        "schema_version": schema.version,
+    }
+    return {"data": {"trace_id": trace.trace_id, "schema_version": schema.version_id, **data},
+            "meta": meta}
+
+
+def task_data(trace: Trace, options: ReviewOptions | None = None) -> dict[str, Any]:
+    """What a trace's task shows reviewers (its ``data``, less the schema version): the
+    one text representation of a trace, for reviewers and evaluators alike."""
     options = options or ReviewOptions.from_settings()
+    redactions: dict[str, list[list[int]]] = {}
+
+    def spannable(key: str, text: str) -> str:
+        shown, replaced = options.clean_with_replacements(text)
+        if replaced:
+            redactions[key] = [list(r) for r in replaced]
+        return shown
+
     messages = [
-        {"role": m.role if not m.name else f"{m.role} ({m.name})",
-         "content": m.content or ("(calls " + ", ".join(c.name for c in m.tool_calls) + ")"
-                                  if m.tool_calls else "")}
-        for m in trace.messages
+        {"role": options.clean(m.role if not m.name else f"{m.role} ({m.name})"),
+         "content": spannable(f"messages.{i}", m.content or (
+             "(calls " + ", ".join(c.name for c in m.tool_calls) + ")"
+             if m.tool_calls else ""))}
+        for i, m in enumerate(trace.messages)
     ]
     tool_calls = [
         {"name": f"{c.name}" + (f" [{c.id}]" if c.id else ""),
@@ -145,20 +152,17 @@ def trace_to_task(trace: Trace, schema: AnnotationSchema,
     # Paragraphs needs at least one item to render; placeholders say "nothing here".
     data = {
         "trace_id": trace.trace_id,
-        "schema_version": schema.version_id,
         "system_prompt": trace.system_prompt or "(none)",
         "messages": messages or [{"role": "(none)", "content": EMPTY_CONVERSATION}],
         "messages_count": len(messages),
         "tool_calls": tool_calls or [{"name": "(none)", "content": "no tool calls"}],
         "documents": documents or [{"title": "(none)", "content": "no retrieved documents"}],
-        "answer": trace.output,
+        "answer": spannable("answer", trace.output),
         "metadata": _metadata_table(trace),
     }
-    data = _clean_all(data, options, skip=frozenset({"trace_id", "schema_version",
-                                                     "messages_count"}))
-    meta = {
-        "trace_id": trace.trace_id,
-        "schema_id": schema.id,
-        "schema_version": schema.version,
-    }
-    return {"data": data, "meta": meta}
+    # the answer and the messages are cleaned above, with their redactions recorded
+    data = _clean_all(data, options, skip=frozenset({"trace_id", "messages_count", "messages",
+                                                     "answer"}))
+    if redactions:
+        data["redactions"] = redactions
+    return data

@@ -31,10 +31,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from ls_llmtrace.errors import ConfigError
-from ls_llmtrace.models import AnnotationRecord, Source, Trace
+from ls_llmtrace.models import AnnotationRecord, Source, StrictModel, Trace, problems
 from ls_llmtrace.yamlfiles import parse_yaml, read_text
 
 FILTER_KEYS = ("model", "model_version", "prompt_name", "prompt_version", "product_area",
@@ -45,11 +45,7 @@ NEGATIVE_LABELS = frozenset({"thumbs_down", "thumbsdown", "down", "negative", "b
 _NAME = re.compile(r"^[^|\s][^|\n\r]{0,59}$")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class Triggers(_Strict):
+class Triggers(StrictModel):
     """Signals that put a trace in the queue; any one is enough."""
 
     thumbs_down: bool = Field(False, description="An end user gave negative feedback.")
@@ -67,13 +63,13 @@ class Triggers(_Strict):
                                 self.cost_usd_over))
 
 
-class Pairwise(_Strict):
+class Pairwise(StrictModel):
     """Pair two traces with the same input that differ in ``compare``."""
 
     compare: Literal["model", "model_version", "prompt_name", "prompt_version"] = "model_version"
 
 
-class QueueRule(_Strict):
+class QueueRule(StrictModel):
     name: str = Field(description="Queue name (1-60 characters, no '|').")
     description: str = ""
     triggers: Triggers = Field(default_factory=Triggers)
@@ -98,7 +94,7 @@ class QueueRule(_Strict):
         return {k: [str(v) for v in vs] for k, vs in value.items()}
 
 
-class QueueConfig(_Strict):
+class QueueConfig(StrictModel):
     queues: list[QueueRule] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -126,10 +122,8 @@ def parse_rules(text: str, origin: str = "<string>") -> QueueConfig:
     try:
         return QueueConfig.model_validate(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(file)"
-        raise ConfigError(f"{origin}: {where}: {first['msg']} (see the example at the top of "
-                          "ls_llmtrace/queues.py)") from exc
+        raise ConfigError(f"{origin}: {problems(exc, '(file)')} (see the example at the top "
+                          "of ls_llmtrace/ingest/rules.py)") from exc
 
 
 def load_rules(path: str | Path) -> QueueConfig:

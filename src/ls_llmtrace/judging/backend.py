@@ -156,39 +156,20 @@ class JudgeProvider:
         return LearnedJudge(trained, passing)
 
     def _llm_judge(self, config: str, spec: ConfigSpec, refresh: bool) -> Judge:
-        from ls_llmtrace.judging.judges.llm import ChatClient, LLMConfig, LLMJudge, read_golden_file
+        from ls_llmtrace.judging.judges.fewshot import few_shot_cases
+        from ls_llmtrace.judging.judges.llm import ChatClient, LLMConfig, LLMJudge
 
         key = hashlib.sha256(config.encode("utf-8")).hexdigest()
         with self._lock:
             if not refresh and key in self._llm:
                 return self._llm[key]
         schema = find_schema(spec.schema_version)
-        golden: list[dict[str, Any]] = []
-        golden_path = settings.judge_golden_path()
-        if golden_path is not None:
-            try:
-                golden = read_golden_file(golden_path)
-            except OSError as exc:
-                log.warning("golden file %s not readable: %s", golden_path, exc.strerror)
-        elif schema is not None and settings.judge_few_shot():
-            golden = self._store_golden(schema)
+        golden = few_shot_cases(schema)
         judge = LLMJudge(spec, schema, golden, ChatClient(LLMConfig.from_settings(), self.metrics),
                          self.cache(), settings.judge_few_shot())
         with self._lock:
             self._llm[key] = judge
         return judge
-
-    @staticmethod
-    def _store_golden(schema: AnnotationSchema) -> list[dict[str, Any]]:
-        from ls_llmtrace.evals.golden import golden_cases
-        from ls_llmtrace.store import Store
-
-        try:
-            with Store() as store:
-                return golden_cases(store, schema)
-        except LLMTraceError as exc:
-            log.warning("no golden cases from the store: %s", exc)
-            return []
 
 
 class Retrainer:

@@ -29,11 +29,11 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import Field, TypeAdapter, ValidationError, model_validator
 
 from ls_llmtrace import settings
 from ls_llmtrace.errors import ConfigError, InputError
-from ls_llmtrace.models import AnnotationRecord, Scope, Source
+from ls_llmtrace.models import AnnotationRecord, Rejected, Scope, Source, StrictModel, problems
 from ls_llmtrace.schema.model import AnnotationSchema
 from ls_llmtrace.store import Store
 from ls_llmtrace.store.engine import Connection
@@ -48,11 +48,7 @@ class FeedbackRejected(InputError):
 # The mapping file
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class Scale(_Strict):
+class Scale(StrictModel):
     """The range a channel's raw scores use; mapped linearly onto 0.0-1.0."""
 
     min: float = 0.0
@@ -65,18 +61,18 @@ class Scale(_Strict):
         return self
 
 
-class Outcome(_Strict):
+class Outcome(StrictModel):
     label: str
     score: float = Field(ge=0.0, le=1.0)
 
 
-class ThumbsMapping(_Strict):
+class ThumbsMapping(StrictModel):
     source: Source = Source.end_user
     up: Outcome = Outcome(label="pass", score=1.0)
     down: Outcome = Outcome(label="fail", score=0.0)
 
 
-class SupportMapping(_Strict):
+class SupportMapping(StrictModel):
     source: Source = Source.support
     categories: dict[str, str] = Field(default_factory=dict,
                                        description="Ticket category -> label.")
@@ -91,19 +87,19 @@ class SupportMapping(_Strict):
         return self
 
 
-class Threshold(_Strict):
+class Threshold(StrictModel):
     scale: Scale | None = None
     pass_threshold: float | None = Field(None, ge=0.0, le=1.0)
     higher_is_better: bool | None = None
 
 
-class QAMapping(_Strict):
+class QAMapping(StrictModel):
     source: Source = Source.qa
     scale: Scale = Scale(min=1, max=5)
     pass_threshold: float = Field(0.6, ge=0.0, le=1.0)
 
 
-class EvaluatorMapping(_Strict):
+class EvaluatorMapping(StrictModel):
     source: Source = Source.evaluator
     scale: Scale = Scale()
     pass_threshold: float = Field(0.5, ge=0.0, le=1.0)
@@ -118,25 +114,23 @@ class EvaluatorMapping(_Strict):
                 else self.higher_is_better)
 
 
-class SchemaRef(_Strict):
+class SchemaRef(StrictModel):
     id: str
     version: int = Field(ge=1)
 
 
-class Channels(_Strict):
+class Channels(StrictModel):
     thumbs: ThumbsMapping = ThumbsMapping()
     support: SupportMapping = SupportMapping()
     qa: QAMapping = QAMapping()
     evaluator: EvaluatorMapping = EvaluatorMapping()
 
 
-class FeedbackMapping(_Strict):
+class FeedbackMapping(StrictModel):
     """The whole mapping file."""
 
     schema_ref: SchemaRef = Field(alias="schema")
     channels: Channels = Channels()
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     def labels(self) -> set[str]:
         c = self.channels
@@ -173,14 +167,14 @@ def load_mapping(path: Path | None = None) -> FeedbackMapping:
     try:
         return FeedbackMapping.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(f"{path}: {_errors(exc)}") from exc
+        raise ConfigError(f"{path}: {problems(exc, 'item')}") from exc
 
 
 # ---------------------------------------------------------------------------------------
 # What the channels send
 
 
-class _Signal(_Strict):
+class _Signal(StrictModel):
     trace_id: str = Field(min_length=1, description="The trace the signal is about.")
     id: str | None = Field(None, min_length=1,
                            description="Your own id of the signal; makes re-sending safe.")
@@ -246,17 +240,6 @@ CHANNELS = ("thumbs", "support", "qa", "evaluator")
 _ITEM = TypeAdapter(FeedbackItem)
 
 
-def _errors(exc: ValidationError, tag: str | None = None) -> str:
-    parts = []
-    for err in exc.errors():
-        loc = list(err["loc"])
-        if tag is not None and loc and loc[0] == tag:  # the union's tag, not a field
-            loc = loc[1:]
-        where = ".".join(str(p) for p in loc) or "item"
-        parts.append(f"{where}: {err['msg']}")
-    return "; ".join(parts)
-
-
 def parse_item(raw: Any) -> Thumb | SupportTicket | QAReview | EvaluatorScore:
     """Validate one raw item (a dict); raise FeedbackRejected naming the fields."""
     if not isinstance(raw, dict):
@@ -267,7 +250,7 @@ def parse_item(raw: Any) -> Thumb | SupportTicket | QAReview | EvaluatorScore:
     try:
         return _ITEM.validate_python(raw)
     except ValidationError as exc:
-        raise FeedbackRejected(_errors(exc, raw["channel"])) from exc
+        raise FeedbackRejected(problems(exc, "item", raw["channel"])) from exc
 
 
 # ---------------------------------------------------------------------------------------
@@ -381,15 +364,6 @@ def map_feedback(item: Thumb | SupportTicket | QAReview | EvaluatorScore,
 
 
 @dataclass
-class Rejected:
-    """An item kept aside: where it came from (file:line or request:index) and why."""
-
-    where: str
-    reason: str
-    raw: Any
-
-
-@dataclass
 class IngestResult:
     ids: list[str | None] = field(default_factory=list)  # per input item; None = rejected
     written: int = 0
@@ -415,9 +389,11 @@ def ingest(store: Store, items: Iterable[tuple[str, Any]], mapping: FeedbackMapp
     now = datetime.now(UTC)
     allowed = set(schema.label_field.values) if schema and schema.label_field else None
     for where, raw in items:
+        if isinstance(raw, Rejected):  # the reader could not read it
+            result.ids.append(None)
+            result.rejected.append(raw)
+            continue
         try:
-            if isinstance(raw, Rejected):
-                raise FeedbackRejected(raw.reason)
             item = parse_item(raw)
             record = map_feedback(item, mapping, now)
             if allowed is not None and record.label is not None and record.label not in allowed:
@@ -425,8 +401,8 @@ def ingest(store: Store, items: Iterable[tuple[str, Any]], mapping: FeedbackMapp
                                        f"in schema {schema.version_id if schema else ''}")
         except FeedbackRejected as exc:
             result.ids.append(None)
-            result.rejected.append(Rejected(where, str(exc),
-                                            raw.raw if isinstance(raw, Rejected) else raw))
+            source, _, location = where.rpartition(":")
+            result.rejected.append(Rejected(source, location, "(record)", str(exc), raw))
             continue
         result.ids.append(record.record_key)
         records.append((record, item.created_at is not None))
@@ -507,12 +483,13 @@ def _read_jsonl(path: Path, data: bytes, channel: str | None) -> Iterator[tuple[
         try:
             raw = json.loads(line.decode("utf-8"))
         except UnicodeDecodeError as exc:
-            yield where, Rejected(where, f"not UTF-8 text: {exc}", line.decode("utf-8",
-                                                                                "replace"))
+            yield where, Rejected(str(path), str(number), "(record)", f"not UTF-8 text: {exc}",
+                                  line.decode("utf-8", "replace"))
             continue
         except json.JSONDecodeError as exc:
-            yield where, Rejected(where, f"not valid JSON: {exc.msg} at column {exc.colno}",
-                                 line.decode("utf-8", "replace"))
+            yield where, Rejected(str(path), str(number), "(record)",
+                                  f"not valid JSON: {exc.msg} at column {exc.colno}",
+                                  line.decode("utf-8", "replace"))
             continue
         yield where, _with_channel(raw, channel)
 
@@ -528,21 +505,16 @@ def _read_csv(path: Path, data: bytes, channel: str | None) -> Iterator[tuple[st
     for row in reader:
         where = f"{path}:{reader.line_num}"
         if None in row:
-            yield where, Rejected(where, "more cells than header columns", row[None])
+            yield where, Rejected(str(path), str(reader.line_num), "(record)",
+                                  "more cells than header columns", row[None])
             continue
         item: dict[str, Any] = {k: v for k, v in row.items() if k and v not in (None, "")}
         if "metadata" in item:
             try:
                 item["metadata"] = json.loads(item["metadata"])
             except json.JSONDecodeError:
-                yield where, Rejected(where, "metadata: not a JSON object", row)
+                yield where, Rejected(str(path), str(reader.line_num), "metadata",
+                                      "not a JSON object", row)
                 continue
         yield where, _with_channel(item, channel)
 
-
-def write_rejects(rejected: list[Rejected], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as out:
-        for reject in rejected:
-            out.write(json.dumps({"where": reject.where, "reason": reject.reason,
-                                  "item": reject.raw}, ensure_ascii=False, default=str) + "\n")

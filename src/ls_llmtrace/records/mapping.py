@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from ls_llmtrace.ingest.redact import with_original_range
 from ls_llmtrace.labelstudio.results import (
     Choices,
     Decoded,
@@ -181,7 +182,9 @@ def map_annotation(
         elif isinstance(entry, TextArea):
             fields[name] = entry.text
         elif isinstance(entry, TextSpan | ParagraphSpan):
-            spans.append((entry, list(entry.labels), *_span_scope(entry)))
+            scope, extra = _span_scope(entry)
+            scope = with_original_range(scope, task.get("data"), extra.get("end_message_index"))
+            spans.append((entry, list(entry.labels), scope, extra))
     if categories_result is not None and not schema.is_failing(fields.get("label")):
         out.rejects.append(ResultReject(
             CATEGORIES, f"failure categories {fields.pop('labels')} given with verdict "

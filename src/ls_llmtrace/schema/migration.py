@@ -31,34 +31,31 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
 from ls_llmtrace.errors import MigrationError
+from ls_llmtrace.models import StrictModel, problems
 from ls_llmtrace.schema.diff import Change, Moves, diff_schemas, group_values
 from ls_llmtrace.schema.model import AnnotationSchema
-from ls_llmtrace.yamlfiles import parse_yaml_mapping, problems, read_text
+from ls_llmtrace.yamlfiles import parse_yaml_mapping, read_text
 
 Group = Literal["verdict", "categories", "spans"]
 REVIEW = None  # a split's `otherwise: null`: the value goes to the review queue
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-
-class RenameStep(_Strict):
+class RenameStep(StrictModel):
     field: Group
     from_: str = Field(alias="from")
     to: str
 
 
-class MergeStep(_Strict):
+class MergeStep(StrictModel):
     field: Group
     from_: list[str] = Field(alias="from", min_length=1)
     to: str
 
 
-class SplitRule(_Strict):
+class SplitRule(StrictModel):
     """First matching rule wins; every condition given must hold."""
 
     to: str
@@ -81,7 +78,7 @@ class SplitRule(_Strict):
         return self
 
 
-class SplitStep(_Strict):
+class SplitStep(StrictModel):
     field: Group
     from_: str = Field(alias="from")
     rules: list[SplitRule] = Field(min_length=1)
@@ -90,21 +87,21 @@ class SplitStep(_Strict):
     )
 
 
-class DropStep(_Strict):
+class DropStep(StrictModel):
     field: Group
     value: str
     into: str | None = Field(None, description="Another label; null removes the value.")
 
 
-class DropFieldStep(_Strict):
+class DropFieldStep(StrictModel):
     type: Literal["score", "explanation", "corrected_output", "spans"]
 
 
-class RescaleStep(_Strict):
+class RescaleStep(StrictModel):
     """Rescale the score between the two schemas' scales (number 0-1, rating 1-N)."""
 
 
-class Step(_Strict):
+class Step(StrictModel):
     rename: RenameStep | None = None
     merge: MergeStep | None = None
     split: SplitStep | None = None
@@ -123,7 +120,7 @@ class Step(_Strict):
         return raw
 
 
-class Migration(_Strict):
+class Migration(StrictModel):
     """A migration file: how the values of one schema version map to the next."""
 
     schema_id: str = Field(alias="schema")

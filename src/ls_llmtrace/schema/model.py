@@ -24,10 +24,11 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from ls_llmtrace.errors import SchemaError
-from ls_llmtrace.yamlfiles import parse_yaml_mapping, problems, read_text
+from ls_llmtrace.models import StrictModel, problems
+from ls_llmtrace.yamlfiles import parse_yaml_mapping, read_text
 
 MAX_FIELDS = 5
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.\-]{0,63}$")
@@ -49,11 +50,7 @@ def _check_names(values: list[str], what: str) -> list[str]:
     return values
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class LabelField(_Strict):
+class LabelField(StrictModel):
     """The verdict: one of ``values`` (binary pass/fail to start)."""
 
     type: Literal["label"]
@@ -87,7 +84,7 @@ class LabelField(_Strict):
         return self
 
 
-class ScoreField(_Strict):
+class ScoreField(StrictModel):
     """A score from 0.0 to 1.0, asked as a number or as a star rating."""
 
     type: Literal["score"]
@@ -106,13 +103,13 @@ class ScoreField(_Strict):
         return f"rating 1-{self.max_rating}" if self.is_rating else "number 0.0-1.0"
 
 
-class ExplanationField(_Strict):
+class ExplanationField(StrictModel):
     """Free text: why the reviewer decided so."""
 
     type: Literal["explanation"]
 
 
-class CorrectedOutputField(_Strict):
+class CorrectedOutputField(StrictModel):
     """Free text: what the answer should have been."""
 
     type: Literal["corrected_output"]
@@ -125,7 +122,7 @@ def _every_target() -> list[SpanTarget]:
     return ["answer", "messages"]
 
 
-class SpanField(_Strict):
+class SpanField(StrictModel):
     """Labels on a text range: of the final answer and/or inside conversation messages."""
 
     type: Literal["spans"]
@@ -154,7 +151,7 @@ SchemaField = Annotated[
 ]
 
 
-class RubricEntry(_Strict):
+class RubricEntry(StrictModel):
     """What a label means, with examples; shown to reviewers and given to the judge."""
 
     definition: str = Field(min_length=1)
@@ -169,7 +166,7 @@ class RubricEntry(_Strict):
         return value
 
 
-class AnnotationSchema(_Strict):
+class AnnotationSchema(StrictModel):
     """One version of an annotation schema."""
 
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_\-]{0,39}$")

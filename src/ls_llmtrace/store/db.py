@@ -33,7 +33,12 @@ from ls_llmtrace.store.engine import (
 )
 from ls_llmtrace.store.feedback import FeedbackQueries
 from ls_llmtrace.store.journal import JournalStore
-from ls_llmtrace.store.migrations import _AFTER_MIGRATION, MIGRATIONS
+from ls_llmtrace.store.migrations import (
+    _AFTER_MIGRATION,
+    MIGRATIONS,
+    RENAMED,
+    rename_recorded,
+)
 
 
 def _now() -> str:
@@ -163,6 +168,10 @@ class Store(JournalStore, FeedbackQueries):
                 "(name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
             )
             done = {r["name"] for r in self.conn.execute("SELECT name FROM migrations")}
+            if done & set(RENAMED):  # a store written before the migrations got their names
+                with self.transaction() as conn:
+                    rename_recorded(conn)
+                done = {r["name"] for r in self.conn.execute("SELECT name FROM migrations")}
             applied = []
             for name, sql in MIGRATIONS:
                 if name in done:
@@ -452,7 +461,7 @@ class Store(JournalStore, FeedbackQueries):
         return [dict(r) for r in self.conn.execute(
             "SELECT * FROM rejected_results ORDER BY reject_key")]
 
-    # issue 3: span records of an edited annotation ------------------------------------------
+    # span records of an edited annotation ---------------------------------------------------
 
     @staticmethod
     def retire_records_except(conn: Connection, project_id: int, annotation_id: int,

@@ -64,9 +64,9 @@ MIGRATIONS: list[tuple[str, str]] = [
             seen_at TEXT NOT NULL
         );
     """),
-    # issue 3: the journal of schema migrations (plan, per-annotation done-markers, review
-    # queue); a run with status 'done' is the log entry of an applied migration.
-    ("0300_issue3_schema_migrations", """
+    # The journal of schema migrations (plan, per-annotation done-markers, review queue);
+    # a run with status 'done' is the log entry of an applied migration.
+    ("0300_schema_migration_journal", """
         CREATE TABLE schema_migration_runs (
             run_id TEXT PRIMARY KEY,
             project_id INTEGER NOT NULL,
@@ -104,10 +104,10 @@ MIGRATIONS: list[tuple[str, str]] = [
             PRIMARY KEY (run_id, annotation_id, field, value)
         )
     """),
-    # issue 4: review queues. queue_items is the claim row per (project, trace or pair),
+    # Review queues. queue_items is the claim row per (project, trace or pair),
     # inserted before the Label Studio import so two imports at once never both import;
     # store_locks serializes project creation; pair_candidates feeds pairwise queues.
-    ("0400_issue4_queues", """
+    ("0400_review_queues", """
         CREATE TABLE queue_items (
             project_id INTEGER NOT NULL,
             item_key TEXT NOT NULL,
@@ -134,7 +134,9 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         CREATE INDEX pair_candidates_hash ON pair_candidates (queue, input_hash, paired);
     """),
-    ("0600_issue6_store", """
+    # Feedback channels: record dimensions and timestamps, trace links, the tasks a sync
+    # has seen (to notice deleted ones) and rejected feedback.
+    ("0600_feedback_channels", """
         ALTER TABLE records ADD COLUMN created_at TEXT;
         ALTER TABLE records ADD COLUMN model_version TEXT;
         ALTER TABLE records ADD COLUMN product_area TEXT;
@@ -165,6 +167,22 @@ MIGRATIONS: list[tuple[str, str]] = [
     """),
 ]
 
+# Names recorded by stores created before the migrations were named by what they do:
+# ``Store.migrate`` renames them first, so nothing is applied twice.
+RENAMED: dict[str, str] = {
+    "0300_issue3_schema_migrations": "0300_schema_migration_journal",
+    "0400_issue4_queues": "0400_review_queues",
+    "0600_issue6_store": "0600_feedback_channels",
+}
+
+
+def rename_recorded(conn: Connection) -> None:
+    """Rename migrations recorded under an old name (see :data:`RENAMED`)."""
+    for old, new in RENAMED.items():
+        conn.execute("UPDATE migrations SET name=? WHERE name=? AND NOT EXISTS "
+                     "(SELECT 1 FROM migrations WHERE name=?)", (new, old, new))
+
+
 def _backfill_trace_dimensions(conn: Connection) -> None:
     """Fill the trace dimension columns added by 0600 from the stored trace bodies."""
     rows = conn.execute("SELECT trace_id, body FROM traces").fetchall()
@@ -178,5 +196,5 @@ def _backfill_trace_dimensions(conn: Connection) -> None:
 
 # Python steps that belong to a migration, run in its transaction.
 _AFTER_MIGRATION: dict[str, Callable[[Connection], None]] = {
-    "0600_issue6_store": _backfill_trace_dimensions,
+    "0600_feedback_channels": _backfill_trace_dimensions,
 }

@@ -4,9 +4,10 @@ Each importer yields either a Trace or a :class:`Rejected` item naming where and
 so one bad record never stops the rest.
 """
 
-from ls_llmtrace.ingest.importers.base import ImportSummary, Rejected, write_rejects
+from ls_llmtrace.ingest.importers.base import ImportSummary
 from ls_llmtrace.ingest.importers.detect import FORMATS, detect_format, read_any
 from ls_llmtrace.ingest.importers.native import read_native
+from ls_llmtrace.models import Rejected, write_rejects
 
 __all__ = ["FORMATS", "ImportSummary", "Rejected", "detect_format", "read_any", "read_native",
            "write_rejects"]

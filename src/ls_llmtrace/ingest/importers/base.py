@@ -1,36 +1,11 @@
-"""What every importer shares: rejected items and the summary."""
+"""The summary of an import. Rejected items are :class:`ls_llmtrace.models.Rejected`,
+shared with the feedback channels."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from pydantic import ValidationError
-
-
-@dataclass(frozen=True)
-class Rejected:
-    """An input record that could not be used, and why."""
-
-    file: str
-    location: str  # "line 7" or "record 3"
-    field: str  # dotted path of the offending field, or "(record)"
-    reason: str
-    raw: str = ""
-
-    def __str__(self) -> str:
-        return f"{self.file}: {self.location}: {self.field}: {self.reason}"
-
-
-def rejects_from_validation(
-    exc: ValidationError, file: str, location: str, raw: str
-) -> list[Rejected]:
-    out = []
-    for err in exc.errors():
-        path = ".".join(str(p) for p in err["loc"]) or "(record)"
-        out.append(Rejected(file, location, path, err["msg"], raw))
-    return out
+from ls_llmtrace.models import Rejected
 
 
 @dataclass
@@ -43,12 +18,3 @@ class ImportSummary:
     def line(self) -> str:
         return (f"read {self.read}, imported {self.imported}, skipped as duplicates "
                 f"{self.duplicates}, rejected {len(self.rejected)}")
-
-
-def write_rejects(rejects: list[Rejected], path: Path) -> None:
-    """Keep rejected records aside, one JSON object per line with the reason."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as out:
-        for r in rejects:
-            out.write(json.dumps({"file": r.file, "location": r.location, "field": r.field,
-                                  "reason": r.reason, "raw": r.raw}, ensure_ascii=False) + "\n")

@@ -7,13 +7,12 @@ from pathlib import Path
 from typing import Any
 
 from ls_llmtrace.errors import ConfigError, InputError
-from ls_llmtrace.ingest.importers.base import Rejected
 from ls_llmtrace.ingest.importers.common import is_bad, iter_json_records
 from ls_llmtrace.ingest.importers.langfuse import is_langfuse_export, read_langfuse
 from ls_llmtrace.ingest.importers.langsmith import is_langsmith_record, read_langsmith
 from ls_llmtrace.ingest.importers.native import read_native
 from ls_llmtrace.ingest.importers.otlp import is_flat_attribute_map, read_otlp
-from ls_llmtrace.models import Trace
+from ls_llmtrace.models import Rejected, Trace
 
 Reader = Callable[[Path], Iterator[Trace | list[Rejected]]]
 FORMATS: dict[str, Reader] = {

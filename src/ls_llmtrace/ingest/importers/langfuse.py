@@ -16,7 +16,6 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ls_llmtrace.ingest.importers.base import Rejected, rejects_from_validation
 from ls_llmtrace.ingest.importers.common import (
     as_text,
     feedback_record,
@@ -33,12 +32,14 @@ from ls_llmtrace.models import (
     AnnotationRecord,
     Document,
     Message,
+    Rejected,
     Source,
     Span,
     SpanKind,
     ToolCall,
     Trace,
     TraceMetadata,
+    rejects_from_validation,
 )
 from ls_llmtrace.timeutil import to_utc
 

@@ -9,8 +9,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from ls_llmtrace.errors import InputError
-from ls_llmtrace.ingest.importers.base import Rejected, rejects_from_validation
-from ls_llmtrace.models import Trace
+from ls_llmtrace.models import Rejected, Trace, rejects_from_validation
 
 
 def read_native(path: str | Path) -> Iterator[Trace | list[Rejected]]:

@@ -21,9 +21,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ls_llmtrace.ingest.importers.base import Rejected
 from ls_llmtrace.ingest.importers.common import is_bad, iter_json_records
 from ls_llmtrace.ingest.importers.spans import SpanView, build_trace, nanos_to_datetime
+from ls_llmtrace.models import Rejected
 
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
 

@@ -2,7 +2,8 @@
 
 Training data: the deciding reviewer record of each trace (ground truth first, else the
 latest; cancelled and deleted ones left out) for one schema version, joined to the trace
-kept in the store. Features: TF-IDF of the answer, TF-IDF of the conversation, and a few
+kept in the store, converted exactly as its task was (so training and prediction read the
+same text). Features: TF-IDF of the answer, TF-IDF of the conversation, and a few
 shape features (lengths, list items, digits); the model is a class-balanced logistic
 regression (scikit-learn). Deterministic: the same labels give the same model.
 
@@ -31,6 +32,7 @@ from scipy.sparse import csr_matrix, hstack
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
+from ls_llmtrace.ingest.convert import ReviewOptions, task_data
 from ls_llmtrace.judging.judges.base import Verdict
 from ls_llmtrace.models import AnnotationRecord, Trace
 from ls_llmtrace.store import Store
@@ -46,15 +48,18 @@ class Example:
 
 
 def example_from_task(data: dict[str, Any]) -> Example:
+    """The text the model sees of a task: its conversation and its answer, as shown to
+    reviewers. Training and prediction both go through here."""
     messages = data.get("messages")
     parts = [f"{m.get('role', '')}: {m.get('content', '')}" for m in messages or []
              if isinstance(m, dict)] if isinstance(messages, list) else []
     return Example("\n".join(parts), str(data.get("answer") or ""))
 
 
-def example_from_trace(trace: Trace) -> Example:
-    parts = [f"{m.role}: {m.content}" for m in trace.messages]
-    return Example("\n".join(parts), trace.output)
+def example_from_trace(trace: Trace, options: ReviewOptions | None = None) -> Example:
+    """A stored trace as the model sees its task: converted as on import (same
+    placeholders, redaction and limits), then :func:`example_from_task`."""
+    return example_from_task(task_data(trace, options))
 
 
 def _shape(example: Example) -> list[float]:
@@ -131,12 +136,13 @@ def training_set(store: Store, schema_id: str, schema_version: int
     """(examples, labels, trace ids) of every labelled trace the store also holds."""
     records = [r for r in store.records(source="reviewer")
                if r.schema_id == schema_id and r.schema_version == schema_version]
+    options = ReviewOptions.from_settings()  # what the tasks were converted with
     examples, labels, trace_ids = [], [], []
     for trace_id, record in sorted(_deciding(records).items()):
         trace = store.trace(trace_id)
         if trace is None or record.label is None:
             continue
-        examples.append(example_from_trace(trace))
+        examples.append(example_from_trace(trace, options))
         labels.append(record.label)
         trace_ids.append(trace_id)
     return examples, labels, trace_ids

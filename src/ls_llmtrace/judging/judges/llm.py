@@ -27,17 +27,17 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import requests
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, model_validator
 
 from ls_llmtrace import settings
 from ls_llmtrace.errors import JudgeCallError, JudgeReplyError
 from ls_llmtrace.judging.judges.base import Metrics, Quote, Verdict
 from ls_llmtrace.judging.judges.cache import VerdictCache, content_hash
 from ls_llmtrace.labelstudio.results import ConfigSpec
+from ls_llmtrace.models import StrictModel, problems
 from ls_llmtrace.schema.model import AnnotationSchema
 
 log = logging.getLogger("ls_llmtrace.judge.llm")
@@ -48,11 +48,7 @@ MAX_RETRY_AFTER = 60.0
 
 # The reply ------------------------------------------------------------------------------
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class SpanReply(_Strict):
+class SpanReply(StrictModel):
     """One quoted span: a label and the exact text it covers."""
 
     label: str
@@ -61,7 +57,7 @@ class SpanReply(_Strict):
     message_index: int | None = Field(None, ge=0)
 
 
-class JudgeReply(_Strict):
+class JudgeReply(StrictModel):
     """The JSON the judge must answer with; checked against the label config's values
     (passed as validation context: ``verdicts``, ``categories``, ``spans``)."""
 
@@ -108,10 +104,8 @@ def parse_reply(text: str, spec: ConfigSpec) -> JudgeReply:
     try:
         return JudgeReply.model_validate(raw, context=context)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(reply)'}: {err['msg']}"
-            for err in exc.errors())
-        raise JudgeReplyError(f"the judge's reply breaks the schema: {problems}") from None
+        raise JudgeReplyError(f"the judge's reply breaks the schema: "
+                              f"{problems(exc, '(reply)')}") from None
 
 
 def reply_to_verdict(reply: JudgeReply) -> Verdict:
@@ -243,23 +237,6 @@ def _few_shot_turns(cases: list[dict[str, Any]], spec: ConfigSpec, limit: int
         turns.append({"role": "user", "content": data_block(document)})
         turns.append({"role": "assistant", "content": json.dumps(reply, ensure_ascii=False)})
     return turns
-
-
-def read_golden_file(path: Path) -> list[dict[str, Any]]:
-    """Cases from a golden JSONL file (bad lines are skipped with a warning)."""
-    cases = []
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                case = json.loads(line)
-            except json.JSONDecodeError as exc:
-                log.warning("golden file %s line %d skipped: %s", path, number, exc.msg)
-                continue
-            if isinstance(case, dict):
-                cases.append(case)
-    return cases
 
 
 # The HTTP client ------------------------------------------------------------------------
