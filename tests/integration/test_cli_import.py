@@ -8,7 +8,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from ls_llmtrace.cli import main
-from ls_llmtrace.ingest.pipeline import reconcile_tasks
+from ls_llmtrace.ingest.routing import reconcile_tasks
 from ls_llmtrace.labelstudio.client import LabelStudioClient
 from ls_llmtrace.store import Store
 

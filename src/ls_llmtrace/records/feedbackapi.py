@@ -92,10 +92,10 @@ def default_sync_runner(store_url: str | None, schemas: dict[tuple[str, int], An
                         ) -> Callable[[int], None]:
     def run(project_id: int) -> None:
         from ls_llmtrace.cli.common import client  # the configured Label Studio, or the managed one
-        from ls_llmtrace.ingest.pipeline import sync
+        from ls_llmtrace.records.sync import sync_all
 
         with Store(store_url) as store:
-            sync(client(), store, schemas, [project_id])
+            sync_all(client(), store, schemas, [project_id])
 
     return run
 

@@ -30,6 +30,7 @@ from ls_llmtrace.store.engine import (
 )
 from ls_llmtrace.store.journal import JournalStore
 from ls_llmtrace.store.migrations import _AFTER_MIGRATION, MIGRATIONS
+from ls_llmtrace.store.queues import QueueStore
 
 
 def _now() -> str:
@@ -68,7 +69,7 @@ _DIMENSIONS = ("model_version", "product_area", "user_segment")
 _DIM_SQL = {d: f"COALESCE(t.{d}, r.{d})" for d in _DIMENSIONS}
 
 
-class Store(JournalStore):
+class Store(JournalStore, QueueStore):
     """Open (and migrate) the store at ``url`` (default: settings.db_url())."""
 
     def __init__(self, url: str | None = None) -> None:
