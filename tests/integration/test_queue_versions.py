@@ -125,6 +125,13 @@ def test_after_a_v2_push_every_command_uses_the_v2_project(
     assert (row["project_id"], row["schema"], row["tasks"], row["annotations"]) == (
         project_id, "default@v2", 6, 1)
 
+    # the golden set is cut with the queue's current version (the migrated record)
+    golden = ls_env / "golden.jsonl"
+    exported = _run("golden", "export", "--queue", q, "-o", golden)
+    assert exported.exit_code == 0, exported.output
+    [case] = [json.loads(line) for line in golden.read_text().splitlines()]
+    assert (case["trace_id"], case["schema_version"]) == ("qv-a-0", "default@v2")
+
 
 def test_the_demo_loop_twice_after_a_migration_imports_and_predicts_nothing(
         ls_env: Path, ls_client: LabelStudioClient, backend: ManagedBackend) -> None:
