@@ -89,18 +89,13 @@ class LabelStudioClient:
             description=f"ls-llmtrace queue '{queue}', schema {schema.version_id}",
             instructions=build_instructions(schema))
 
-    def project_summaries(self, ids: list[int] | None = None,
-                          title: str | None = None) -> list[dict[str, Any]]:
-        """id, title, description, task and annotation counts of projects (all, these
-        ids, or titles containing ``title``): the cheap project listing, no per-project
-        counters computed beyond these."""
+    def project_summaries(self, title: str | None = None) -> list[dict[str, Any]]:
+        """id, title, description, task and annotation counts of the projects (those
+        whose title contains ``title``): the cheap listing (``include=``), which computes
+        no other per-project counters."""
         params: dict[str, Any] = {
             "include": "id,title,description,task_number,total_annotations_number",
             "page_size": 1000}
-        if ids is not None:
-            if not ids:
-                return []
-            params["ids"] = ",".join(str(i) for i in ids)
         if title:
             params["title"] = title
         http = self.sdk._client_wrapper.httpx_client
