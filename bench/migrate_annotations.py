@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from ls_llmtrace import settings
-from ls_llmtrace.ingest.pipeline import import_traces
+from ls_llmtrace.ingest.routing import import_traces
 from ls_llmtrace.labelstudio.client import LabelStudioClient
 from ls_llmtrace.labelstudio.rewrite import rewrite_result
 from ls_llmtrace.labelstudio.server import ManagedLabelStudio, free_port
@@ -54,8 +54,8 @@ def main(n: int) -> None:
             client = LabelStudioClient(server.url, creds.token)
             store = Store(f"sqlite:///{Path(tmp) / 'store.sqlite'}")
             traces = [Trace(trace_id=f"bench-{i}", output=f"answer {i}") for i in range(n)]
-            base = import_traces(client, store, traces, v1, queue="baseline").project_id
-            measured = import_traces(client, store, traces, v1, queue="measured").project_id
+            base = import_traces(client, store, traces, queue="baseline", schema=v1).project_id
+            measured = import_traces(client, store, traces, queue="measured", schema=v1).project_id
             _annotate(client, base)
             _annotate(client, measured)
 

@@ -1,18 +1,42 @@
-"""``make demo``: the whole loop on the embedded defaults, safe to run twice."""
+"""``make demo``: the whole loop on the embedded defaults, safe to run twice (also after
+the demo's queue has moved to a newer schema version: it is used at its current one)."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from ls_llmtrace import settings
-from ls_llmtrace.ingest.pipeline import import_file, predict, push_schema
+from ls_llmtrace.ingest.importers import read_any
+from ls_llmtrace.ingest.routing import RouteSummary, import_traces
 from ls_llmtrace.judging.managed import ManagedBackend
+from ls_llmtrace.judging.predict import PredictProgress, preannotate
 from ls_llmtrace.labelstudio.client import LabelStudioClient
 from ls_llmtrace.labelstudio.server import ManagedLabelStudio
-from ls_llmtrace.schema.model import load_schema
 from ls_llmtrace.store import Store
+
+
+@dataclass
+class DemoResult:
+    project_id: int
+    imported: RouteSummary
+    predicted: PredictProgress
+
+
+def demo_loop(client: LabelStudioClient, store: Store, traces: Path, backend_url: str,
+              queue: str | None = None, echo: Callable[[str], None] = print,
+              basic_auth: tuple[str, str] | None = None) -> DemoResult:
+    """Import the traces into the queue (at its current schema version) and have the
+    judge pre-annotate what it has not predicted yet."""
+    name = queue or settings.default_queue()
+    result = import_traces(client, store, read_any(traces), queue=name)
+    echo(f"Imported {traces} into queue {name!r} (project {result.project_id}): "
+         f"{result.summary.line()}")
+    state = preannotate(client, result.project_id, backend_url, basic_auth)
+    echo(f"Judge predictions: {state.created} created for {state.pending} tasks lacking "
+         f"one ({state.total_tasks} tasks in the project, judge {state.model_version})")
+    return DemoResult(result.project_id, result.summary, state)
 
 
 def run_demo(traces: Path, echo: Callable[[str], None] = print) -> None:
@@ -22,21 +46,12 @@ def run_demo(traces: Path, echo: Callable[[str], None] = print) -> None:
     backend = ManagedBackend()
     echo(f"Starting the ML backend at {backend.url} ...")
     backend.start()
-    schema = load_schema(settings.default_schema_path())
     client = LabelStudioClient(managed.url, creds.token)
     with Store() as store:
-        project_id, created = push_schema(client, store, schema)
-        echo(f"{'Created' if created else 'Updated'} project {project_id} for schema "
-             f"{schema.version_id}")
-        result = import_file(client, store, traces, schema)
-        echo(f"Imported {traces}: {result.summary.line()}")
-        predict(client, project_id, backend.url)
-        time.sleep(0.5)
-        project = client.project(project_id)
-        echo(f"Judge predictions in the project: {project.total_predictions_number} "
-             f"on {project.task_number} tasks")
+        result = demo_loop(client, store, traces, backend.url, echo=echo,
+                           basic_auth=settings.backend_basic_auth())
     echo("")
-    echo(f"Open {managed.url}/projects/{project_id}/data and log in as")
+    echo(f"Open {managed.url}/projects/{result.project_id}/data and log in as")
     echo(f"    {creds.email} / {creds.password}")
     echo("Label a few tasks (the judge's proposal is pre-filled; fail needs an explanation")
     echo("and a corrected output), then run:")

@@ -31,7 +31,8 @@ that names the variable and the value expected.
 | ``LS_LLMTRACE_JUDGE`` | ``auto`` | which judge the backend runs: ``llm``, ``learned`` (falls back to ``rules`` below the minimum of labels), ``rules``; ``auto`` = ``llm`` when ``LS_LLMTRACE_LLM_BASE_URL`` is set, else ``learned`` |
 | ``LS_LLMTRACE_JUDGE_CONCURRENCY`` | ``8`` | tasks judged at once within one ``/predict`` batch (thread pool) |
 | ``LS_LLMTRACE_JUDGE_CACHE`` | ``<home>/judge_cache.sqlite`` | verdict cache keyed by (trace content, schema version, judge version); ``off`` disables it |
-| ``LS_LLMTRACE_SCHEMA_DIR`` | ``label_configs`` (searched from the current directory upwards) | where the backend finds the schema file (rubric) named in a label config's header, as ``<id>.v<version>.yaml`` |
+| ``LS_LLMTRACE_SCHEMA_DIR`` | ``label_configs`` (searched from the current directory upwards) | where the schema files of every version live, as ``<id>.v<version>.yaml``: a queue's current version, the backend's rubric, what ``sync`` maps with |
+| ``LS_LLMTRACE_QUEUE`` | ``review`` | the queue (Label Studio project) ``import``, ``predict``, ``schema push``, ``golden export`` and the demo use when no ``--queue`` is given |
 | ``LS_LLMTRACE_LLM_BASE_URL`` | unset | OpenAI-compatible API base, e.g. ``https://api.openai.com/v1`` or ``http://127.0.0.1:8000/v1``; ``/chat/completions`` is appended |
 | ``LS_LLMTRACE_LLM_MODEL`` | ``gpt-4o-mini`` | model name sent to the endpoint (part of the judge's identity) |
 | ``LS_LLMTRACE_LLM_API_KEY`` | unset | sent as ``Authorization: Bearer``; never logged |
@@ -282,6 +283,10 @@ def schema_dir() -> Path:
         if candidate.is_dir():
             return candidate
     return Path("label_configs")
+
+
+def default_queue() -> str:
+    return _env("LS_LLMTRACE_QUEUE", "review") or "review"
 
 
 def llm_base_url() -> str | None:

@@ -12,7 +12,7 @@ import pytest
 import requests
 from werkzeug.serving import make_server
 
-from ls_llmtrace.ingest.pipeline import import_traces
+from ls_llmtrace.ingest.routing import import_traces
 from ls_llmtrace.labelstudio.client import LabelStudioClient
 from ls_llmtrace.labelstudio.server import free_port
 from ls_llmtrace.models import Trace
@@ -54,7 +54,7 @@ def test_webhook_triggers_sync_and_feedback_posts(ls_client: LabelStudioClient,
     with Store() as store:
         pid = import_traces(ls_client, store, [Trace(trace_id="hook-1", output="x."),
                                                Trace(trace_id="hook-2", output="y.")],
-                            schema, queue="webhook").project_id
+                            queue="webhook", schema=schema).project_id
     tasks = {trace: tid for tid, trace in ls_client.task_trace_ids(pid)}
     ls_client.sdk.webhooks.create(
         url=f"{feedback_server}/ls-webhook", project=pid, send_payload=True,

@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from ls_llmtrace.ingest.pipeline import import_file, predict, push_schema
+from ls_llmtrace.ingest.importers import read_any
+from ls_llmtrace.ingest.routing import import_traces
 from ls_llmtrace.judging.managed import ManagedBackend
+from ls_llmtrace.judging.predict import preannotate
 from ls_llmtrace.labelstudio.client import LabelStudioClient
 from ls_llmtrace.labelstudio.server import free_port
 from ls_llmtrace.schema.model import load_schema
@@ -45,9 +47,9 @@ def test_rules_until_enough_labels_then_learned_after_webhooks(
     backend, run_dir = learned_backend
     schema = load_schema(REPO / "label_configs" / "default.v1.yaml")
     with Store(f"sqlite:///{run_dir / 'store.sqlite'}") as store:
-        project_id, _ = push_schema(ls_client, store, schema, queue="learned")
-        import_file(ls_client, store, SAMPLES, schema, queue="learned")
-    predict(ls_client, project_id, backend.url)
+        project_id = import_traces(ls_client, store, read_any(SAMPLES), queue="learned",
+                                   schema=schema).project_id
+    preannotate(ls_client, project_id, backend.url)
     assert ls_client.prediction_count(project_id) == 22
     tasks = [t.model_dump(mode="json") for t in
              ls_client.sdk.tasks.list(project=project_id, fields="all", page_size=100)]
@@ -81,7 +83,7 @@ def test_rules_until_enough_labels_then_learned_after_webhooks(
         "schema": ls_client.project(project_id).label_config}, timeout=10).json()[
         "model_version"]
     assert version.startswith("llmtrace-learned-v") and version.endswith("@default@v1")
-    predict(ls_client, project_id, backend.url)
+    preannotate(ls_client, project_id, backend.url)
     assert ls_client.prediction_count(project_id) == 44
     tasks = [t.model_dump(mode="json") for t in
              ls_client.sdk.tasks.list(project=project_id, fields="all", page_size=100)]

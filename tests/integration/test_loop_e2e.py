@@ -10,10 +10,13 @@ from typing import Any
 import requests
 
 from ls_llmtrace.evals.golden import golden_cases
-from ls_llmtrace.ingest.importers import read_native
-from ls_llmtrace.ingest.pipeline import import_file, predict, push_schema, sync
+from ls_llmtrace.ingest.importers import read_any, read_native
+from ls_llmtrace.ingest.routing import import_traces
 from ls_llmtrace.judging.managed import ManagedBackend
+from ls_llmtrace.judging.predict import preannotate
 from ls_llmtrace.labelstudio.client import LabelStudioClient
+from ls_llmtrace.records.migrate import push_schema_version
+from ls_llmtrace.records.sync import sync_all
 from ls_llmtrace.schema.model import AnnotationSchema, load_schema
 from ls_llmtrace.store import Store
 
@@ -49,17 +52,20 @@ def test_whole_loop(ls_client: LabelStudioClient, backend: ManagedBackend, tmp_p
     assert len(traces) == 22
 
     # push schema -> project with the generated config
-    project_id, created = push_schema(ls_client, store, schema, queue="e2e")
-    assert created
+    pushed = push_schema_version(ls_client, store, schema, "e2e", {})
+    project_id = pushed.project_id
+    assert pushed.created
     project = ls_client.project(project_id)
     generated = (REPO / "label_configs" / "default.v1.xml").read_text()
     assert generated.strip() == project.label_config.strip()
-    assert push_schema(ls_client, store, schema, queue="e2e") == (project_id, False)
+    again_pushed = push_schema_version(ls_client, store, schema, "e2e", {})
+    assert (again_pushed.project_id, again_pushed.created) == (project_id, False)
 
     # import, then import again: no second task for any trace
-    first = import_file(ls_client, store, SAMPLES, schema, queue="e2e", batch_size=8)
+    first = import_traces(ls_client, store, read_any(SAMPLES), queue="e2e", batch_size=8)
+    assert first.project_id == project_id
     assert (first.summary.imported, first.summary.duplicates) == (22, 0)
-    again = import_file(ls_client, store, SAMPLES, schema, queue="e2e")
+    again = import_traces(ls_client, store, read_any(SAMPLES), queue="e2e")
     assert (again.summary.imported, again.summary.duplicates) == (0, 22)
     tasks = _tasks(ls_client, project_id)
     assert sorted(t["data"]["trace_id"] for t in tasks) == sorted(t.trace_id for t in traces)
@@ -67,7 +73,8 @@ def test_whole_loop(ls_client: LabelStudioClient, backend: ManagedBackend, tmp_p
     assert all(t["meta"]["schema_version"] == 1 for t in tasks)
 
     # predictions through Label Studio's own Data Manager action
-    predict(ls_client, project_id, backend.url)
+    state = preannotate(ls_client, project_id, backend.url)
+    assert (state.pending, state.created) == (22, 22)
     assert _wait_predictions(ls_client, project_id, 22) == 22
     tasks = _tasks(ls_client, project_id)
     for task in tasks:
@@ -81,7 +88,7 @@ def test_whole_loop(ls_client: LabelStudioClient, backend: ManagedBackend, tmp_p
     metrics_before = requests.get(f"{backend.url}/metrics", timeout=5).json()
 
     # asking again predicts nothing new: Label Studio skips this judge's model_version
-    predict(ls_client, project_id, backend.url)
+    assert preannotate(ls_client, project_id, backend.url).pending == 0
     time.sleep(1)
     assert ls_client.project(project_id).total_predictions_number == 22
     metrics_after = requests.get(f"{backend.url}/metrics", timeout=5).json()
@@ -118,7 +125,7 @@ def test_whole_loop(ls_client: LabelStudioClient, backend: ManagedBackend, tmp_p
 
     # sync -> exactly these records
     schemas = {(schema.id, schema.version): schema}
-    [summary] = sync(ls_client, store, schemas, project_ids=[project_id])
+    [summary] = sync_all(ls_client, store, schemas, project_ids=[project_id])
     assert summary.records_written == 4 and summary.rejected == 0
     records = {r.trace_id: r for r in store.records()}
     assert set(records) == set(fails) | set(passes)
@@ -135,7 +142,7 @@ def test_whole_loop(ls_client: LabelStudioClient, backend: ManagedBackend, tmp_p
         assert (r.label, r.score, r.explanation, r.corrected_output) == ("pass", score, None, None)
 
     # a second sync adds nothing
-    [again_summary] = sync(ls_client, store, schemas, project_ids=[project_id])
+    [again_summary] = sync_all(ls_client, store, schemas, project_ids=[project_id])
     assert again_summary.records_written == 0 and again_summary.records_deleted == 0
     assert len(store.records()) == 4
 

@@ -14,10 +14,11 @@ from click.testing import CliRunner
 from ls_llmtrace import settings
 from ls_llmtrace.cli import main
 from ls_llmtrace.errors import MigrationRequired
-from ls_llmtrace.ingest.pipeline import import_traces, sync
+from ls_llmtrace.ingest.routing import import_traces
 from ls_llmtrace.labelstudio.client import LabelStudioClient
 from ls_llmtrace.models import Message, Trace
 from ls_llmtrace.records.migrate import push_schema_version
+from ls_llmtrace.records.sync import sync_all
 from ls_llmtrace.schema.labelconfig import build_label_config
 from ls_llmtrace.schema.migration import load_migration
 from ls_llmtrace.schema.model import load_schema
@@ -99,12 +100,12 @@ def test_incompatible_push_refused_then_migrated_in_place(
     store = Store(settings.db_url())
     traces = [Trace(trace_id=f"mig-{i}", output=f"Answer {i} <b>bold</b>.",
                     messages=[Message(role="user", content=f"question {i}")]) for i in range(8)]
-    pid = import_traces(ls_client, store, traces, v1, queue="mig").project_id
+    pid = import_traces(ls_client, store, traces, queue="mig", schema=v1).project_id
     tasks = {trace: tid for tid, trace in ls_client.task_trace_ids(pid)}
     for trace_id, (verdict, cats, score) in V1_ANNOTATIONS.items():
         ls_client.sdk.annotations.create(id=tasks[trace_id],
                                          result=_v1_result(verdict, cats, score))
-    [first] = sync(ls_client, store, known, [pid])
+    [first] = sync_all(ls_client, store, known, [pid])
     assert first.records_written == 6 and first.rejected == 0
     assert {r.schema_version for r in store.records()} == {1}
 
@@ -154,7 +155,7 @@ def test_incompatible_push_refused_then_migrated_in_place(
     assert sum(half[t][1] != before[t][1] for t in half) == 3  # three rewritten so far
     assert ls_client.project(pid).title == "llmtrace mig | triage@v1"  # config not yet moved
     # a sync in between still reads the project as v1: it keeps the new values aside
-    [between] = sync(ls_client, store, known, [pid])
+    [between] = sync_all(ls_client, store, known, [pid])
     assert between.rejected > 0
     done = push_schema_version(ls_client, store, v2, "mig", known, migration)
     assert done.migrated is not None and done.migrated.status == "done"
@@ -185,7 +186,7 @@ def test_incompatible_push_refused_then_migrated_in_place(
     assert again.note is not None and "already at triage@v2 (migrated " in again.note
     assert _ls_state(ls_client, pid) == after
     assert _records(store) == snapshot
-    [resync] = sync(ls_client, store, known, [pid])
+    [resync] = sync_all(ls_client, store, known, [pid])
     assert resync.records_written == 0 and resync.rejected == 0
     assert len(store.applied_migrations()) == 1
 
@@ -201,7 +202,7 @@ def test_incompatible_push_refused_then_migrated_in_place(
          "value": {"choices": ["fail"]}},
         {"from_name": "categories", "to_name": "answer", "type": "choices",
          "value": {"choices": ["hallucination"]}}])  # a v1 value after the move: kept aside
-    [late] = sync(ls_client, store, known, [pid])
+    [late] = sync_all(ls_client, store, known, [pid])
     assert late.records_written == 2 and late.rejected == 1
     records = _records(store)
     assert records["mig-6"][1:4] == ("fail", ["fabrication"], 0.25)

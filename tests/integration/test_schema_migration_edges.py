@@ -14,10 +14,11 @@ from label_studio_sdk.core.api_error import ApiError
 from ls_llmtrace import settings
 from ls_llmtrace.cli import main
 from ls_llmtrace.errors import MigrationRequired
-from ls_llmtrace.ingest.pipeline import import_traces, sync
+from ls_llmtrace.ingest.routing import import_traces
 from ls_llmtrace.labelstudio.client import LabelStudioClient
 from ls_llmtrace.models import Trace
 from ls_llmtrace.records.migrate import push_schema_version
+from ls_llmtrace.records.sync import sync_all
 from ls_llmtrace.schema.labelconfig import build_label_config
 from ls_llmtrace.schema.migration import parse_migration
 from ls_llmtrace.schema.model import parse_schema
@@ -81,7 +82,7 @@ def test_removed_control_and_value_splits_and_concurrent_edits(
     known = {("edge", 1): v1, ("edge", 2): v2}
     store = Store(settings.db_url())
     pid = import_traces(ls_client, store, [Trace(trace_id=f"edge-{i}", output=f"a{i}")
-                                           for i in range(6)], v1, queue="edge").project_id
+                                           for i in range(6)], queue="edge", schema=v1).project_id
     tasks = {trace: tid for tid, trace in ls_client.task_trace_ids(pid)}
     ids = {}
     for trace, cats, text in [("edge-0", ["wrong"], "2 + 2 is not 5"),
@@ -91,14 +92,14 @@ def test_removed_control_and_value_splits_and_concurrent_edits(
                               ("edge-4", ["vague"], "unclear")]:
         ids[trace] = ls_client.sdk.annotations.create(id=tasks[trace],
                                                       result=_result(cats, text)).id
-    sync(ls_client, store, known, [pid])
+    sync_all(ls_client, store, known, [pid])
 
     # What Label Studio itself does (on a scratch project): a config without a Choices
     # control that annotations use is refused (400); one without a label value they use is
     # accepted, leaving the annotations with a value the config lacks. (A removed TextArea
     # is accepted too: Label Studio skips textareas in that check.)
-    scratch = import_traces(ls_client, store, [Trace(trace_id="edge-scratch", output="x")], v1,
-                            queue="edge-scratch").project_id
+    scratch = import_traces(ls_client, store, [Trace(trace_id="edge-scratch", output="x")],
+                            queue="edge-scratch", schema=v1).project_id
     [(scratch_task, _)] = list(ls_client.task_trace_ids(scratch))
     ls_client.sdk.annotations.create(id=scratch_task, result=_result(["other"], "x"))
     config = build_label_config(v1)
@@ -159,7 +160,7 @@ def test_removed_control_and_value_splits_and_concurrent_edits(
     queue = CliRunner().invoke(main, ["schema", "migrations", "--reviews"])
     assert "no split rule of categories 'wrong' matched" in queue.output
     assert "edited after the migration was planned" in queue.output
-    [after] = sync(ls_client, store, known, [pid])
+    [after] = sync_all(ls_client, store, known, [pid])
     kept = {r["ls_annotation_id"] for r in store.rejected_results()}
     assert ids["edge-4"] in kept and after.rejected == 2  # 'other' and the explanation
     store.close()
@@ -173,11 +174,11 @@ def test_compatible_version_moves_the_project_in_place(
     v2, v3 = parse_schema(V2, "edge.v2.yaml"), parse_schema(V3, "edge.v3.yaml")
     known = {("edge", 2): v2, ("edge", 3): v3}
     store = Store(settings.db_url())
-    pid = import_traces(ls_client, store, [Trace(trace_id="c-0", output="a")], v2,
-                        queue="compat").project_id
+    pid = import_traces(ls_client, store, [Trace(trace_id="c-0", output="a")],
+                        queue="compat", schema=v2).project_id
     [(task, _)] = list(ls_client.task_trace_ids(pid))
     annotation = ls_client.sdk.annotations.create(id=task, result=_result(["vague"], None))
-    sync(ls_client, store, known, [pid])
+    sync_all(ls_client, store, known, [pid])
     before = ls_client.sdk.annotations.get(id=annotation.id)
     outcome = push_schema_version(ls_client, store, v3, "compat", known)
     assert outcome.project_id == pid and not outcome.created

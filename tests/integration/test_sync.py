@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ls_llmtrace.ingest.pipeline import import_traces, sync
+from ls_llmtrace.ingest.routing import import_traces
 from ls_llmtrace.labelstudio.client import LabelStudioClient
 from ls_llmtrace.models import Trace
-from ls_llmtrace.records.sync import sync_project
+from ls_llmtrace.records.sync import sync_all, sync_project
 from ls_llmtrace.schema.model import load_schema
 from ls_llmtrace.store import Store
 
@@ -24,7 +24,7 @@ def test_updates_deletions_and_drift(ls_client: LabelStudioClient, tmp_path: Pat
     schemas = {(schema.id, schema.version): schema}
     store = Store(f"sqlite:///{tmp_path / 'store.sqlite'}")
     traces = [Trace(trace_id=f"sync-{i}", output=f"answer {i}.") for i in range(30)]
-    result = import_traces(ls_client, store, traces, schema, queue="sync")
+    result = import_traces(ls_client, store, traces, queue="sync", schema=schema)
     pid = result.project_id
     tasks = {tid: trace for tid, trace in ls_client.task_trace_ids(pid)}
     by_trace = {v: k for k, v in tasks.items()}
@@ -38,7 +38,7 @@ def test_updates_deletions_and_drift(ls_client: LabelStudioClient, tmp_path: Pat
         {"from_name": "tone", "to_name": "answer", "type": "choices",
          "value": {"choices": ["rude"]}},
     ])
-    [first] = sync(ls_client, store, schemas, [pid])
+    [first] = sync_all(ls_client, store, schemas, [pid])
     assert first.records_written == 3 and first.rejected == 2
     assert first.tasks_seen == 30  # the first sync reads every task once
     records = {r.trace_id: r for r in store.records()}
@@ -49,20 +49,20 @@ def test_updates_deletions_and_drift(ls_client: LabelStudioClient, tmp_path: Pat
     assert any("'maybe'" in k["reason"] for k in kept)
 
     # nothing changed: one API call, nothing written
-    [idle] = sync(ls_client, store, schemas, [pid])
+    [idle] = sync_all(ls_client, store, schemas, [pid])
     assert (idle.tasks_seen, idle.records_written, idle.requests) == (0, 0, 2)
 
     # an edit and a deletion are picked up by the cursor
     ls_client.sdk.annotations.update(id=a1.id, result=[_verdict("fail")])
     ls_client.sdk.annotations.delete(id=a2.id)
-    [changes] = sync(ls_client, store, schemas, [pid])
+    [changes] = sync_all(ls_client, store, schemas, [pid])
     assert changes.tasks_seen == 2
     assert changes.records_written == 1 and changes.records_deleted == 1
     live = {r.trace_id: r for r in store.records()}
     assert live["sync-1"].label == "fail" and "sync-2" not in live
     deleted = [r for r in store.records(include_deleted=True) if r.deleted]
     assert [r.trace_id for r in deleted] == ["sync-2"]
-    [idle] = sync(ls_client, store, schemas, [pid])
+    [idle] = sync_all(ls_client, store, schemas, [pid])
     assert idle.records_written == 0 and idle.records_deleted == 0
 
     # a fresh store synced in pages of 4 ends in the same state (keyset paging)

@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 
-from ls_llmtrace.ingest.pipeline import import_traces, sync
+from ls_llmtrace.ingest.routing import import_traces
 from ls_llmtrace.labelstudio.client import LabelStudioClient
 from ls_llmtrace.models import Trace, TraceMetadata
+from ls_llmtrace.records.sync import sync_all
 from ls_llmtrace.schema.model import load_schema
 from ls_llmtrace.store import Store
 
@@ -59,7 +60,7 @@ def test_two_reviewers_cancelled_edits_and_deletions(ls_client: LabelStudioClien
     traces = [Trace(trace_id=f"rev-{i}", output=f"answer {i}.",
                     metadata=TraceMetadata(model_version="m-1")) for i in range(6)]
     queue = f"reviewers-{store.dialect}"
-    pid = import_traces(ls_client, store, traces, schema, queue=queue).project_id
+    pid = import_traces(ls_client, store, traces, queue=queue, schema=schema).project_id
     task = {trace: tid for tid, trace in ls_client.task_trace_ids(pid)}
 
     # A second reviewer. Label Studio Community creates users through the API; the
@@ -79,7 +80,7 @@ def test_two_reviewers_cancelled_edits_and_deletions(ls_client: LabelStudioClien
            lead_time=7.25)
     a_gone_task = create(id=task["rev-2"], result=_full("fail", 0.0, "wrong"), lead_time=5.0)
 
-    [first] = sync(ls_client, store, schemas, [pid])
+    [first] = sync_all(ls_client, store, schemas, [pid])
     assert (first.tasks_seen, first.records_written, first.rejected) == (6, 5, 0)
     expected = {
         ("rev-0", admin.email, "fail", 0.2, "cut off", "full answer", False, False, 41.5,
@@ -96,7 +97,7 @@ def test_two_reviewers_cancelled_edits_and_deletions(ls_client: LabelStudioClien
     assert by_key[f"ls:{pid}:{a_second.id}"].ls_project_id == pid
     assert all(r.created_at and r.updated_at for r in by_key.values())
 
-    [idle] = sync(ls_client, store, schemas, [pid])
+    [idle] = sync_all(ls_client, store, schemas, [pid])
     assert (idle.tasks_seen, idle.records_written, idle.records_deleted, idle.requests) == \
         (0, 0, 0, 2)
 
@@ -104,7 +105,7 @@ def test_two_reviewers_cancelled_edits_and_deletions(ls_client: LabelStudioClien
     ls_client.sdk.annotations.update(id=a_second.id, result=_full("fail", 0.3, "missed a case"))
     ls_client.sdk.annotations.delete(id=a_admin.id)
     ls_client.sdk.tasks.delete(id=str(task["rev-2"]))
-    [changes] = sync(ls_client, store, schemas, [pid])
+    [changes] = sync_all(ls_client, store, schemas, [pid])
     assert (changes.records_written, changes.records_deleted, changes.tasks_deleted) == (1, 2, 1)
     live = {f for f in expected if f[0] != "rev-2" and f[4] != "cut off" and f[1] != email}
     live |= {("rev-0", email, "fail", 0.3, "missed a case", None, False, False, 12.0, False,
@@ -116,7 +117,7 @@ def test_two_reviewers_cancelled_edits_and_deletions(ls_client: LabelStudioClien
     assert "rev-2" not in store.known_trace_ids(pid)  # re-importing it makes a new task
 
     before = _facts(store, include_deleted=True)
-    [idle] = sync(ls_client, store, schemas, [pid])
+    [idle] = sync_all(ls_client, store, schemas, [pid])
     assert (idle.tasks_seen, idle.records_written, idle.records_deleted, idle.requests) == \
         (0, 0, 0, 2)
     assert _facts(store, include_deleted=True) == before

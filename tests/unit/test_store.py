@@ -17,6 +17,7 @@ EXPECTED_TABLES = {"migrations", "traces", "projects", "ls_tasks", "sync_cursors
 EXPECTED_TABLES |= {"schema_migration_runs", "schema_migration_items",  # migration journal
                     "schema_migration_reviews"}
 EXPECTED_TABLES |= {"queue_items", "store_locks", "pair_candidates"}  # queues
+EXPECTED_TABLES |= {"queues"}  # the queue registry
 
 
 def _record(key: str = "ls:1:10", **changes) -> AnnotationRecord:

@@ -63,7 +63,15 @@ def client() -> LabelStudioClient:
 def schema_option(fn: F) -> F:
     return click.option(
         "--schema", "schema_path", type=click.Path(dir_okay=False, path_type=Path),
-        default=None, help="Schema file (default: label_configs/default.v1.yaml).",
+        default=None, help="Schema file (default: the queue's current version; a new queue "
+        "starts at LS_LLMTRACE_SCHEMA or label_configs/default.v1.yaml).",
+    )(fn)
+
+
+def queue_option(fn: F) -> F:
+    return click.option(
+        "--queue", default=None,
+        help="Queue (Label Studio project) name (default: LS_LLMTRACE_QUEUE or 'review').",
     )(fn)
 
 

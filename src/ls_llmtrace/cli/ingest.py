@@ -13,18 +13,22 @@ from ls_llmtrace.cli.common import (
     friendly,
     keep_rejects,
     main,
-    schema_from,
+    queue_option,
     schema_option,
 )
 from ls_llmtrace.ingest.importers import write_rejects
+from ls_llmtrace.schema.model import AnnotationSchema, load_schema
 from ls_llmtrace.store import Store
 
-# import / predict / sync / golden ---------------------------------------------------------
+
+def _explicit(path: Path | None) -> AnnotationSchema | None:
+    return load_schema(path) if path else None
+
 
 @main.command("import")
 @click.argument("trace_file", type=click.Path(dir_okay=False, path_type=Path))
 @schema_option
-@click.option("--queue", default="review", show_default=True)
+@queue_option
 @click.option("--batch-size", default=1000, show_default=True)
 @click.option("--rejects", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Where to keep rejected lines (default: <home>/rejects/<file>.rejects.jsonl).")
@@ -35,33 +39,33 @@ from ls_llmtrace.store import Store
               help="Queue rules (YAML): route traces into the queues they match "
               "instead of all into --queue.")
 @friendly
-def import_cmd(trace_file: Path, schema_path: Path | None, queue: str, batch_size: int,
+def import_cmd(trace_file: Path, schema_path: Path | None, queue: str | None, batch_size: int,
                rejects: Path | None, strict: bool, fmt: str | None, rules: Path | None) -> None:
-    """Import a trace file (native JSONL, OTLP/JSON, Langfuse, LangSmith) as tasks;
-    re-running (or running twice at once) never duplicates a task."""
+    """Import a trace file (native JSONL, OTLP/JSON, Langfuse, LangSmith) as tasks, each
+    queue at its current schema version; re-running (or running twice at once) never
+    duplicates a task."""
     from ls_llmtrace.ingest.importers import read_any
-    from ls_llmtrace.ingest.routing import Router
-    from ls_llmtrace.ingest.rules import load_rules, single_queue
+    from ls_llmtrace.ingest.routing import import_traces
+    from ls_llmtrace.ingest.rules import load_rules
 
-    schema = schema_from(schema_path)
-    config = load_rules(rules) if rules else single_queue(queue)
+    schema = _explicit(schema_path)
+    config = load_rules(rules) if rules else None
     items = read_any(trace_file, fmt)
     with Store() as store, click.progressbar(
             items, label=f"importing {trace_file.name}", file=sys.stderr, show_pos=True,
             show_eta=False) as bar:
-        router = Router(client(), store, schema, config)
-        summary = router.ingest(bar, batch_size)
+        result = import_traces(client(), store, bar, queue=queue, rules=config,
+                               schema=schema, batch_size=batch_size)
+    summary = result.summary
     keep_rejects([str(r) for r in summary.rejected],
                   lambda path: write_rejects(summary.rejected, path), trace_file, rejects)
-    projects = sorted(set(router.project_ids.values()))
+    projects = sorted(set(result.project_ids.values()))
     prefix = f"project {projects[0]}: " if len(projects) == 1 else ""
     click.echo(f"{prefix}{summary.line()}")
     click.echo(summary.queues_line())
     if strict and summary.rejected:
         sys.exit(4)
 
-
-# queues -------------------------------------------------------------------------------------
 
 @main.command("route")
 @click.option("--rules", type=click.Path(dir_okay=False, path_type=Path), required=True,
@@ -76,7 +80,7 @@ def route_cmd(rules: Path, schema_path: Path | None, as_json: bool) -> None:
 
     config = load_rules(rules)
     with Store() as store:
-        summary = Router(client(), store, schema_from(schema_path), config).route_stored()
+        summary = Router(client(), store, config, _explicit(schema_path)).route_stored()
     if as_json:
         click.echo(json.dumps({"traces": summary.read, "routed": summary.imported,
                                "already_queued": summary.duplicates,
@@ -92,16 +96,24 @@ def route_cmd(rules: Path, schema_path: Path | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True)
 @friendly
 def queues_cmd(as_json: bool) -> None:
-    """List the review queues: project, items claimed, tasks in Label Studio."""
-    from ls_llmtrace.ingest.routing import queue_counts
+    """List every queue the store or Label Studio knows: its project, current schema
+    version, tasks and annotations in Label Studio."""
+    from ls_llmtrace.errors import LabelStudioError
+    from ls_llmtrace.ingest.queues import listing
 
+    try:
+        ls = client()
+    except LabelStudioError as exc:
+        click.echo(f"warning: {exc}; counts unknown", err=True)
+        ls = None
     with Store() as store:
-        rows = queue_counts(store)
+        rows = listing(ls, store)
     if as_json:
         click.echo(json.dumps(rows))
         return
     if not rows:
         click.echo("no queues yet: `ls-llmtrace import FILE [--rules rules.yaml]`")
     for row in rows:
-        click.echo(f"{row['queue']}\tproject {row['project_id']}\t{row['tasks']} tasks\t"
-                   f"{row['title'] or ''}")
+        counts = ("counts unknown" if row["tasks"] is None else
+                  f"{row['tasks']} tasks, {row['annotations']} annotations")
+        click.echo(f"{row['queue']}\t{row['schema']}\tproject {row['project_id']}\t{counts}")

@@ -12,32 +12,42 @@ from ls_llmtrace.cli.common import (
     client,
     friendly,
     main,
-    schema_from,
+    queue_option,
     schema_option,
 )
 from ls_llmtrace.errors import LLMTraceError
-from ls_llmtrace.labelstudio.client import project_title
+from ls_llmtrace.store import Store
 
 
 @main.command("predict")
 @schema_option
-@click.option("--queue", default="review", show_default=True)
+@queue_option
 @click.option("--backend-url", default=None, help="ML backend URL (default: settings).")
 @click.option("--batch-size", default=100, show_default=True,
               help="Tasks per request Label Studio sends to the backend.")
 @click.option("--json", "as_json", is_flag=True, help="Print the final counts as JSON.")
 @friendly
-def predict_cmd(schema_path: Path | None, queue: str, backend_url: str | None,
+def predict_cmd(schema_path: Path | None, queue: str | None, backend_url: str | None,
                 batch_size: int, as_json: bool) -> None:
-    """Ask Label Studio to pre-annotate every task this judge has not predicted yet."""
+    """Ask Label Studio to pre-annotate every task this judge has not predicted yet, in
+    the queue's project at its current schema version."""
+    from ls_llmtrace.ingest import queues
     from ls_llmtrace.judging.predict import PredictProgress, preannotate
+    from ls_llmtrace.schema.model import load_schema
 
-    schema = schema_from(schema_path)
+    name = queue or settings.default_queue()
+    explicit = load_schema(schema_path) if schema_path else None
     ls = client()
-    project_id = ls.find_project(project_title(schema, queue))
-    if project_id is None:
-        raise LLMTraceError(f"no project for queue {queue!r} and schema {schema.version_id}: "
-                            "run `ls-llmtrace schema push` first")
+    with Store() as store:
+        found = queues.resolve(ls, store, name, explicit.id if explicit else None)
+    if found is None:
+        raise LLMTraceError(f"no queue {name!r}" + (f" of schema {explicit.id}" if explicit
+                                                    else "")
+                            + f": import traces first (`ls-llmtrace import FILE --queue "
+                            f"{name}`) or run `ls-llmtrace schema push`")
+    if explicit is not None:
+        queues.check_version(found, explicit)
+    project_id = found.project_id
 
     def progress(state: PredictProgress) -> None:
         if not as_json:

@@ -23,18 +23,18 @@ from ls_llmtrace.store import Store
 
 
 @main.command("sync")
-@click.option("--schemas", "schema_dir", default="label_configs", show_default=True,
+@click.option("--schemas", "schema_dir", default=None,
               type=click.Path(file_okay=False, path_type=Path),
-              help="Directory holding the schema files of the synced projects.")
+              help="Directory holding the schema files of the synced projects (default: "
+              "LS_LLMTRACE_SCHEMA_DIR, or label_configs/ found from here upwards).")
 @click.option("--json", "as_json", is_flag=True)
 @friendly
-def sync_cmd(schema_dir: Path, as_json: bool) -> None:
+def sync_cmd(schema_dir: Path | None, as_json: bool) -> None:
     """Read new and changed annotations into the store (incremental, idempotent)."""
-    from ls_llmtrace.ingest.pipeline import sync
+    from ls_llmtrace.records.sync import sync_all
 
-    schemas = load_schema_dir(schema_dir)
     with Store() as store:
-        summaries = sync(client(), store, schemas)
+        summaries = sync_all(client(), store, schema_dir=schema_dir)
     if as_json:
         click.echo(json.dumps([s.__dict__ for s in summaries]))
         return
@@ -103,14 +103,16 @@ def feedback_group() -> None:
               type=click.Path(dir_okay=False, path_type=Path),
               help="Feedback mapping file (default: LS_LLMTRACE_FEEDBACK_MAPPING or the "
                    "packaged one).")
-@click.option("--schemas", "schema_dir", default="label_configs", show_default=True,
-              type=click.Path(file_okay=False, path_type=Path))
+@click.option("--schemas", "schema_dir", default=None,
+              type=click.Path(file_okay=False, path_type=Path),
+              help="Schema files (default: LS_LLMTRACE_SCHEMA_DIR, or label_configs/ found "
+              "from here upwards).")
 @click.option("--rejects", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Where to keep rejected lines (default: <home>/rejects/<file>.rejects.jsonl).")
 @click.option("--strict", is_flag=True, help="Exit 4 if any line is rejected.")
 @friendly
 def feedback_import(feedback_file: Path, channel: str | None, fmt: str | None,
-                    mapping_path: Path | None, schema_dir: Path, rejects: Path | None,
+                    mapping_path: Path | None, schema_dir: Path | None, rejects: Path | None,
                     strict: bool) -> None:
     """Import feedback signals from a JSONL or CSV file; re-importing changes nothing."""
     from ls_llmtrace.models import write_rejects
@@ -118,6 +120,7 @@ def feedback_import(feedback_file: Path, channel: str | None, fmt: str | None,
     from ls_llmtrace.records.feedbackapi import _schema_for
 
     mapping = load_mapping(mapping_path)
+    schema_dir = schema_dir or settings.schema_dir()
     schemas = load_schema_dir(schema_dir) if schema_dir.is_dir() else {}
     schema = _schema_for(mapping, schemas)
     with Store() as store:
@@ -132,10 +135,12 @@ def feedback_import(feedback_file: Path, channel: str | None, fmt: str | None,
 @feedback_group.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=9091, show_default=True, type=int)
-@click.option("--schemas", "schema_dir", default="label_configs", show_default=True,
-              type=click.Path(file_okay=False, path_type=Path))
+@click.option("--schemas", "schema_dir", default=None,
+              type=click.Path(file_okay=False, path_type=Path),
+              help="Schema files (default: LS_LLMTRACE_SCHEMA_DIR, or label_configs/ found "
+              "from here upwards).")
 @friendly
-def feedback_serve(host: str, port: int, schema_dir: Path) -> None:
+def feedback_serve(host: str, port: int, schema_dir: Path | None) -> None:
     """Serve the Feedback API (POST /feedback, POST /ls-webhook) until interrupted."""
     import contextlib
 
@@ -146,7 +151,8 @@ def feedback_serve(host: str, port: int, schema_dir: Path) -> None:
     if not settings.feedback_token():
         click.echo("warning: LS_LLMTRACE_FEEDBACK_TOKEN is not set: /feedback refuses "
                    "every request", err=True)
-    server = make_server(host, port, create_app(schemas_dir=schema_dir), threaded=True)
+    app = create_app(schemas_dir=schema_dir or settings.schema_dir())
+    server = make_server(host, port, app, threaded=True)
     click.echo(f"Feedback API at http://{host}:{port}/feedback (Ctrl-C stops)")
     with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
@@ -165,20 +171,22 @@ def feedback_mapping() -> None:
 
 
 @main.command("stats")
-@click.option("--schemas", "schema_dir", default="label_configs", show_default=True,
+@click.option("--schemas", "schema_dir", default=None,
               type=click.Path(file_okay=False, path_type=Path),
-              help="Schema files: their failing labels decide what a failure is.")
+              help="Schema files: their failing labels decide what a failure is (default: "
+              "LS_LLMTRACE_SCHEMA_DIR, or label_configs/ found from here upwards).")
 @click.option("--since", default=None, type=click.DateTime(TIME_FORMATS))
 @click.option("--until", default=None, type=click.DateTime(TIME_FORMATS))
 @click.option("--json", "as_json", is_flag=True)
 @friendly
-def stats_cmd(schema_dir: Path, since: Any, until: Any, as_json: bool) -> None:
+def stats_cmd(schema_dir: Path | None, since: Any, until: Any, as_json: bool) -> None:
     """Failure rates and counts by model version, product area and user segment, every
     feedback source side by side."""
     from ls_llmtrace.records.stats import compute_stats, failing_labels, format_stats
     from ls_llmtrace.store import RecordFilter
     from ls_llmtrace.timeutil import to_utc
 
+    schema_dir = schema_dir or settings.schema_dir()
     schemas = load_schema_dir(schema_dir) if schema_dir.is_dir() else {}
     with Store() as store:
         facts = store.record_facts(RecordFilter(since=to_utc(since), until=to_utc(until)))

@@ -13,6 +13,7 @@ from ls_llmtrace.cli.common import (
     client,
     friendly,
     main,
+    queue_option,
 )
 from ls_llmtrace.labelstudio.client import project_title
 from ls_llmtrace.schema.model import load_schema, load_schema_dir
@@ -27,14 +28,14 @@ def schema_group() -> None:
 
 @schema_group.command("push")
 @click.argument("schema_file", required=False, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--queue", default="review", show_default=True, help="Queue (project) name.")
+@queue_option
 @click.option("--migration", "migration_file", default=None,
               type=click.Path(dir_okay=False, path_type=Path),
               help="Migration file for an incompatible version (rewrites annotations).")
 @click.option("--dry-run", is_flag=True, help="Show what would change; write nothing.")
 @click.option("--json", "as_json", is_flag=True)
 @friendly
-def schema_push(schema_file: Path | None, queue: str, migration_file: Path | None,
+def schema_push(schema_file: Path | None, queue: str | None, migration_file: Path | None,
                 dry_run: bool, as_json: bool) -> None:
     """Create or update the Label Studio project of a schema version.
 
@@ -45,6 +46,7 @@ def schema_push(schema_file: Path | None, queue: str, migration_file: Path | Non
     from ls_llmtrace.records.migrate import push_schema_version
     from ls_llmtrace.schema.migration import load_migration
 
+    queue = queue or settings.default_queue()
     path = schema_file or settings.default_schema_path()
     schema = load_schema(path)
     known = load_schema_dir(path.parent)

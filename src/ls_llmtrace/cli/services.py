@@ -76,7 +76,8 @@ def backend_down() -> None:
               default=Path("examples/sample_traces.jsonl"), show_default=True)
 @friendly
 def demo_cmd(traces: Path) -> None:
-    """Start everything, push schema v1, import the samples, get the judge's predictions."""
+    """Start everything, import the samples into the default queue (at its current schema
+    version; a new queue starts at v1), get the judge's predictions."""
     from ls_llmtrace.demo import run_demo
 
     run_demo(traces, echo=click.echo)

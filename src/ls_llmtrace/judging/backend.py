@@ -218,14 +218,16 @@ class Retrainer:
                     return
 
     def _once(self, projects: set[int], versions: set[str]) -> None:
-        from ls_llmtrace.ingest.pipeline import sync
+        from ls_llmtrace.records.sync import sync_all
         from ls_llmtrace.store import Store
 
         with Store() as store:
             client = _ls_client() if projects else None
             if client is not None:
-                schemas = load_schema_dir(settings.schema_dir())
-                sync(client, store, schemas, project_ids=sorted(projects))
+                try:
+                    sync_all(client, store, project_ids=sorted(projects))
+                except ConfigError as exc:  # a project without its schema file: say so
+                    log.warning("sync before retraining failed: %s", exc)
                 self.metrics.incr("learned_syncs")
             targets = {p for p in (split_version_id(v) for v in versions) if p}
             targets |= set(self.provider.learned.known())

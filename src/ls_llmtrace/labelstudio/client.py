@@ -26,6 +26,7 @@ from label_studio_sdk import LabelStudio
 from label_studio_sdk.core.api_error import ApiError
 from label_studio_sdk.core.parse_error import ParsingError
 
+from ls_llmtrace import settings
 from ls_llmtrace.errors import LabelStudioError
 from ls_llmtrace.schema.labelconfig import build_instructions, build_label_config
 from ls_llmtrace.schema.model import AnnotationSchema
@@ -43,8 +44,9 @@ SYNC_TASK_FIELDS = ",".join([
 ])
 
 
-def project_title(schema: AnnotationSchema, queue: str = "review") -> str:
-    return f"llmtrace {queue} | {schema.version_id}"
+def project_title(schema: AnnotationSchema, queue: str | None = None) -> str:
+    """The title of a queue's project at a schema version (the queue registry parses it)."""
+    return f"llmtrace {queue or settings.default_queue()} | {schema.version_id}"
 
 
 def _one_line(value: Any, limit: int = 300) -> str:
@@ -146,12 +148,38 @@ class LabelStudioClient:
                 return int(project.id)
         return None
 
-    def push_schema(self, schema: AnnotationSchema, queue: str = "review") -> tuple[int, bool]:
+    def push_schema(self, schema: AnnotationSchema,
+                    queue: str | None = None) -> tuple[int, bool]:
         """Create or update the project of (queue, schema version). Returns (id, created)."""
+        queue = queue or settings.default_queue()
         return self.push_config(
             project_title(schema, queue), build_label_config(schema),
             description=f"ls-llmtrace queue '{queue}', schema {schema.version_id}",
             instructions=build_instructions(schema))
+
+    def project_summaries(self, title: str | None = None) -> list[dict[str, Any]]:
+        """id, title, description, task and annotation counts of the projects (those
+        whose title contains ``title``): the cheap listing (``include=``), which computes
+        no other per-project counters."""
+        params: dict[str, Any] = {
+            "include": "id,title,description,task_number,total_annotations_number",
+            "page_size": 1000}
+        if title:
+            params["title"] = title
+        http = self.sdk._client_wrapper.httpx_client
+        out: list[dict[str, Any]] = []
+        page = 1
+        while True:
+            response = self._call("list projects", http.request, "api/projects/",
+                                  method="GET", params={**params, "page": page})
+            if not 200 <= response.status_code < 300:
+                raise LabelStudioError(f"Label Studio refused to list projects (HTTP "
+                                       f"{response.status_code}): {response.text[:500]}")
+            body = response.json()
+            out.extend(body.get("results", []) if isinstance(body, dict) else body)
+            if not isinstance(body, dict) or not body.get("next"):
+                return out
+            page += 1
 
     def project(self, project_id: int) -> Any:
         return self._call("read the project", self.sdk.projects.get, id=project_id)
@@ -326,8 +354,9 @@ class LabelStudioClient:
         return dict(annotation.model_dump(mode="json"))
 
     def set_project_schema(self, project_id: int, schema: AnnotationSchema,
-                           queue: str = "review") -> None:
+                           queue: str | None = None) -> None:
         """Move an existing project to another schema version: title, config, rubric."""
+        queue = queue or settings.default_queue()
         self._call("update the project's label config", self.sdk.projects.update,
                    id=project_id, title=project_title(schema, queue),
                    label_config=build_label_config(schema),

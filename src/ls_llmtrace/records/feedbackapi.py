@@ -94,11 +94,11 @@ class SyncTrigger:
 def default_sync_runner(store_url: str | None, schemas: dict[tuple[str, int], AnnotationSchema],
                         ) -> Callable[[int], None]:
     def run(project_id: int) -> None:
-        from ls_llmtrace.ingest.pipeline import sync
         from ls_llmtrace.labelstudio.connect import resolve_client  # (the SDK is slow to import)
+        from ls_llmtrace.records.sync import sync_all
 
         with Store(store_url) as store:
-            sync(resolve_client(), store, schemas, [project_id])
+            sync_all(resolve_client(), store, schemas, [project_id])
 
     return run
 

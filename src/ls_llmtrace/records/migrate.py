@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ls_llmtrace.errors import MigrationError, MigrationRequired
+from ls_llmtrace.ingest import queues
 from ls_llmtrace.labelstudio.client import LabelStudioClient, project_title
 from ls_llmtrace.labelstudio.rewrite import count_orphans, rewrite_result
 from ls_llmtrace.models import AnnotationRecord
@@ -265,18 +266,14 @@ def _record_orphaned(record: AnnotationRecord, new: AnnotationSchema) -> bool:
 
 def find_queue_project(client: LabelStudioClient, store: Store, queue: str,
                        new: AnnotationSchema) -> tuple[int, int] | None:
-    """(project id, schema version) of the queue's project of this schema id, newest
-    version first: from the store, else by Label Studio project title."""
-    rows = [p for p in store.projects() if p["queue"] == queue and p["schema_id"] == new.id]
-    if rows:
-        best = max(rows, key=lambda p: (p["schema_version"], p["project_id"]))
-        return int(best["project_id"]), int(best["schema_version"])
-    for version in range(new.version, 0, -1):
-        project_id = client.find_project(
-            project_title(new.model_copy(update={"version": version}), queue))
-        if project_id is not None:
-            return project_id, version
-    return None
+    """(project id, current schema version) of the queue, from the queue registry (the
+    store, else Label Studio project titles). A queue of another schema is refused."""
+    found = queues.resolve(client, store, queue, new.id)
+    if found is None:
+        return None
+    if found.schema_id != new.id:
+        queues.check_version(found, new)
+    return found.project_id, found.schema_version
 
 
 def push_schema_version(
@@ -291,9 +288,8 @@ def push_schema_version(
 ) -> PushOutcome:
     """Push a schema version to its queue. A queue whose project is at an older version
     is moved in place: compatible changes directly, incompatible ones only with a
-    migration (else MigrationRequired, naming what would be orphaned)."""
-    from ls_llmtrace.ingest.pipeline import push_schema
-
+    migration (else MigrationRequired, naming what would be orphaned). The queue
+    registry records where the queue is afterwards."""
     found = find_queue_project(client, store, queue, new)
     if found is None or found[1] == new.version:
         if migration is not None and found is None:
@@ -309,13 +305,15 @@ def push_schema_version(
                     + ": the migration has nothing to do")
         if dry_run:
             return PushOutcome(found[0] if found else 0, found is None, note=note)
-        project_id, created = push_schema(client, store, new, queue)
+        project_id, created = client.push_schema(new, queue)
+        queues.record(store, queues.Queue(queue, project_id, new.id, new.version))
         return PushOutcome(project_id, created, note=note)
     project_id, version = found
     if version > new.version:
-        raise MigrationError(f"project {project_id} of queue {queue!r} is at {new.id}@v"
-                             f"{version}, newer than {new.version_id}: schemas only move "
-                             "forward")
+        raise MigrationError(f"queue {queue!r} is at {new.id}@v{version} (project "
+                             f"{project_id}), newer than {new.version_id}: schemas only move "
+                             f"forward; for a queue at {new.version_id} ask for another "
+                             f"queue, e.g. --queue {queue}-v{new.version}")
     old = known.get((new.id, version))
     if old is None:
         raise MigrationError(f"project {project_id} is at {new.id}@v{version} but no schema "
@@ -337,4 +335,6 @@ def push_schema_version(
     summary = migrate_project(client, store, project_id, queue, old, new, migration,
                               dry_run=dry_run, after_item=after_item,
                               nothing_to_orphan=migration is None)
+    if not dry_run:
+        queues.record(store, queues.Queue(queue, project_id, new.id, new.version))
     return PushOutcome(project_id, False, summary, changes, old.version_id)

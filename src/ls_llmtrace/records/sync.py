@@ -27,13 +27,15 @@ import hashlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from ls_llmtrace import settings
+from ls_llmtrace.errors import ConfigError
 from ls_llmtrace.ingest.pairwise import is_pairwise_task
 from ls_llmtrace.labelstudio.client import LabelStudioClient
 from ls_llmtrace.records.mapping import map_annotation, map_pairwise_annotation
-from ls_llmtrace.schema.model import AnnotationSchema
+from ls_llmtrace.schema.model import AnnotationSchema, load_schema_dir
 from ls_llmtrace.store import Store
 from ls_llmtrace.store.engine import Connection
 from ls_llmtrace.timeutil import to_utc
@@ -156,6 +158,33 @@ def sync_project(
                 break
     _sync_deleted_tasks(client, store, project_id, summary)
     return summary
+
+
+def sync_all(
+    client: LabelStudioClient,
+    store: Store,
+    schemas: dict[tuple[str, int], AnnotationSchema] | None = None,
+    project_ids: list[int] | None = None,
+    schema_dir: Path | None = None,
+) -> list[SyncSummary]:
+    """Sync every project the store knows (or those of ``project_ids``), each with the
+    schema of its version: from ``schemas``, else the files of ``schema_dir`` (default
+    settings.schema_dir()). A project whose schema is missing is an error naming both,
+    raised before anything is synced."""
+    directory = schema_dir or settings.schema_dir()
+    if schemas is None:
+        schemas = load_schema_dir(directory) if directory.is_dir() else {}
+    projects = [p for p in store.projects()
+                if not project_ids or p["project_id"] in project_ids]
+    missing = [p for p in projects if (p["schema_id"], p["schema_version"]) not in schemas]
+    if missing:
+        names = "; ".join(f"project {p['project_id']} ({p['title']}) needs schema "
+                          f"{p['schema_id']}@v{p['schema_version']}" for p in missing)
+        raise ConfigError(f"cannot sync: {names}, and {directory} has no such schema file "
+                          f"(expected {missing[0]['schema_id']}.v{missing[0]['schema_version']}"
+                          ".yaml): pass --schemas DIR or set LS_LLMTRACE_SCHEMA_DIR")
+    return [sync_project(client, store, p["project_id"],
+                         schemas[(p["schema_id"], p["schema_version"])]) for p in projects]
 
 
 def _by_time(task: dict[str, Any]) -> tuple[datetime, int]:

@@ -39,6 +39,7 @@ from ls_llmtrace.store.migrations import (
     RENAMED,
     rename_recorded,
 )
+from ls_llmtrace.store.queues import QueueStore
 
 
 def _now() -> str:
@@ -77,7 +78,7 @@ _DIMENSIONS = ("model_version", "product_area", "user_segment")
 _DIM_SQL = {d: f"COALESCE(t.{d}, r.{d})" for d in _DIMENSIONS}
 
 
-class Store(JournalStore, FeedbackQueries):
+class Store(JournalStore, QueueStore, FeedbackQueries):
     """Open (and migrate) the store at ``url`` (default: settings.db_url()).
 
     A store that cannot be used (locked by another writer for longer than

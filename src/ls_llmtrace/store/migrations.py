@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from typing import Any
 
 from ls_llmtrace.store.engine import Connection
 
@@ -165,6 +166,18 @@ MIGRATIONS: list[tuple[str, str]] = [
             seen_at TEXT NOT NULL
         )
     """),
+    # One project and one current schema version per review queue (the queue registry).
+    ("0700_queue_versions", """
+        CREATE TABLE queues (
+            queue TEXT PRIMARY KEY,
+            project_id INTEGER NOT NULL,
+            schema_id TEXT NOT NULL,
+            schema_version INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            title TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )
+    """),
 ]
 
 # Names recorded by stores created before the migrations were named by what they do:
@@ -194,7 +207,28 @@ def _backfill_trace_dimensions(conn: Connection) -> None:
              row["trace_id"]))
 
 
+def _backfill_queues(conn: Connection) -> None:
+    """Each queue's current project: its newest schema version (then newest project)."""
+    from datetime import UTC, datetime
+
+    rows = conn.execute("SELECT * FROM projects").fetchall()
+    pairwise = {r["queue"] for r in conn.execute("SELECT DISTINCT queue FROM pair_candidates")}
+    best: dict[str, Any] = {}
+    for row in rows:
+        current = best.get(row["queue"])
+        if current is None or (row["schema_version"], row["project_id"]) > (
+                current["schema_version"], current["project_id"]):
+            best[row["queue"]] = row
+    now = datetime.now(UTC).isoformat()
+    for queue, row in sorted(best.items()):
+        conn.execute(
+            "INSERT INTO queues VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (queue, row["project_id"], row["schema_id"], row["schema_version"],
+             "pairwise" if queue in pairwise else "review", row["title"], now))
+
+
 # Python steps that belong to a migration, run in its transaction.
 _AFTER_MIGRATION: dict[str, Callable[[Connection], None]] = {
     "0600_feedback_channels": _backfill_trace_dimensions,
+    "0700_queue_versions": _backfill_queues,
 }

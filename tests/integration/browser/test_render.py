@@ -11,7 +11,7 @@ from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from ls_llmtrace.ingest.pipeline import import_traces
+from ls_llmtrace.ingest.routing import import_traces
 from ls_llmtrace.labelstudio.client import LabelStudioClient
 from ls_llmtrace.labelstudio.server import Credentials, ManagedLabelStudio
 from ls_llmtrace.models import Document, Message, ToolCall, Trace
@@ -75,8 +75,8 @@ def test_config_renders_in_the_labeling_ui(
     server, _ = labelstudio
     store = Store(f"sqlite:///{tmp_path / 'store.sqlite'}")
     version = f"{schema.id}-v{schema.version}"
-    project_id = import_traces(ls_client, store, [_trace(version)], schema,
-                               queue="browser").project_id
+    project_id = import_traces(ls_client, store, [_trace(version)],
+                               queue=f"browser-{version}", schema=schema).project_id
     store.close()
     [(task_id, _)] = list(ls_client.task_trace_ids(project_id))
     browser.get(f"{server.url}/projects/{project_id}/data?task={task_id}")
