@@ -40,3 +40,8 @@ def golden_export(schema_path: Path | None, queue: str | None, output: Path) -> 
                   else schema_from(schema_path))
         count = export_golden(store, schema, output)
     click.echo(f"wrote {count} cases to {output}")
+
+
+@main.group("eval")
+def eval_group() -> None:
+    """Run golden sets: the regression gate for a candidate, and the gate for a judge."""
