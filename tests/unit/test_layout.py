@@ -29,3 +29,16 @@ def test_the_contract_names_every_stage() -> None:
     modules = sorted(p.stem for p in package.glob("*.py") if not p.stem.startswith("__"))
     for name in stages + modules:
         assert f"ls_llmtrace.{name}" in text, f"{name} is not placed in the layout contract"
+
+
+def test_all_sql_lives_in_the_store_package() -> None:
+    package = REPO / "src" / "ls_llmtrace"
+    outside = []
+    for path in package.rglob("*.py"):
+        if path.is_relative_to(package / "store"):
+            continue
+        text = path.read_text(encoding="utf-8")
+        for needle in (".execute(", ".executemany(", "import sqlite3", "import psycopg"):
+            if needle in text:
+                outside.append(f"{path.relative_to(package)}: {needle}")
+    assert outside == []
