@@ -181,6 +181,11 @@ def webhook_secret() -> str | None:
     return _env("LS_LLMTRACE_WEBHOOK_SECRET")
 
 
+def schema_path_is_explicit() -> bool:
+    """True when ``LS_LLMTRACE_SCHEMA`` names the default schema file."""
+    return bool(_env("LS_LLMTRACE_SCHEMA"))
+
+
 def default_schema_path() -> Path:
     explicit = _env("LS_LLMTRACE_SCHEMA")
     if explicit:

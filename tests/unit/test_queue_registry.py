@@ -108,3 +108,14 @@ def test_a_claim_is_held_by_one_owner_until_it_goes_stale(store: Store) -> None:
     assert store.try_lock("x", "b", now - timedelta(seconds=600)) == "a"
     store.release_lock("x", "a")
     assert store.try_lock("x", "b", now - timedelta(seconds=600)) is None
+
+
+def test_a_new_queue_starts_at_the_newest_version_other_queues_are_at(
+        store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(REPO)
+    monkeypatch.delenv("LS_LLMTRACE_SCHEMA", raising=False)
+    assert queues.default_schema(store).version_id == "default@v1"
+    queues.record(store, queues.Queue("review", 7, "default", 2))
+    assert queues.default_schema(store).version_id == "default@v2"
+    monkeypatch.setenv("LS_LLMTRACE_SCHEMA", str(REPO / "label_configs" / "default.v1.yaml"))
+    assert queues.default_schema(store).version_id == "default@v1"  # as the user set it

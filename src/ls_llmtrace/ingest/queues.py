@@ -146,9 +146,23 @@ def schema_of(queue: Queue, schema_dir: Path | None = None) -> AnnotationSchema:
     return found
 
 
-def default_schema() -> AnnotationSchema:
-    """The schema a new queue starts at when none is given."""
-    return load_schema(settings.default_schema_path())
+def default_schema(store: Store | None = None,
+                   schema_dir: Path | None = None) -> AnnotationSchema:
+    """The schema a new queue starts at when none is given: the default schema file
+    (``LS_LLMTRACE_SCHEMA``), moved up to the newest version other queues of that schema
+    are at when its file is in the schema directory (after ``schema push`` of v2 to one
+    queue, a queue created later by ``route`` starts at v2, not v1). An explicitly set
+    ``LS_LLMTRACE_SCHEMA`` is taken as it is."""
+    schema = load_schema(settings.default_schema_path())
+    if store is None or settings.schema_path_is_explicit():
+        return schema
+    newest = max((int(q["schema_version"]) for q in store.queues()
+                  if q["schema_id"] == schema.id), default=schema.version)
+    if newest <= schema.version:
+        return schema
+    directory = schema_dir or settings.schema_dir()
+    found = load_schema_dir(directory).get((schema.id, newest)) if directory.is_dir() else None
+    return found or schema
 
 
 def queue_schema(client: LabelStudioClient, store: Store, name: str,
@@ -158,7 +172,7 @@ def queue_schema(client: LabelStudioClient, store: Store, name: str,
     version by default, an explicit one only if it is that version."""
     queue = resolve(client, store, name, explicit.id if explicit else None)
     if queue is None:
-        return None, explicit or default_schema()
+        return None, explicit or default_schema(store, schema_dir)
     if explicit is not None:
         check_version(queue, explicit)
         return queue, explicit
