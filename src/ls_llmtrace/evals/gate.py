@@ -143,7 +143,8 @@ class CaseResult(StrictModel):
         failed = [c for c in self.checks if not c.passed]
         if not failed:
             return None
-        first = failed[0]
+        # a category's own check says most about what came back
+        first = next((c for c in failed if c.category), failed[0])
         category = first.category or ", ".join(self.groups)
         more = f" (+{len(failed) - 1} more failing checks)" if len(failed) > 1 else ""
         return f"check {first.check} failed (category {category}): {first.detail}{more}"
