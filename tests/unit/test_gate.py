@@ -271,3 +271,21 @@ def test_json_output_round_trips(home, golden, tmp_path):
     raw = json.loads(out)
     assert raw["totals"] == {"cases": N, "pass": N, "fail": 0, "error": 0, "skipped": 0}
     assert raw["set_id"].startswith("default@v1-")
+
+
+def test_the_example_ci_workflow_calls_eval_run_with_options_that_exist():
+    import shlex
+
+    import yaml
+
+    from ls_llmtrace.cli.gate import eval_run
+
+    root = Path(__file__).resolve().parents[2]
+    workflow = yaml.safe_load((root / "examples" / "ci" / "golden-gate.yml").read_text())
+    step = next(s for s in workflow["jobs"]["gate"]["steps"]
+                if s.get("name") == "Run the regression gate")
+    words = shlex.split(step["run"].replace("\\\n", " "))
+    assert words[:3] == ["ls-llmtrace", "eval", "run"]
+    known = {opt for p in eval_run.params for opt in (*p.opts, *p.secondary_opts)}
+    used = {w for w in words if w.startswith("--")}
+    assert used - known == set() and {"--junit", "--markdown", "--baseline"} <= used

@@ -502,7 +502,8 @@ def run_gate(set_path: Path, config: GateConfig, *, candidates_file: Path | None
     if not cases:
         raise ConfigError(f"the golden set {set_path} has no cases")
     set_id = set_id_of(set_path, cases)
-    judge = make_judge(config.judge, gate_schema(config, set_path))
+    schema = gate_schema(config, set_path) if config.judge != "none" else None
+    judge = make_judge(config.judge, schema)
     own_store = store is None and (generation is not None or save or
                                    (baseline is not None and not Path(baseline).is_file()))
     if own_store:
