@@ -10,8 +10,9 @@ import pytest
 from tests.support.fake_llm_server import FakeLLM
 from tests.support.golden_sets import build_set, write_set
 
-import ls_llmtrace.evals.gate  # noqa: F401  (loaded before the inner sessions: pytester
-# unloads what a session imported, and numpy must not be imported twice in one process)
+# ls_llmtrace.evals.gate is loaded here, before the inner sessions: pytester unloads what
+# a session imported, and numpy must not be imported twice in one process
+import ls_llmtrace.evals.gate  # noqa: F401
 from ls_llmtrace.evals.candidates import write_candidates
 
 pytest_plugins = ["pytester"]
