@@ -103,3 +103,34 @@ def test_case_messages_flatten_tool_turns_and_documents():
     assert messages[0]["role"] == "system"
     assert "[document 1]" in messages[0]["content"]
     assert json.dumps(messages)  # plain strings only
+
+
+def test_the_llm_judge_check_with_the_schemas_rubric(llm, home, tmp_path, monkeypatch):
+    """--judge llm: the judge (the fake server as the judge's endpoint) sees the case's
+    input with the candidate as the answer; its failing verdict fails the case."""
+    from tests.unit.paths import ROOT
+
+    from ls_llmtrace.evals.candidates import write_candidates
+
+    llm.reset()
+    monkeypatch.setenv("LS_LLMTRACE_LLM_BASE_URL", llm.base_url)
+    cases, improved, _ = build_set(10)
+    folder = write_set(cases, tmp_path / "set")
+    write_candidates(improved, tmp_path / "c.jsonl")
+    bad = cases[3].case_id
+    llm.script(bad, {"status": 200, "content": json.dumps({
+        "verdict": "fail", "score": 0.1, "confidence": 0.9,
+        "explanation": "The answer ignores the request.", "categories": [], "spans": []})})
+    config = tmp_path / "gate.yaml"
+    config.write_text(f"judge: llm\nschema: {ROOT / 'label_configs' / 'default.v1.yaml'}\n")
+    result = CliRunner().invoke(main, ["eval", "run", str(folder), "--candidates",
+                                       str(tmp_path / "c.jsonl"), "--config", str(config),
+                                       "--json", "--no-save"], catch_exceptions=False)
+    run = GateRun.model_validate_json(result.stdout)
+    failed = [r for r in run.results if r.status == "fail"]
+    assert [r.case_id for r in failed] == [bad]
+    message = failed[0].failure_message() or ""
+    assert message.startswith("check judge:llmtrace-llm:") and "ignores the request" in message
+    assert llm.stats()["calls"] == 10
+    sent = next(r["body"] for r in llm.requests_seen() if r["marker"] == bad)
+    assert improved[bad].split(":")[0] in sent["messages"][-1]["content"]  # the candidate
