@@ -48,6 +48,7 @@ def test_generated_candidates_are_cached_a_rerun_makes_no_call(llm, home, tmp_pa
     assert first.exit_code == 0, first.output
     run = GateRun.model_validate_json(first.stdout)
     assert run.totals["pass"] == 15 and run.source["cached"] == 0
+    assert "candidates" in first.stderr and "checks" in first.stderr  # the progress bars
     assert llm.stats()["calls"] == 15
 
     # what was sent: system prompt with the tool result as context, then the conversation

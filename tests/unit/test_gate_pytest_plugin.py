@@ -80,3 +80,12 @@ def test_no_option_no_effect(pytester):
     pytester.runpytest().assert_outcomes(passed=1)
     result = pytester.runpytest("--llmtrace-golden", str(Path("/nonexistent/set")))
     assert result.ret == pytest.ExitCode.USAGE_ERROR
+
+
+def test_cases_carry_their_category_as_a_marker(pytester, golden):
+    folder, cases, improved, _ = golden
+    write_candidates(improved, pytester.path / "cands.jsonl")
+    result = pytester.runpytest("--llmtrace-golden", str(folder), "--llmtrace-candidates",
+                                str(pytester.path / "cands.jsonl"), "-m",
+                                "llmtrace_category(name='ignored_tool_result')")
+    result.assert_outcomes(passed=2)

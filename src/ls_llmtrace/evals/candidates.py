@@ -87,6 +87,13 @@ class GenerationConfig:
     max_retries: int = 3
     retry_base: float = 0.5
 
+    def __post_init__(self) -> None:
+        if not self.endpoint.startswith(("http://", "https://")):
+            raise ConfigError(f"endpoint {self.endpoint!r} is not an http(s) URL: give the "
+                              "API base, e.g. http://127.0.0.1:8000/v1")
+        if not self.model:
+            raise ConfigError("no model to generate candidates with: give --model")
+
     def llm_config(self) -> LLMConfig:
         return LLMConfig(self.endpoint.rstrip("/"), self.model, self.api_key, self.temperature,
                          self.timeout, self.max_retries, self.retry_base, json_mode=False)

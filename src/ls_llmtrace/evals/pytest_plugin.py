@@ -7,6 +7,7 @@ Registered through the ``pytest11`` entry point, so installing ls-llmtrace is en
         --llmtrace-model my-model [--llmtrace-concurrency 8] [--llmtrace-judge rules]
 
 Without test paths on the command line only the golden cases run; with paths, both.
+Each case is marked with its categories: ``-m "llmtrace_category(name='ignored_tool_result')"``.
 The candidates are got and scored once, on the first case that runs (generation with
 the store's cache, like ``eval run``); each case then passes or fails with the failing
 check and its category. Nothing is stored as a run: the CI's JUnit report is pytest's.
@@ -123,7 +124,10 @@ class GoldenFile(pytest.File):
 
         run = GoldenRun(self.config, self.path)
         for case in read_cases(self.path):
-            yield GoldenItem.from_parent(self, name=case.case_id, run=run)
+            item = GoldenItem.from_parent(self, name=case.case_id, run=run)
+            for group in case.categories or [case.kind]:
+                item.add_marker(pytest.mark.llmtrace_category(name=group))
+            yield item
 
 
 class GoldenCaseFailed(Exception):
@@ -137,8 +141,6 @@ class GoldenItem(pytest.Item):
 
     def runtest(self) -> None:
         result = self.run.results()[self.name]
-        for group in result.groups:
-            self.add_marker(pytest.mark.llmtrace_category(group))
         if result.status == "skipped":
             pytest.skip("no check applies to this golden case")
         if not result.passed:
