@@ -289,3 +289,11 @@ def test_the_example_ci_workflow_calls_eval_run_with_options_that_exist():
     known = {opt for p in eval_run.params for opt in (*p.opts, *p.secondary_opts)}
     used = {w for w in words if w.startswith("--")}
     assert used - known == set() and {"--junit", "--markdown", "--baseline"} <= used
+
+
+def test_a_case_naming_an_unknown_check_fails_alone():
+    cases, improved, _ = build_set(5)
+    cases[0] = cases[0].model_copy(update={"checks": ["similarity", "telepathy"]})
+    results = score(cases, {c: Candidate(o) for c, o in improved.items()}, GateConfig())
+    assert [r.status for r in results] == ["fail", "pass", "pass", "pass", "pass"]
+    assert "check telepathy failed" in (results[0].failure_message() or "")

@@ -240,7 +240,7 @@ def judge_check(judge: Judge, schema: AnnotationSchema | None,
 def planned_checks(case: GoldenCase, config: GateConfig) -> list[tuple[str, str | None]]:
     """(check name, category that asked for it) for one case."""
     names = case.checks if case.checks is not None else config.checks
-    planned: list[tuple[str, str | None]] = [(n, None) for n in names if n in CHECKS]
+    planned: list[tuple[str, str | None]] = [(n, None) for n in names]
     for category in case.categories:
         planned += [(n, category) for n in config.category_checks(category)]
     return list(dict.fromkeys(planned))
@@ -254,8 +254,13 @@ def score_case(case: GoldenCase, candidate: Candidate | None, config: GateConfig
         return CaseResult(**base, status="error", error=error)
     output = candidate.output
     params = CheckParams(config.similarity_threshold)
-    results = [r for name, category in planned_checks(case, config)
-               if (r := run_check(name, case, output, params, category)) is not None]
+    results = []
+    for name, category in planned_checks(case, config):
+        if name not in CHECKS:  # a case naming a check this version does not have
+            results.append(CheckResult(name, False, f"unknown check {name!r}: the known "
+                                       f"ones are {sorted(CHECKS)}", category))
+        elif (result := run_check(name, case, output, params, category)) is not None:
+            results.append(result)
     if judge is not None:
         results.append(judge(case, output))
     outcomes = [CheckOutcome(check=r.check, passed=r.passed, detail=r.detail,
