@@ -5,6 +5,7 @@ the JUnit XML reads in a real JUnit reader (junitparser), the Markdown names wha
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import junitparser
@@ -297,3 +298,19 @@ def test_a_case_naming_an_unknown_check_fails_alone():
     results = score(cases, {c: Candidate(o) for c, o in improved.items()}, GateConfig())
     assert [r.status for r in results] == ["fail", "pass", "pass", "pass", "pass"]
     assert "check telepathy failed" in (results[0].failure_message() or "")
+
+
+def test_planted_regressions_in_a_thousand_cases_are_all_caught_and_nothing_else():
+    cases, improved, regressed = build_set(1000)
+    config = GateConfig()
+    base = build_run("main", "s@v1-x", score(cases, {c: Candidate(o) for c, o in
+                                                     improved.items()}, config), config, None)
+    assert base.totals["pass"] == 1000
+    mixed, planted = _planted(improved, regressed)
+    run = build_run("pr", "s@v1-x", score(cases, {c: Candidate(o) for c, o in mixed.items()},
+                                          config), config, base)
+    assert run.comparison is not None and set(run.comparison.newly_failing) == planted
+    by_kind = Counter("(control)" if c.startswith("control") else c.split("-")[0]
+                      for c in planted)
+    assert {g: s.total - s.passed for g, s in run.groups.items()} == dict(by_kind)
+    assert min(by_kind.values()) > 60  # every category had its share of regressions

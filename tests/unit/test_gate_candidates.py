@@ -135,3 +135,15 @@ def test_the_llm_judge_check_with_the_schemas_rubric(llm, home, tmp_path, monkey
     assert llm.stats()["calls"] == 10
     sent = next(r["body"] for r in llm.requests_seen() if r["marker"] == bad)
     assert improved[bad].split(":")[0] in sent["messages"][-1]["content"]  # the candidate
+
+
+def test_a_timeout_is_retried(llm, home):
+    llm.reset()
+    cases, improved, _ = build_set(1)
+    (case,) = cases
+    llm.script(case.case_id, {"status": 200, "content": "late", "delay": 2.0},
+               {"status": 200, "content": improved[case.case_id]})
+    config = GenerationConfig(llm.base_url, "m", timeout=0.5, max_retries=1, retry_base=0.01)
+    out = generate(cases, config)
+    assert out[case.case_id].output == improved[case.case_id]
+    assert llm.stats()["by_marker"] == {case.case_id: 2}
