@@ -5,7 +5,7 @@ LS_VENV := .venvs/labelstudio
 LS_VERSION := 1.23.2
 export LS_LLMTRACE_HOME ?= $(CURDIR)/.ls-llmtrace
 
-.PHONY: setup system-packages demo down test test-unit test-browser lint clean
+.PHONY: setup system-packages demo down test test-unit test-browser bench lint clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,10 @@ test-unit: $(VENV)/.installed
 
 test-browser: setup
 	$(VENV)/bin/python -m pytest -m browser tests/integration
+
+# Speed, as ratios against a baseline measured in the same run (never in timed tests).
+bench: $(VENV)/.installed
+	$(VENV)/bin/python bench/bench_gate.py
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check src tests backend bench examples

@@ -44,6 +44,7 @@ that names the variable and the value expected.
 | ``LS_LLMTRACE_JUDGE_GOLDEN`` | unset | golden JSONL (``ls-llmtrace golden export``) whose cases become the LLM judge's few-shot examples; unset: the store's golden cases |
 | ``LS_LLMTRACE_JUDGE_FEW_SHOT`` | ``3`` | how many golden cases the LLM judge sees (``0``: none) |
 | ``LS_LLMTRACE_LEARNED_MIN_LABELS`` | ``20`` | reviewer labels (with both verdicts present) the learned evaluator needs; below it the rule judge answers |
+| ``LS_LLMTRACE_CANDIDATE_API_KEY`` | ``LS_LLMTRACE_LLM_API_KEY`` | API key (``Authorization: Bearer``) of the endpoint ``eval run --endpoint`` generates candidates with; never logged |
 | ``LS_LLMTRACE_DEBUG`` | unset | ``1`` shows tracebacks instead of one-line errors |
 | ``LS_LLMTRACE_MAX_CHARS`` | ``20000`` | longest text a reviewer sees per field; longer ones are cut with a visible marker |
 | ``LS_LLMTRACE_REDACT`` | unset | comma-separated redactions applied before anything goes to Label Studio: ``email,phone,api_key`` (or ``all``) |
@@ -305,6 +306,10 @@ def llm_model() -> str:
 
 def llm_api_key() -> str | None:
     return _env("LS_LLMTRACE_LLM_API_KEY")
+
+
+def candidate_api_key() -> str | None:
+    return _env("LS_LLMTRACE_CANDIDATE_API_KEY") or llm_api_key()
 
 
 def llm_temperature() -> float:

@@ -178,6 +178,26 @@ MIGRATIONS: list[tuple[str, str]] = [
             updated_at TEXT NOT NULL
         )
     """),
+    # The regression gate: stored runs (the baselines) and the cache of generated candidates.
+    ("0810_eval_runs", """
+        CREATE TABLE eval_runs (
+            run_id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            set_id TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            passed INTEGER NOT NULL,
+            total INTEGER NOT NULL,
+            body TEXT NOT NULL
+        );
+        CREATE INDEX eval_runs_name ON eval_runs (name, created_at);
+        CREATE TABLE eval_candidates (
+            cache_key TEXT PRIMARY KEY,
+            endpoint TEXT NOT NULL,
+            model TEXT NOT NULL,
+            output TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        )
+    """),
 ]
 
 # Names recorded by stores created before the migrations were named by what they do:
