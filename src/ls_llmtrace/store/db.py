@@ -33,6 +33,7 @@ from ls_llmtrace.store.engine import (
 )
 from ls_llmtrace.store.feedback import FeedbackQueries
 from ls_llmtrace.store.journal import JournalStore
+from ls_llmtrace.store.judge_evals import JudgeEvalStore
 from ls_llmtrace.store.migrations import (
     _AFTER_MIGRATION,
     MIGRATIONS,
@@ -78,7 +79,7 @@ _DIMENSIONS = ("model_version", "product_area", "user_segment")
 _DIM_SQL = {d: f"COALESCE(t.{d}, r.{d})" for d in _DIMENSIONS}
 
 
-class Store(JournalStore, QueueStore, FeedbackQueries):
+class Store(JournalStore, QueueStore, FeedbackQueries, JudgeEvalStore):
     """Open (and migrate) the store at ``url`` (default: settings.db_url()).
 
     A store that cannot be used (locked by another writer for longer than
