@@ -10,8 +10,8 @@ from pathlib import Path
 import click
 
 from ls_llmtrace import settings
-from ls_llmtrace.cli.evals import eval_group
 from ls_llmtrace.cli.common import friendly
+from ls_llmtrace.cli.evals import eval_group
 from ls_llmtrace.store import Store
 
 
