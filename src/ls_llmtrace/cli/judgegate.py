@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import cast
 
 import click
 
@@ -39,7 +40,7 @@ def eval_judge(golden_set: Path, kind: str | None, name: str | None, schema_path
                as_json: bool) -> None:
     """Re-run a judge on a golden set and compare its agreement with the reviewers
     (Cohen's kappa) with its last accepted version; exit 1 on a drop beyond the tolerance."""
-    from ls_llmtrace.evals.judgegate import build_judge, load_set, run_gate
+    from ls_llmtrace.evals.judgegate import JudgeKind, build_judge, load_set, run_gate
     from ls_llmtrace.schema.model import load_schema
 
     chosen = kind or settings.judge_kind()
@@ -47,7 +48,8 @@ def eval_judge(golden_set: Path, kind: str | None, name: str | None, schema_path
         chosen = "llm" if settings.llm_base_url() else "learned"
     loaded = load_set(golden_set, load_schema(schema_path) if schema_path else None)
     with Store() as store:
-        gate_judge = build_judge(chosen, loaded.schema, store, loaded.cases, name)  # type: ignore[arg-type]
+        gate_judge = build_judge(cast(JudgeKind, chosen), loaded.schema, store, loaded.cases,
+                                 name)
         concurrency = settings.judge_concurrency() if chosen == "llm" else 1
         show = not as_json and sys.stderr.isatty()
         with click.progressbar(length=len(loaded.cases), label="judging", file=sys.stderr,

@@ -87,8 +87,8 @@ def binary_kappa(human: np.ndarray, judge: np.ndarray) -> np.ndarray:
     return result
 
 
-def bootstrap_kappas(human: Sequence[bool], judge: Sequence[bool], resamples: int,
-                     seed: int) -> np.ndarray:
+def bootstrap_kappas(human: Sequence[bool] | np.ndarray, judge: Sequence[bool] | np.ndarray,
+                     resamples: int, seed: int) -> np.ndarray:
     """Kappa on ``resamples`` resamples of the cases (with replacement), seeded."""
     h, j = np.asarray(human, dtype=bool), np.asarray(judge, dtype=bool)
     rng = np.random.default_rng(seed)
