@@ -380,7 +380,8 @@ class GateResult:
         e, ref = self.evaluation, self.reference
         this = f"{e.judge_name} {e.judge_version} kappa {_interval(e)}"
         if ref is None:
-            return f"PASS: {this}: the first evaluation of {e.judge_name}, now the reference"
+            return (f"PASS: {this}: no accepted earlier version of {e.judge_name} to "
+                    "compare with; this one is the reference")
         that = f"{ref.judge_version} kappa {_interval(ref)}"
         if self.passed:
             return (f"PASS: {this} vs {that}: within {self.tolerance:g} of the reference "
