@@ -21,6 +21,7 @@ from ls_llmtrace.evals.cases import (
     write_cases,
 )
 from ls_llmtrace.evals.judgegate import (
+    CaseResult,
     GateJudge,
     LoadedSet,
     agreement,
@@ -30,6 +31,7 @@ from ls_llmtrace.evals.judgegate import (
     drops,
     human_fails,
     load_set,
+    per_category,
     run_gate,
 )
 from ls_llmtrace.judging.judges import RuleJudge
@@ -252,3 +254,18 @@ def test_a_judge_without_a_verdict_counts_against_itself(store, default_schema):
                       resamples=0, record=False)
     assert result.abstained == 1
     assert result.agreement.tp == 1 and result.agreement.fn == 1
+
+
+def test_per_category_counts_failed_and_named():
+    results = [
+        CaseResult("a", True, True, "fail", ("made_up_fact",), ("made_up_fact",)),
+        CaseResult("b", True, False, "pass", (), ("made_up_fact", "ignored_tool_result")),
+        CaseResult("c", False, True, "fail", ("made_up_fact",), ()),
+    ]
+    assert per_category(results) == {
+        "ignored_tool_result": {"n": 1, "failed": 0, "named": 0, "recall": 0.0,
+                                "precision": None},
+        "made_up_fact": {"n": 2, "failed": 1, "named": 1, "recall": 0.5, "precision": 0.5},
+    }
+    silent = [CaseResult("a", True, True, "fail", (), ("made_up_fact",))]
+    assert per_category(silent) == {"made_up_fact": {"n": 1, "failed": 1}}

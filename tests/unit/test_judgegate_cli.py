@@ -142,6 +142,15 @@ def test_llm_judge_gate_passes_the_current_model_and_fails_a_worse_one(
     assert result["passed"] and result["kappa"] > first["kappa"]
     assert result["reference"]["version"] == first["version"]  # the failed one is skipped
 
+    # a reply the schema rejects is no verdict: counted against the judge, not skipped
+    odd = rows[0][0].trace_id
+    llm.script(odd, {"status": 200, "content": "not json"}, model="judge-odd")
+    monkeypatch.setenv("LS_LLMTRACE_LLM_MODEL", "judge-odd")
+    monkeypatch.setenv("LS_LLMTRACE_LLM_MAX_RETRIES", "0")
+    unsure = _run(str(folder), "--judge", "llm", "--json", "--no-record")
+    assert unsure.exit_code == 1, unsure.output
+    assert json.loads(unsure.stdout)["abstained"] == 1
+
     with Store() as store:
         history = [(e.judge_version.split(":")[0], e.passed)
                    for e in store.judge_evaluations("llmtrace-llm")]
