@@ -139,7 +139,7 @@ def agreement(human: Sequence[bool], judge: Sequence[bool], resamples: int = 100
     fp = int(np.sum(~h & j))
     tn = int(np.sum(~h & ~j))
     return Agreement(
-        n=len(h), kappa=kappa, ci_low=min(low, kappa), ci_high=max(high, kappa), level=level,
+        n=len(h), kappa=kappa, ci_low=low, ci_high=high, level=level,
         accuracy=(tp + tn) / len(h), tpr=tp / (tp + fn) if tp + fn else None,
         tnr=tn / (tn + fp) if tn + fp else None, tp=tp, fn=fn, fp=fp, tn=tn)
 

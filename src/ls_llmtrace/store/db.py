@@ -203,7 +203,8 @@ class Store(JournalStore, QueueStore, FeedbackQueries, JudgeEvalStore):
                 "WHERE table_schema = current_schema() ORDER BY table_name")
         else:
             rows = self.conn.execute(
-                "SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")
+                "SELECT name FROM sqlite_master WHERE type='table' "
+                "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name")  # not sqlite_sequence
         return [r["name"] for r in rows]
 
     # traces -----------------------------------------------------------------------------
