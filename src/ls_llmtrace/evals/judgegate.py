@@ -74,8 +74,9 @@ _CHUNK = 256  # bootstrap resamples per block (bounds the memory of a large set)
 
 def binary_kappa(human: np.ndarray, judge: np.ndarray) -> np.ndarray:
     """Cohen's kappa of two boolean raters along the last axis (NaN where undefined: both
-    raters gave one and the same class). Vectorized, for the bootstrap; equal to
-    scikit-learn's ``cohen_kappa_score`` on each row."""
+    raters gave one and the same class). Vectorized, for the bootstrap (about 25 times
+    faster than a ``cohen_kappa_score`` call per resample: bench/bench_judgegate.py); equal
+    to scikit-learn's on each row (tested)."""
     human = human.astype(float)
     judge = judge.astype(float)
     observed = (human == judge).mean(axis=-1)
