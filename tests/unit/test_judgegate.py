@@ -27,6 +27,7 @@ from ls_llmtrace.evals.judgegate import (
     agreement,
     binary_kappa,
     bootstrap_kappas,
+    build_judge,
     case_task,
     drops,
     human_fails,
@@ -269,3 +270,27 @@ def test_per_category_counts_failed_and_named():
     }
     silent = [CaseResult("a", True, True, "fail", (), ("made_up_fact",))]
     assert per_category(silent) == {"made_up_fact": {"n": 1, "failed": 1}}
+
+
+def test_llm_judge_few_shot_leaves_out_the_sets_traces(store, default_schema, tmp_path,
+                                                     monkeypatch):
+    """A few-shot example from the set under test would hand the judge the answer."""
+    import json
+
+    golden = tmp_path / "few.jsonl"
+    golden.write_text("".join(json.dumps({
+        "trace_id": trace_id, "label": "fail", "input": {"messages": [
+            {"role": "user", "content": trace_id}]}, "bad_output": "x"}) + "\n"
+        for trace_id in ("t1", "elsewhere")), encoding="utf-8")
+    monkeypatch.setenv("LS_LLMTRACE_JUDGE_GOLDEN", str(golden))
+    monkeypatch.setenv("LS_LLMTRACE_LLM_BASE_URL", "http://127.0.0.1:9/v1")  # never called
+    monkeypatch.setenv("LS_LLMTRACE_LLM_MODEL", "m")
+    monkeypatch.setenv("LS_LLMTRACE_JUDGE_CACHE", "off")
+    built = build_judge("llm", default_schema, store, [_case(1), _case(2, "control")])
+    assert built.details["few_shot"] == 1
+    shown = [turn["content"] for turn in built.judge.examples]  # type: ignore[attr-defined]
+    assert any('"content": "elsewhere"' in text for text in shown)
+    assert not any('"content": "t1"' in text for text in shown)
+    assert built.name == "llmtrace-llm" and built.version.startswith("m:1.")
+    other = build_judge("llm", default_schema, store, [_case(5)], name="team-judge")
+    assert other.name == "team-judge" and other.version != built.version  # examples differ
