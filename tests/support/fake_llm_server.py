@@ -7,7 +7,8 @@ Run as its own process (the tests and bench/bench_judge.py start it):
 ``POST /v1/chat/completions`` answers by the marker ``[[case:NAME]]`` found in the last
 user message (the trace): the replies scripted for NAME are served in order, the last one
 repeating. Without a marker (or a script) it serves the default reply. Control routes:
-``POST /_script {"marker", "replies": [{"status", "content" | "body", "delay", "headers"}]}``,
+``POST /_script {"marker", "replies": [{"status", "content" | "body", "delay", "headers"}]}``
+(with ``"model"``: served only to requests for that model, before the marker's own script),
 ``POST /_default {"content"}``, ``GET /_stats``, ``GET /_requests`` (last 200 bodies),
 ``POST /_reset``. The LLM provider is the one part of the system the tests may replace.
 """
@@ -47,13 +48,15 @@ class State:
         self.requests: deque[dict[str, Any]] = deque(maxlen=200)
         self.calls = 0
 
-    def reply_for(self, marker: str | None) -> dict[str, Any]:
+    def reply_for(self, marker: str | None, model: str | None = None) -> dict[str, Any]:
         with self.lock:
             self.calls += 1
             key = marker or "(none)"
+            if marker and f"{model}|{marker}" in self.scripts:
+                key = f"{model}|{marker}"
             index = self.served[key]
             self.served[key] += 1
-            script = self.scripts.get(marker or "")
+            script = self.scripts.get(key if marker else "")
             if not script:
                 return {"status": 200, "content": self.default}
             return script[min(index, len(script) - 1)]
@@ -104,9 +107,10 @@ class Handler(BaseHTTPRequestHandler):
         state = self.state
         body = self._body()
         if self.path == "/_script":
+            key = f"{body['model']}|{body['marker']}" if body.get("model") else body["marker"]
             with state.lock:
-                state.scripts[body["marker"]] = body["replies"]
-                state.served.pop(body["marker"], None)
+                state.scripts[key] = body["replies"]
+                state.served.pop(key, None)
             self._json(200, {"ok": True})
         elif self.path == "/_default":
             with state.lock:
@@ -137,7 +141,7 @@ class Handler(BaseHTTPRequestHandler):
         marker = found.group(1) if found else None
         with state.lock:
             state.requests.append({"marker": marker, "body": body})
-        reply = state.reply_for(marker)
+        reply = state.reply_for(marker, body.get("model"))
         time.sleep(state.latency + float(reply.get("delay", 0)))
         status = int(reply.get("status", 200))
         if "body" in reply:
@@ -198,9 +202,11 @@ class FakeLLM:
         self.stop()
         raise RuntimeError("the fake LLM server did not start")
 
-    def script(self, marker: str, *replies: dict[str, Any]) -> None:
-        requests.post(f"{self.url}/_script", json={"marker": marker, "replies": list(replies)},
-                      timeout=5).raise_for_status()
+    def script(self, marker: str, *replies: dict[str, Any], model: str | None = None) -> None:
+        body: dict[str, Any] = {"marker": marker, "replies": list(replies)}
+        if model is not None:
+            body["model"] = model
+        requests.post(f"{self.url}/_script", json=body, timeout=5).raise_for_status()
 
     def set_default(self, content: str) -> None:
         requests.post(f"{self.url}/_default", json={"content": content},

@@ -34,6 +34,7 @@ from ls_llmtrace.store.engine import (
 from ls_llmtrace.store.evals import EvalStore
 from ls_llmtrace.store.feedback import FeedbackQueries
 from ls_llmtrace.store.journal import JournalStore
+from ls_llmtrace.store.judge_evals import JudgeEvalStore
 from ls_llmtrace.store.migrations import (
     _AFTER_MIGRATION,
     MIGRATIONS,
@@ -79,7 +80,7 @@ _DIMENSIONS = ("model_version", "product_area", "user_segment")
 _DIM_SQL = {d: f"COALESCE(t.{d}, r.{d})" for d in _DIMENSIONS}
 
 
-class Store(JournalStore, QueueStore, FeedbackQueries, EvalStore):
+class Store(JournalStore, QueueStore, FeedbackQueries, EvalStore, JudgeEvalStore):
     """Open (and migrate) the store at ``url`` (default: settings.db_url()).
 
     A store that cannot be used (locked by another writer for longer than
@@ -203,7 +204,8 @@ class Store(JournalStore, QueueStore, FeedbackQueries, EvalStore):
                 "WHERE table_schema = current_schema() ORDER BY table_name")
         else:
             rows = self.conn.execute(
-                "SELECT name FROM sqlite_master WHERE type='table' ORDER BY name")
+                "SELECT name FROM sqlite_master WHERE type='table' "
+                "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name")  # not sqlite_sequence
         return [r["name"] for r in rows]
 
     # traces -----------------------------------------------------------------------------

@@ -198,6 +198,29 @@ MIGRATIONS: list[tuple[str, str]] = [
             created_at TEXT NOT NULL
         )
     """),
+    # One row per `eval judge` run: a judge version's agreement with the reviewers on a set.
+    ("0820_judge_evaluations", """
+        CREATE TABLE judge_evaluations (
+            eval_id INTEGER PRIMARY KEY AUTOINCREMENT,
+            judge_name TEXT NOT NULL,
+            judge_version TEXT NOT NULL,
+            set_id TEXT NOT NULL,
+            schema_id TEXT NOT NULL,
+            schema_version INTEGER NOT NULL,
+            kappa REAL NOT NULL,
+            ci_low REAL NOT NULL,
+            ci_high REAL NOT NULL,
+            accuracy REAL NOT NULL,
+            tpr REAL,
+            tnr REAL,
+            n INTEGER NOT NULL,
+            passed INTEGER NOT NULL,
+            reference_id INTEGER,
+            evaluated_at TEXT NOT NULL,
+            body TEXT NOT NULL
+        );
+        CREATE INDEX judge_evaluations_judge ON judge_evaluations (judge_name, set_id);
+    """),
 ]
 
 # Names recorded by stores created before the migrations were named by what they do:
