@@ -13,7 +13,7 @@ queue's current schema version:
   and counted (``left_out``).
 - **Failures** are traces whose deciding verdict is failing; ``require_corrected`` leaves
   out those without a corrected output (counted).
-- **Controls** are passing traces: ``round(control_share x failures)`` of them, stratified
+- **Controls** are passing traces: ``control_share x failures`` of them (rounded half up), stratified
   by where the failures are: each (product area, model version) cell of the failures gets
   a quota proportional to its failures (largest remainder), filled from the passing traces
   of that cell, the rest from any passing trace. Within a cell the order is a seeded hash
@@ -33,6 +33,7 @@ the judge's few-shot shape) is :func:`export_golden`.
 from __future__ import annotations
 
 import hashlib
+import math
 import json
 from collections import Counter
 from collections.abc import Sequence
@@ -343,7 +344,7 @@ def build_golden(store: Store, schema: AnnotationSchema, *, queue: str | None = 
         # passing traces that repeat a kept failure or another passing trace never serve
         passing, dropped = _collapse(passing, options.dedupe_threshold, failures)
         left_out[DUP_PASSING] += dropped
-    wanted = round(options.control_share * len(failures))
+    wanted = math.floor(options.control_share * len(failures) + 0.5)  # half up
     controls = pick_controls(failures, passing, wanted, options.seed)
     cases = sorted(failures + controls, key=lambda c: c.case_id)
     categories = Counter(cat for c in failures for cat in c.categories)
@@ -363,7 +364,7 @@ def build_golden(store: Store, schema: AnnotationSchema, *, queue: str | None = 
         schema_version=schema.version, content_sha256=content_sha256(cases), queue=queue,
         project_id=project_id, built_at=now or datetime.now(UTC), filters=filters.as_dict(),
         options={"control_share": options.control_share,
-                 "controls": "round(control_share x failures), stratified by the failures' "
+                 "controls": "control_share x failures (half up), stratified by the failures' "
                              "(product_area, model_version)",
                  "require_corrected": options.require_corrected, "seed": options.seed,
                  "dedupe": options.dedupe, "dedupe_threshold": options.dedupe_threshold,
