@@ -3,7 +3,7 @@ labels), against the real Label Studio: import the traces, create one reviewer a
 per task through the Label Studio API from the human label (verdict; category and span
 labels on the quoted hallucinated text where the quote is found in the answer), sync, then
 `golden build`: the set holds exactly the failures plus the controls asked for, with their
-spans. The first 300 rows run by default; all 4,507 under `make stress`."""
+spans. The first 150 rows run by default; all 4,507 under `make stress`."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from tests.support.halueval import HALUEVAL
 
 from ls_llmtrace.cli import main
 from ls_llmtrace.evals.cases import read_cases
@@ -25,7 +26,6 @@ from ls_llmtrace.ingest.routing import import_traces
 from ls_llmtrace.labelstudio.client import LabelStudioClient
 from ls_llmtrace.schema.model import load_schema
 from ls_llmtrace.store import Store
-from tests.support.halueval import HALUEVAL
 
 REPO = Path(__file__).resolve().parents[2]
 SHARE = 0.25
@@ -156,10 +156,10 @@ def run_loop(ls_client: LabelStudioClient, runner: CliRunner, tmp: Path, limit: 
             "build_s": done - synced_at, "total_s": done - started}
 
 
-def test_halueval_loop_first_300(ls_client: LabelStudioClient, runner: CliRunner,
+def test_halueval_loop_first_150(ls_client: LabelStudioClient, runner: CliRunner,
                                  tmp_path: Path) -> None:
-    figures = run_loop(ls_client, runner, tmp_path, 300, "halueval-300")
-    assert (figures["rows"], figures["failures"], figures["controls"]) == (300, 90, 23)
+    figures = run_loop(ls_client, runner, tmp_path, 150, "halueval-150")
+    assert (figures["rows"], figures["failures"], figures["controls"]) == (150, 58, 15)
     print(figures)
 
 

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from tests.support.fake_llm_server import FakeLLM
 
 from ls_llmtrace.evals.golden import BuildOptions, build_golden, write_golden
 from ls_llmtrace.models import AnnotationRecord, Scope, Source, Trace
 from ls_llmtrace.schema.model import load_schema
 from ls_llmtrace.store import Store
-from tests.support.fake_llm_server import FakeLLM
 
 REPO = Path(__file__).resolve().parents[2]
 PROMPTFOO = REPO / "tools" / "promptfoo" / "node_modules" / ".bin" / "promptfoo"

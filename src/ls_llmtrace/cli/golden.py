@@ -21,7 +21,8 @@ from ls_llmtrace.store import Store
               default=Path("golden"), show_default=True,
               help="Parent folder; the set is written to <out>/<set id>/.")
 @click.option("--control-share", type=click.FloatRange(min=0.0), default=0.25,
-              show_default=True, help="Controls = share x failures (rounded half up) passing traces.")
+              show_default=True,
+              help="Controls = share x failures (rounded half up) passing traces.")
 @click.option("--require-corrected", is_flag=True,
               help="Leave out (and count) failures without a corrected output.")
 @click.option("--seed", type=int, default=0, show_default=True,

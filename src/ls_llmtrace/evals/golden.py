@@ -13,12 +13,14 @@ queue's current schema version:
   and counted (``left_out``).
 - **Failures** are traces whose deciding verdict is failing; ``require_corrected`` leaves
   out those without a corrected output (counted).
-- **Controls** are passing traces: ``control_share x failures`` of them (rounded half up), stratified
-  by where the failures are: each (product area, model version) cell of the failures gets
-  a quota proportional to its failures (largest remainder), filled from the passing traces
-  of that cell, the rest from any passing trace. Within a cell the order is a seeded hash
-  of the trace id (``sha256(seed:trace_id)``), so a re-run picks the same controls and a
-  new passing trace does not reshuffle the others.
+- **Controls** are passing traces: ``control_share x failures`` of them (rounded half
+  up). A passing trace has no failure category, so stratifying by category means drawing
+  the controls from where each category's failures occur: every (product area, model
+  version) cell gets the sum of its categories' shares of the failures, i.e. its share of
+  the failures (largest-remainder quotas), filled from the passing traces of that cell,
+  any shortfall from the other passing traces. Within a cell the order is a seeded hash of
+  the trace id (``sha256(seed:trace_id)``): a re-run picks the same controls and a new
+  passing trace does not reshuffle the others.
 - **Near-duplicate inputs** are collapsed (:mod:`ls_llmtrace.evals.dedupe`): among the
   failures, ground truth, then adjudicated, then corrected ones are kept first; a passing
   trace repeating a kept failure or another passing trace is dropped before the controls
@@ -33,8 +35,8 @@ the judge's few-shot shape) is :func:`export_golden`.
 from __future__ import annotations
 
 import hashlib
-import math
 import json
+import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
