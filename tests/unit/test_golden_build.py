@@ -194,9 +194,9 @@ def _many(db: Store, failures: int, passing: int, area_of=lambda i: "weather") -
         *[rec(f"p{i}", "pass") for i in range(passing)])
 
 
-def test_control_share_is_round_share_times_failures(db: Store, v2) -> None:
+def test_controls_are_share_times_failures_rounded_half_up(db: Store, v2) -> None:
     _many(db, failures=10, passing=40)
-    for share, wanted in ((0.25, 2), (0.35, 4), (1.0, 10), (0.0, 0), (9.0, 40)):
+    for share, wanted in ((0.25, 3), (0.24, 2), (0.35, 4), (1.0, 10), (0.0, 0), (9.0, 40)):
         golden, _ = build(db, v2, control_share=share)
         assert golden.manifest.counts["failures"] == 10
         assert golden.manifest.counts["controls"] == wanted, share
