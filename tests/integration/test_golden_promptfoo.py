@@ -13,7 +13,7 @@ import pytest
 import yaml
 from tests.support.fake_llm_server import FakeLLM
 
-from ls_llmtrace.evals.golden import BuildOptions, build_golden, write_golden
+from ls_llmtrace.evals.golden import BuildOptions, GoldenSet, build_golden, write_golden
 from ls_llmtrace.models import AnnotationRecord, Scope, Source, Trace
 from ls_llmtrace.schema.model import load_schema
 from ls_llmtrace.store import Store
@@ -49,7 +49,7 @@ def _trace(i: int, kind: str) -> Trace:
         "metadata": {"model_version": "m-1", "product_area": "weather"}})
 
 
-def test_promptfoo_runs_the_export(tmp_path: Path) -> None:
+def _golden(tmp_path: Path) -> GoldenSet:
     schema = load_schema(REPO / "label_configs" / "default.v2.yaml")
     store = Store(f"sqlite:///{tmp_path / 'store.sqlite'}")
     failures = [_trace(i, "fail") for i in range(4)]
@@ -76,6 +76,11 @@ def test_promptfoo_runs_the_export(tmp_path: Path) -> None:
                     ls_project_id=1, author="rev@example.com"))
     golden = build_golden(store, schema, project_id=1, options=BuildOptions(control_share=0.5))
     store.close()
+    return golden
+
+
+def test_promptfoo_runs_the_export(tmp_path: Path) -> None:
+    golden = _golden(tmp_path)
     assert golden.manifest.counts["failures"] == 4 and golden.manifest.counts["controls"] == 2
     cases = {c.case_id: c for c in golden.cases}
 
@@ -115,3 +120,28 @@ def test_promptfoo_runs_the_export(tmp_path: Path) -> None:
     assert body["messages"][3]["content"] == "rainy, 57F"
     assert body["model"] == "fake-model"
     assert cases["pf-fail-2"].spans[0].text == "sunny and warm"
+
+
+def test_promptfoo_llm_rubric_uses_the_grader_with_the_rubric(tmp_path: Path) -> None:
+    golden = _golden(tmp_path)
+    with FakeLLM() as llm:
+        llm.set_default(json.dumps({"pass": True, "score": 1.0, "reason": "meets the rubric"}))
+        llm.script("grade-bad", {"content": json.dumps(
+            {"pass": False, "score": 0.0, "reason": "ignores the weather tool again"})})
+        for case in golden.cases:
+            tail = " [[case:grade-bad]]" if case.case_id == "pf-fail-3" else ""
+            llm.script(case.case_id, {"content": (case.reference or "") + tail})
+        folder = write_golden(golden, tmp_path / "golden", "openai:chat:fake-model",
+                              llm.base_url, promptfoo_grader="openai:chat:fake-grader")
+        code, out = run_promptfoo(folder / "promptfooconfig.yaml", tmp_path / "out.json",
+                                  tmp_path)
+        seen = llm.requests_seen()
+    results = {r["vars"]["case_id"]: r for r in out["results"]["results"]}
+    assert {k: r["success"] for k, r in results.items()} == \
+        {c.case_id: c.case_id != "pf-fail-3" for c in golden.cases}
+    assert "ignores the weather tool again" in results["pf-fail-3"]["gradingResult"]["reason"]
+    assert code == 100
+    graded = [s["body"] for s in seen if s["body"]["model"] == "fake-grader"]
+    assert len(graded) == len(golden.cases)
+    definition = golden.cases[0].rubric["ignored_tool_result"]
+    assert any(definition in json.dumps(body) for body in graded)

@@ -348,3 +348,20 @@ def test_cli_golden_build(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     assert manifest["counts"]["left_out"] == {NOT_CORRECTED: 1}
     assert manifest["queue"] == "q" and manifest["project_id"] == 1
     assert len(read_cases(Path(manifest["folder"]))) == 2
+
+
+def test_promptfoo_grader_adds_llm_rubric_with_the_case_rubric(db: Store, v2) -> None:
+    db.upsert_traces([trace("t1")])
+    put(db, rec("t1", "fail", corrected_output="rainy", labels=["ignored_tool_result"]))
+    golden, _ = build(db, v2, control_share=0)
+    plain = exporters.promptfoo_config(golden.cases, "x")
+    assert "defaultTest" not in plain
+    assert [a["type"] for a in plain["tests"][0]["assert"]] == ["rouge-n"]
+    graded = exporters.promptfoo_config(golden.cases, "x", base_url="http://h/v1",
+                                        grader="openai:chat:judge")
+    assert graded["defaultTest"]["options"]["provider"] == {
+        "id": "openai:chat:judge", "config": {"temperature": 0, "apiBaseUrl": "http://h/v1"}}
+    rubric = graded["tests"][0]["assert"][-1]
+    assert rubric["type"] == "llm-rubric"
+    assert v2.rubric["ignored_tool_result"].definition in rubric["value"]
+    assert "{{reference}}" in rubric["value"]

@@ -38,13 +38,16 @@ from ls_llmtrace.store import Store
               help="Provider of the promptfoo export (default openai:chat:gpt-4o-mini).")
 @click.option("--promptfoo-base-url", default=None,
               help="apiBaseUrl of that provider (default: promptfoo's OPENAI_BASE_URL).")
+@click.option("--promptfoo-grader", default=None,
+              help="A grader provider for llm-rubric checks with the cases' rubric entries "
+              "(default: none, only the local reference checks).")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
 @friendly
 def golden_build(queue: str | None, out_dir: Path, control_share: float,
                  require_corrected: bool, seed: int, no_dedupe: bool, since: datetime | None,
                  until: datetime | None, model_version: str | None, product_area: str | None,
                  promptfoo_provider: str | None, promptfoo_base_url: str | None,
-                 as_json: bool) -> None:
+                 promptfoo_grader: str | None, as_json: bool) -> None:
     """Build a golden set: the queue's failures (deciding reviewer record failing) plus
     passing controls, under the queue's current schema version; writes cases.jsonl,
     manifest.json, cases.parquet, promptfooconfig.yaml and openai_evals.jsonl."""
@@ -67,7 +70,8 @@ def golden_build(queue: str | None, out_dir: Path, control_share: float,
                                  require_corrected=require_corrected, seed=seed,
                                  dedupe=not no_dedupe),
             schema_dir=settings.schema_dir())
-    folder = write_golden(golden, out_dir, promptfoo_provider, promptfoo_base_url)
+    folder = write_golden(golden, out_dir, promptfoo_provider, promptfoo_base_url,
+                          promptfoo_grader)
     if as_json:
         click.echo(json.dumps({**golden.manifest.model_dump(mode="json"),
                                "folder": str(folder)}))

@@ -12,7 +12,8 @@ arguments, tool results as ``tool`` messages).
   test per case with ``vars`` (messages, reference, case id, kind, categories) and asserts:
   ``rouge-n`` against the reference (a local measure, no grader call) and, for a failure,
   ``not-contains`` for each quoted span of the bad output (the same wrong words must not
-  come back).
+  come back); with a grader provider, also ``llm-rubric`` with the rubric entries of the
+  case (the verdict's definition, and what each failure category means).
 - ``openai_evals.jsonl``: ``{"input": [messages], "ideal": reference, ...}`` per case with
   a reference (OpenAI Evals' Match/Includes/model-graded sample shape).
 """
@@ -105,8 +106,22 @@ def read_parquet(path: Path) -> list[GoldenCase]:
 # promptfoo --------------------------------------------------------------------------------
 
 
+def rubric_text(case: GoldenCase) -> str:
+    """The llm-rubric criterion: the answer must be what the passing verdict asks, and for
+    a failure must not show its categories again."""
+    lines = ["Grade the answer to the conversation."]
+    if case.kind == "control" and case.rubric.get(case.verdict):
+        lines.append(f"It passes when: {case.rubric[case.verdict]}")
+    for name in case.categories:
+        if name in case.rubric:
+            lines.append(f"It fails when it shows {name}: {case.rubric[name]}")
+    if case.reference:
+        lines.append("A good answer says what this reference says: {{reference}}")
+    return "\n".join(lines)
+
+
 def promptfoo_asserts(case: GoldenCase, threshold: float = ROUGE_THRESHOLD,
-                      ) -> list[dict[str, Any]]:
+                      grader: bool = False) -> list[dict[str, Any]]:
     asserts: list[dict[str, Any]] = []
     if case.reference:
         asserts.append({"type": "rouge-n", "value": "{{reference}}", "threshold": threshold,
@@ -116,20 +131,24 @@ def promptfoo_asserts(case: GoldenCase, threshold: float = ROUGE_THRESHOLD,
                          and len(s.text.split()) >= MIN_SPAN_WORDS})
         asserts += [{"type": "not-contains", "value": text, "metric": "repeats_bad_span"}
                     for text in quoted if not (case.reference and text in case.reference)]
+    if grader and asserts:
+        asserts.append({"type": "llm-rubric", "value": rubric_text(case), "metric": "rubric"})
     return asserts
 
 
 def promptfoo_config(cases: list[GoldenCase], set_name: str,
                      provider: str | None = None, base_url: str | None = None,
-                     threshold: float = ROUGE_THRESHOLD) -> dict[str, Any]:
-    """A promptfoo suite: every case with something to check becomes a test."""
+                     threshold: float = ROUGE_THRESHOLD,
+                     grader: str | None = None) -> dict[str, Any]:
+    """A promptfoo suite: every case with something to check becomes a test; ``grader``
+    (a promptfoo provider id, on ``base_url`` too) adds the llm-rubric checks."""
     provider_entry: dict[str, Any] = {"id": provider or DEFAULT_PROVIDER,
                                       "config": {"temperature": 0}}
     if base_url:
         provider_entry["config"]["apiBaseUrl"] = base_url
     tests = []
     for case in sorted(cases, key=lambda c: c.case_id):
-        asserts = promptfoo_asserts(case, threshold)
+        asserts = promptfoo_asserts(case, threshold, grader is not None)
         if not asserts:
             continue
         tests.append({
@@ -141,16 +160,24 @@ def promptfoo_config(cases: list[GoldenCase], set_name: str,
             "assert": asserts,
             "metadata": {"case_id": case.case_id, "kind": case.kind},
         })
-    return {"description": f"golden set {set_name}",
-            "prompts": [{"id": "golden-chat", "label": "golden chat",
-                         "raw": "{{ messages | dump }}"}],
-            "providers": [provider_entry], "tests": tests}
+    config: dict[str, Any] = {
+        "description": f"golden set {set_name}",
+        "prompts": [{"id": "golden-chat", "label": "golden chat",
+                     "raw": "{{ messages | dump }}"}],
+        "providers": [provider_entry], "tests": tests}
+    if grader is not None:
+        grading: dict[str, Any] = {"id": grader, "config": {"temperature": 0}}
+        if base_url:
+            grading["config"]["apiBaseUrl"] = base_url
+        config["defaultTest"] = {"options": {"provider": grading}}
+    return config
 
 
 def write_promptfoo(cases: list[GoldenCase], path: Path, set_name: str,
-                    provider: str | None = None, base_url: str | None = None) -> int:
+                    provider: str | None = None, base_url: str | None = None,
+                    grader: str | None = None) -> int:
     """Write the suite; returns the number of tests."""
-    config = promptfoo_config(cases, set_name, provider, base_url)
+    config = promptfoo_config(cases, set_name, provider, base_url, grader=grader)
     path.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True, width=100),
                     encoding="utf-8")
     return len(config["tests"])
@@ -174,10 +201,11 @@ def write_openai_evals(cases: list[GoldenCase], path: Path) -> int:
 
 
 def write_exports(cases: list[GoldenCase], folder: Path, set_name: str,
-                  provider: str | None = None, base_url: str | None = None) -> dict[str, str]:
+                  provider: str | None = None, base_url: str | None = None,
+                  grader: str | None = None) -> dict[str, str]:
     """Every export into ``folder``; export name -> file name."""
     write_parquet(cases, folder / PARQUET_FILE)
-    write_promptfoo(cases, folder / PROMPTFOO_FILE, set_name, provider, base_url)
+    write_promptfoo(cases, folder / PROMPTFOO_FILE, set_name, provider, base_url, grader)
     write_openai_evals(cases, folder / OPENAI_EVALS_FILE)
     return {"parquet": PARQUET_FILE, "promptfoo": PROMPTFOO_FILE,
             "openai_evals": OPENAI_EVALS_FILE}

@@ -376,7 +376,8 @@ def build_golden(store: Store, schema: AnnotationSchema, *, queue: str | None = 
 
 
 def write_golden(golden: GoldenSet, out_dir: Path, promptfoo_provider: str | None = None,
-                 promptfoo_base_url: str | None = None) -> Path:
+                 promptfoo_base_url: str | None = None,
+                 promptfoo_grader: str | None = None) -> Path:
     """Write the set to ``out_dir/<set id>/``: cases.jsonl, manifest.json and the exports;
     returns the folder."""
     from ls_llmtrace.evals import exporters
@@ -386,7 +387,8 @@ def write_golden(golden: GoldenSet, out_dir: Path, promptfoo_provider: str | Non
     write_cases(golden.cases, folder / CASES_FILE)
     files = {"cases": CASES_FILE}
     files.update(exporters.write_exports(golden.cases, folder, golden.set_id,
-                                         promptfoo_provider, promptfoo_base_url))
+                                         promptfoo_provider, promptfoo_base_url,
+                                         promptfoo_grader))
     golden.manifest.files = {**files, "manifest": MANIFEST_FILE}
     tmp = folder / (MANIFEST_FILE + ".tmp")
     tmp.write_text(golden.manifest.model_dump_json(indent=2) + "\n", encoding="utf-8")
