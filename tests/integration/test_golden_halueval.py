@@ -24,6 +24,7 @@ from ls_llmtrace.evals.cases import read_cases
 from ls_llmtrace.ingest.convert import trace_to_task
 from ls_llmtrace.ingest.routing import import_traces
 from ls_llmtrace.labelstudio.client import LabelStudioClient
+from ls_llmtrace.models import Trace
 from ls_llmtrace.schema.model import load_schema
 from ls_llmtrace.store import Store
 
@@ -33,14 +34,13 @@ SHARE = 0.25
 
 def _rows(limit: int | None) -> list[dict[str, Any]]:
     with HALUEVAL.open(encoding="utf-8") as lines:
-        rows = [json.loads(line) for line in lines]
+        rows = [{**json.loads(line), "line": n} for n, line in enumerate(lines, start=1)]
     return rows[:limit] if limit else rows
 
 
-def _trace(row: dict[str, Any]) -> Any:
-    from ls_llmtrace.models import Trace
-
-    return Trace(trace_id=f"halueval-general-{row['ID']}",
+def _trace(row: dict[str, Any]) -> Trace:
+    # by line: the file's ID column is not unique (two rows have the ID "ID")
+    return Trace(trace_id=f"halueval-general-line-{row['line']}",
                  messages=[{"role": "user", "content": row["user_query"]}],
                  output=row["chatgpt_response"], source="halueval",
                  metadata={"product_area": "general", "model_version": "chatgpt"})
@@ -81,6 +81,7 @@ def run_loop(ls_client: LabelStudioClient, runner: CliRunner, tmp: Path, limit: 
     schema = load_schema(REPO / "label_configs" / "default.v2.yaml")
     rows = _rows(limit)
     traces = {_trace(r).trace_id: (r, _trace(r)) for r in rows}
+    assert len(traces) == len(rows)
     with Store() as store:
         project_id = import_traces(ls_client, store, [t for _, t in traces.values()],
                                    queue=queue, schema=schema).project_id
