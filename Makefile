@@ -5,7 +5,7 @@ LS_VENV := .venvs/labelstudio
 LS_VERSION := 1.23.2
 export LS_LLMTRACE_HOME ?= $(CURDIR)/.ls-llmtrace
 
-.PHONY: setup system-packages demo down test test-unit test-browser bench lint clean
+.PHONY: setup system-packages demo down test test-unit test-browser bench stress lint clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,7 +31,14 @@ system-packages:
 	if [ -n "$$missing" ]; then \
 		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y $$missing; fi
 
-setup: $(VENV)/.installed $(LS_VENV)/.installed system-packages
+# The promptfoo CLI (npm), pinned by tools/promptfoo/package-lock.json, for the test that
+# runs a golden set's promptfoo export; installed beside its lock file, once.
+PROMPTFOO_DIR := tools/promptfoo
+$(PROMPTFOO_DIR)/node_modules/.installed: $(PROMPTFOO_DIR)/package-lock.json
+	cd $(PROMPTFOO_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+setup: $(VENV)/.installed $(LS_VENV)/.installed system-packages $(PROMPTFOO_DIR)/node_modules/.installed
 
 # The demo needs neither PostgreSQL nor Chromium.
 demo: $(VENV)/.installed $(LS_VENV)/.installed
@@ -45,6 +52,10 @@ test: setup
 
 test-unit: $(VENV)/.installed
 	$(VENV)/bin/python -m pytest tests/unit
+
+# The slow full-size runs (e.g. the whole HaluEval loop), excluded from `make test`.
+stress: setup
+	$(VENV)/bin/python -m pytest -m stress tests
 
 test-browser: setup
 	$(VENV)/bin/python -m pytest -m browser tests/integration

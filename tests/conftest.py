@@ -20,3 +20,13 @@ def pg_cluster() -> Iterator[PgCluster]:
     cluster.start()
     yield cluster
     cluster.stop()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """`stress` tests (slow, full size) run only when asked for: `-m stress` (make stress)."""
+    if "stress" in (config.option.markexpr or ""):
+        return
+    skipped = [item for item in items if item.get_closest_marker("stress")]
+    if skipped:
+        config.hook.pytest_deselected(items=skipped)
+        items[:] = [item for item in items if not item.get_closest_marker("stress")]

@@ -3,7 +3,17 @@
 Each module parses, calls the library, prints; nothing outside ``cli`` imports it.
 """
 
-from ls_llmtrace.cli import evals, gate, ingest, judgegate, judging, records, schema, services  # noqa: F401,E501
+from ls_llmtrace.cli import (  # noqa: F401  (each module registers its commands)
+    evals,
+    gate,
+    golden,
+    ingest,
+    judgegate,
+    judging,
+    records,
+    schema,
+    services,
+)
 from ls_llmtrace.cli.common import main
 
 __all__ = ["main"]
