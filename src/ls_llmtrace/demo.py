@@ -56,5 +56,6 @@ def run_demo(traces: Path, echo: Callable[[str], None] = print) -> None:
     echo("Label a few tasks (the judge's proposal is pre-filled; fail needs an explanation")
     echo("and a corrected output), then run:")
     echo("    .venv/bin/ls-llmtrace sync")
-    echo("    .venv/bin/ls-llmtrace golden export -o golden/golden.v0.jsonl")
+    echo("    .venv/bin/ls-llmtrace golden build --out golden     # a versioned golden set")
+    echo("    .venv/bin/ls-llmtrace eval run golden/<set> --candidates FILE   # the gate")
     echo("Stop everything with `make down`.")
