@@ -37,7 +37,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ls_llmtrace.errors import ConfigError
+from ls_llmtrace.errors import ConfigError, LLMTraceError
 from ls_llmtrace.ingest.queues import known, schema_of
 from ls_llmtrace.judging.judges.fewshot import deciding_records
 from ls_llmtrace.models import AnnotationRecord, Trace
@@ -54,8 +54,10 @@ _SILHOUETTE_SAMPLE = 2000
 _WORD = re.compile(r"\w+(?:['-]\w+)*")
 
 
-class TooFewFailures(ConfigError):
-    """Fewer failures than clustering needs (see ``MIN_FAILURES``)."""
+class TooFewFailures(LLMTraceError):
+    """Fewer failures than clustering needs (``MIN_FAILURES`` by default): exit 4."""
+
+    exit_code = 4
 
 
 @dataclass(frozen=True)
