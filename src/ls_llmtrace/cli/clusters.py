@@ -1,15 +1,18 @@
-"""``clusters``: the failed traces of a queue grouped by what the reviewers wrote
-(the library: ``ls_llmtrace.evals.clusters``)."""
+"""``clusters``: the failed traces of a queue grouped by what the reviewers wrote; ``schema
+suggest``: those clusters as a draft next schema version (``ls_llmtrace.evals.clusters``,
+``ls_llmtrace.evals.suggest``)."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import cast
 
 import click
 
 from ls_llmtrace import settings
 from ls_llmtrace.cli.common import friendly, main
+from ls_llmtrace.cli.schema import schema_group
 from ls_llmtrace.store import Store
 
 
@@ -59,3 +62,55 @@ def clusters(queue: str | None, min_failures: int, seed: int, method: str,
 def _short(text: str, width: int = 100) -> str:
     text = " ".join(text.split())
     return text if len(text) <= width else text[:width - 1] + "…"
+
+
+@schema_group.command("suggest")
+@click.option("--queue", default=None,
+              help="Queue name (default: LS_LLMTRACE_QUEUE or 'review').")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Draft file (default: <id>.v<next>.yaml in LS_LLMTRACE_SCHEMA_DIR).")
+@click.option("--min-reviewed", type=click.IntRange(2), default=30, show_default=True,
+              help="Fewest reviewed traces; below it: one line and exit 4.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Clustering seed.")
+@click.option("--json", "as_json", is_flag=True, help="Print the suggestion as JSON.")
+@friendly
+def schema_suggest(queue: str | None, output: Path | None, min_reviewed: int, seed: int,
+                   as_json: bool) -> None:
+    """Draft the next schema version from the queue's failure clusters: new failure
+    categories with rubric definitions and quoted examples, and its `schema diff`."""
+    from ls_llmtrace.evals.clusters import cluster_failures, queue_failures
+    from ls_llmtrace.evals.suggest import TooFewReviewed, draft_yaml, suggest_schema, write_draft
+
+    name = queue or settings.default_queue()
+    with Store() as store:
+        failures, reviewed, schema = queue_failures(store, name)
+    if reviewed < min_reviewed:
+        raise TooFewReviewed(f"only {reviewed} reviewed traces: schema suggest needs "
+                             f"{min_reviewed} (review more traces or lower --min-reviewed)")
+    report = cluster_failures(failures, seed=seed)
+    suggestion = suggest_schema(schema, report, reviewed, min_reviewed)
+    path = output or settings.schema_dir() / f"{schema.id}.v{schema.version + 1}.yaml"
+    origin = f"{report.failures} failures of {reviewed} reviewed traces, seed {seed}"
+    write_draft(suggestion, draft_yaml(suggestion, name, origin), path)
+    if as_json:
+        click.echo(json.dumps({"queue": name, "file": str(path), **suggestion.as_json()},
+                              sort_keys=True, ensure_ascii=False))
+        return
+    click.echo(f"queue {name} at {schema.version_id}: {origin}, {report.k} clusters")
+    for row in suggestion.matched:
+        click.echo(f"{row['cluster']} {row['name']} ({row['size']}): existing category "
+                   f"{row['category']!r} ({row['why']})")
+    for row in suggestion.skipped:
+        click.echo(f"{row['cluster']} {row['name']} ({row['size']}): left out, {row['why']}")
+    for row in suggestion.proposed:
+        click.echo(f"{row['cluster']} -> new category {row['category']!r} ({row['size']})")
+        for example in row["positive_examples"]:
+            click.echo(f"  \"{_short(example)}\"")
+    click.echo(f"draft {suggestion.schema.version_id} written to {path}")
+    click.echo(f"schema diff {schema.version_id} -> {suggestion.schema.version_id}:")
+    for change in suggestion.changes:
+        click.echo(f"  {change.line()}")
+    if not suggestion.changes:
+        click.echo("  no change: every cluster is an existing category")
+    else:
+        click.echo(f"review it, then: ls-llmtrace schema push {path} --queue {name}")
