@@ -11,7 +11,7 @@ from typing import cast
 import click
 
 from ls_llmtrace import settings
-from ls_llmtrace.cli.common import friendly, main
+from ls_llmtrace.cli.common import client, friendly, main
 from ls_llmtrace.cli.schema import schema_group
 from ls_llmtrace.store import Store
 
@@ -25,21 +25,26 @@ from ls_llmtrace.store import Store
               help="KMeans seed (same seed and data: same clusters).")
 @click.option("--method", type=click.Choice(["auto", "wordllama", "tfidf"]), default="auto",
               show_default=True, help="Embeddings (auto: wordllama, else TF-IDF).")
+@click.option("--label-tasks", is_flag=True,
+              help="Also write each failed task's cluster id and name into its Label Studio "
+              "task (data.llmtrace_cluster, data.llmtrace_cluster_name: a Data Manager filter).")
 @click.option("--json", "as_json", is_flag=True, help="Print the clusters as JSON.")
 @friendly
 def clusters(queue: str | None, min_failures: int, seed: int, method: str,
-             as_json: bool) -> None:
+             label_tasks: bool, as_json: bool) -> None:
     """Group a queue's failed traces by what the reviewers wrote and marked: each cluster's
     name (top terms), size, share, examples, and where it concentrates."""
-    from ls_llmtrace.evals.clusters import Method, cluster_failures, queue_failures
+    from ls_llmtrace.evals import clusters as lib
 
     name = queue or settings.default_queue()
     with Store() as store:
-        failures, reviewed, _ = queue_failures(store, name)
-    report = cluster_failures(failures, seed=seed, method=cast(Method, method),
-                              min_failures=min_failures)
+        failures, reviewed, _ = lib.queue_failures(store, name)
+    report = lib.cluster_failures(failures, seed=seed, method=cast(lib.Method, method),
+                                  min_failures=min_failures)
+    labelled = lib.label_tasks(client(), report, failures) if label_tasks else None
     if as_json:
-        click.echo(json.dumps({"queue": name, "reviewed": reviewed, **report.as_json()},
+        click.echo(json.dumps({"queue": name, "reviewed": reviewed, **report.as_json(),
+                               **({"tasks_labelled": labelled} if label_tasks else {})},
                               sort_keys=True, ensure_ascii=False))
         return
     click.echo(f"queue {name}: {report.failures} failures of {reviewed} reviewed traces, "
@@ -57,6 +62,9 @@ def clusters(queue: str | None, min_failures: int, seed: int, method: str,
                     f"{r['value']} {r['share']:.0%} (x{r['lift']:.1f})" for r in rows))
         for example in c.examples:
             click.echo(f"  {example['trace_id']}: \"{_short(example['explanation'])}\"")
+    if labelled is not None:
+        click.echo(f"{labelled} Label Studio tasks carry their cluster "
+                   "(filter the Data Manager on llmtrace_cluster)")
 
 
 def _short(text: str, width: int = 100) -> str:

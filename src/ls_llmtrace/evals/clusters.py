@@ -40,6 +40,7 @@ import numpy as np
 from ls_llmtrace.errors import ConfigError, LLMTraceError
 from ls_llmtrace.ingest.queues import known, schema_of
 from ls_llmtrace.judging.judges.fewshot import deciding_records
+from ls_llmtrace.labelstudio.client import LabelStudioClient
 from ls_llmtrace.models import AnnotationRecord, Trace
 from ls_llmtrace.schema.model import AnnotationSchema
 from ls_llmtrace.store import Store
@@ -366,6 +367,22 @@ def cluster_failures(failures: Sequence[Failure], seed: int = 0, method: Method 
     return ClusterReport(failures=len(ordered), method=used, k=k, seed=seed,
                          silhouette=None if silhouette is None else round(silhouette, 4),
                          clusters=clusters, fallback_reason=reason, assignments=assignments)
+
+
+def label_tasks(client: LabelStudioClient, report: ClusterReport,
+                failures: Sequence[Failure]) -> int:
+    """Write each failure's cluster id and name into its Label Studio task (data and meta:
+    ``llmtrace_cluster``, ``llmtrace_cluster_name``), so reviewers filter by cluster."""
+    names = {c.id: c.name for c in report.clusters}
+    written = 0
+    for f in sorted(failures, key=lambda f: f.trace_id):
+        cluster = report.assignments.get(f.trace_id)
+        if cluster is None or f.task_id is None:
+            continue
+        client.merge_task_fields(f.task_id, {"llmtrace_cluster": cluster,
+                                             "llmtrace_cluster_name": names[cluster]})
+        written += 1
+    return written
 
 
 # planted-mode evaluation ---------------------------------------------------------------------
