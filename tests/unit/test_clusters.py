@@ -190,3 +190,42 @@ def test_cli_says_too_few_in_one_line_and_exits_4(env):
 def test_cli_unknown_queue_is_a_config_error(env):
     result = CliRunner().invoke(main, ["clusters", "--queue", "nope"])
     assert result.exit_code == 2 and "not in the store" in result.output
+
+
+def _dated(records: list[AnnotationRecord], truth: dict[str, str],
+           new_mode: str) -> list[AnnotationRecord]:
+    """Failures spread over 60 days; ``new_mode`` only in the last 5."""
+    out = []
+    for i, r in enumerate(records):
+        days = 55 + (i % 5) if truth.get(r.trace_id) == new_mode else (i * 37) % 50
+        when = T0 + timedelta(days=days, minutes=i)
+        out.append(r.model_copy(update={"created_at": when, "updated_at": when}))
+    return out
+
+
+def test_a_new_cluster_growing_in_recent_failures_is_flagged(v2):
+    traces, records, truth = planted(0)
+    by_id = {t.trace_id: t for t in traces}
+    failures, _ = failures_from_records(_dated(records, truth, "pii_leak"), v2, by_id.get)
+    report = cl.cluster_failures(failures)
+    growing = cl.growing_clusters(report, failures, recent_days=7)
+    assert growing and growing[0]["new"]
+    flagged = next(c for c in report.clusters if c.id == growing[0]["cluster"])
+    assert {truth[t] for t in flagged.trace_ids} == {"pii_leak"}
+    assert all(row["recent_share"] >= 2 * row["earlier_share"] for row in growing)
+    # spread evenly over time, nothing grows
+    even = [f for f in failures if truth[f.trace_id] != "pii_leak"]
+    assert cl.growing_clusters(cl.cluster_failures(even), even, recent_days=7) == []
+
+
+def test_stats_flags_growing_clusters_of_a_queue(env):
+    traces, records, truth = planted(0)
+    _fill_store(_dated(records, truth, "pii_leak"), traces)
+    result = CliRunner().invoke(main, ["stats", "--clusters", "review"])
+    assert result.exit_code == 0, result.output
+    assert "failure clusters of review growing in the last 7 days: 1" in result.output
+    assert "NEW" in result.output
+    as_json = CliRunner().invoke(main, ["stats", "--clusters", "review", "--json"])
+    assert json.loads(as_json.output)["growing_clusters"][0]["new"] is True
+    plain = CliRunner().invoke(main, ["stats", "--json"])
+    assert "growing_clusters" not in json.loads(plain.output)

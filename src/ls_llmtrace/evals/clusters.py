@@ -30,7 +30,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -383,6 +383,32 @@ def label_tasks(client: LabelStudioClient, report: ClusterReport,
                                              "llmtrace_cluster_name": names[cluster]})
         written += 1
     return written
+
+
+def growing_clusters(report: ClusterReport, failures: Sequence[Failure],
+                     recent_days: float = 7.0, min_recent: int = 3,
+                     ratio: float = 2.0) -> list[dict[str, Any]]:
+    """Clusters growing in recent failures: at least ``min_recent`` of the failures of the
+    last ``recent_days`` (before the newest failure) and a share of them at least ``ratio``
+    times their share of the earlier failures. ``new``: none before."""
+    times = [f.at for f in failures if f.at is not None]
+    if not times:
+        return []
+    cut = max(times) - timedelta(days=recent_days)
+    recent = {f.trace_id for f in failures if f.at is not None and f.at > cut}
+    earlier = {f.trace_id for f in failures if f.at is not None and f.at <= cut}
+    rows = []
+    for c in report.clusters:
+        now = sum(t in recent for t in c.trace_ids)
+        before = sum(t in earlier for t in c.trace_ids)
+        now_share = now / len(recent) if recent else 0.0
+        before_share = before / len(earlier) if earlier else 0.0
+        if now >= min_recent and now_share > before_share and now_share >= ratio * before_share:
+            rows.append({"cluster": c.id, "name": c.name, "recent": now,
+                         "recent_failures": len(recent), "recent_share": round(now_share, 3),
+                         "earlier": before, "earlier_failures": len(earlier),
+                         "earlier_share": round(before_share, 3), "new": before == 0})
+    return sorted(rows, key=lambda r: (-r["recent_share"], r["cluster"]))
 
 
 # planted-mode evaluation ---------------------------------------------------------------------
