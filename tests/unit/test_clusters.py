@@ -229,3 +229,21 @@ def test_stats_flags_growing_clusters_of_a_queue(env):
     assert json.loads(as_json.output)["growing_clusters"][0]["new"] is True
     plain = CliRunner().invoke(main, ["stats", "--json"])
     assert "growing_clusters" not in json.loads(plain.output)
+
+
+def test_failures_with_nothing_written_still_cluster_and_are_named_by_their_quotes(v2):
+    traces = {f"q{i}": Trace(trace_id=f"q{i}", output=f"It is {w} today.")
+              for i, w in enumerate(["sunny"] * 6 + ["snowing"] * 6)}
+    records = []
+    for i, trace_id in enumerate(traces):
+        records.append(_rec(f"ls:1:{i}", trace_id, "fail"))
+        word = traces[trace_id].output.split()[2]
+        records.append(_rec(f"ls:1:{i}:s", trace_id, None, labels=["wrong_fact"],
+                            scope=Scope(kind="text_range", target="answer", text=word)))
+    # and one with no marks at all (an empty text embeds as zeros, not NaN)
+    traces["empty"] = Trace(trace_id="empty")
+    records.append(_rec("ls:1:99", "empty", "fail"))
+    failures, _ = failures_from_records(records, v2, traces.get)
+    report = cluster_failures(failures, seed=0)
+    names = {c.name.split(" / ")[0] for c in report.clusters}
+    assert {"sunny", "snowing"} <= names, names

@@ -68,6 +68,7 @@ class Failure:
     trace_id: str
     text: str
     explanation: str | None = None
+    quotes: str = ""  # the spans' quoted words and the output diff: names without explanations
     categories: tuple[str, ...] = ()
     span_labels: tuple[str, ...] = ()
     model_version: str | None = None
@@ -153,6 +154,12 @@ def failure_text(record: AnnotationRecord, spans: Sequence[AnnotationRecord],
     return " . ".join(p.strip() for p in parts if p and p.strip())
 
 
+def _quotes(spans: Sequence[AnnotationRecord], trace: Trace | None,
+            record: AnnotationRecord) -> str:
+    removed, added = output_diff(trace.output if trace else None, record.corrected_output)
+    return " ".join([*(s.scope.text or "" for s in spans), *removed, *added])
+
+
 def _annotation_key(record: AnnotationRecord) -> str:
     """The trace-scope record key a span record belongs to (``ls:<p>:<a>:<result>``)."""
     return record.record_key.rsplit(":", 1)[0]
@@ -178,7 +185,8 @@ def failures_from_records(records: Sequence[AnnotationRecord], schema: Annotatio
         failures.append(Failure(
             trace_id=trace_id,
             text=failure_text(record, own, trace.output if trace else None),
-            explanation=record.explanation, categories=tuple(record.labels),
+            explanation=record.explanation, quotes=_quotes(own, trace, record),
+            categories=tuple(record.labels),
             span_labels=tuple(dict.fromkeys(lab for s in own for lab in s.labels)),
             model_version=meta.model_version if meta else None,
             product_area=meta.product_area if meta else None,
@@ -239,7 +247,9 @@ def embed(texts: Sequence[str], method: Method = "auto", seed: int = 0,
     used = "tfidf"
     if method in ("auto", "wordllama"):
         try:
-            vectors = np.asarray(_wordllama().embed(list(texts), norm=True), dtype=np.float64)
+            # norm=False: wordllama's own normalizing gives NaN for a text with no tokens
+            vectors = np.asarray(_wordllama().embed(list(texts), norm=False),
+                                 dtype=np.float64)
             used = "wordllama"
         except Exception as exc:  # any failure to import or load: fall back, say why
             if method == "wordllama":
@@ -248,6 +258,7 @@ def embed(texts: Sequence[str], method: Method = "auto", seed: int = 0,
             log.warning("%s; clustering on TF-IDF", reason)
     if vectors is None:
         vectors = _tfidf(texts, seed)
+    vectors = np.nan_to_num(vectors, nan=0.0, posinf=0.0, neginf=0.0)
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     return vectors / np.where(norms == 0, 1.0, norms), used, reason
 
@@ -261,7 +272,8 @@ def choose_k(vectors: np.ndarray, seed: int, max_k: int = MAX_K,
     from sklearn.metrics import silhouette_score
 
     n = len(vectors)
-    top = min(max_k, n // 3)
+    distinct = len(np.unique(vectors.round(6), axis=0))
+    top = min(max_k, n // 3, distinct)
     if top < 2:
         return np.zeros(n, dtype=int), 1, None
     sample = min(n, _SILHOUETTE_SAMPLE)
@@ -340,9 +352,10 @@ def cluster_failures(failures: Sequence[Failure], seed: int = 0, method: Method 
         groups.setdefault(int(label), []).append(index)
     # Biggest first; ties by the first trace id, so ids do not depend on KMeans' numbering.
     order = sorted(groups.values(), key=lambda idx: (-len(idx), ordered[idx[0]].trace_id))
-    # Named by what the reviewers wrote (the explanation), else by the whole text.
-    terms = ctfidf_terms([" ".join(ordered[i].explanation or ordered[i].text for i in idx)
-                          for idx in order])
+    # Named by what the reviewers wrote (the explanation), else by the words they quoted
+    # or corrected (label names, shared by many clusters, make poor names), else the text.
+    terms = ctfidf_terms([" ".join(ordered[i].explanation or ordered[i].quotes
+                                   or ordered[i].text for i in idx) for idx in order])
     clusters = []
     assignments: dict[str, str] = {}
     for number, (idx, top_terms) in enumerate(zip(order, terms, strict=True), 1):
