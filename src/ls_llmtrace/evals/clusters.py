@@ -370,7 +370,8 @@ def cluster_failures(failures: Sequence[Failure], seed: int = 0, method: Method 
             size=len(members), share=round(len(members) / len(ordered), 3),
             trace_ids=[f.trace_id for f in members],
             examples=[{"trace_id": ordered[i].trace_id,
-                       "explanation": ordered[i].explanation or ordered[i].text}
+                       "explanation": ordered[i].explanation or ordered[i].quotes
+                       or ordered[i].text}
                       for i in nearest[:EXAMPLES]],
             categories=dict(Counter(c for f in members for c in f.categories).most_common()),
             concentrations={"model_version": _concentrations(members, ordered,
