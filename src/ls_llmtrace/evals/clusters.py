@@ -17,8 +17,9 @@ Hugging Face, so the files are opened here directly. When wordllama cannot be im
 loaded, TF-IDF vectors (scikit-learn, reduced by truncated SVD) are the fallback and the
 report says so.
 
-Deciding records: :func:`ls_llmtrace.judging.judges.fewshot.deciding_records`, the rule the
-golden set and the judge's few-shot examples use (ground truth first, else the latest review).
+Deciding records: :func:`ls_llmtrace.evals.golden.decide`, the golden set's rule (ground
+truth, then the owner's adjudication, then the latest review; the span records of the same
+annotation; older versions migrated).
 """
 
 from __future__ import annotations
@@ -37,9 +38,10 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ls_llmtrace import settings
 from ls_llmtrace.errors import ConfigError, LLMTraceError
+from ls_llmtrace.evals.golden import decide
 from ls_llmtrace.ingest.queues import known, schema_of
-from ls_llmtrace.judging.judges.fewshot import deciding_records
 from ls_llmtrace.labelstudio.client import LabelStudioClient
 from ls_llmtrace.models import AnnotationRecord, Trace
 from ls_llmtrace.schema.model import AnnotationSchema
@@ -160,27 +162,20 @@ def _quotes(spans: Sequence[AnnotationRecord], trace: Trace | None,
     return " ".join([*(s.scope.text or "" for s in spans), *removed, *added])
 
 
-def _annotation_key(record: AnnotationRecord) -> str:
-    """The trace-scope record key a span record belongs to (``ls:<p>:<a>:<result>``)."""
-    return record.record_key.rsplit(":", 1)[0]
-
-
 def failures_from_records(records: Sequence[AnnotationRecord], schema: AnnotationSchema,
                           trace_of: Callable[[str], Trace | None],
+                          schema_dir: Path | None = None,
                           ) -> tuple[list[Failure], int]:
-    """(the failures, how many traces have a deciding verdict at all) of reviewer records."""
-    trace_level = [r for r in records if r.scope.kind == "trace" and r.schema_id == schema.id]
-    spans: dict[str, list[AnnotationRecord]] = {}
-    for r in records:
-        if r.scope.kind != "trace" and not r.deleted:
-            spans.setdefault(_annotation_key(r), []).append(r)
-    deciding = deciding_records(trace_level)
+    """(the failures, how many traces have a deciding verdict at all) of reviewer records:
+    the golden set's deciding records (:func:`ls_llmtrace.evals.golden.decide`, older
+    versions migrated through ``schema_dir``'s migration files) that are failing."""
+    deciding = decide(list(records), schema, schema_dir)
     failures = []
-    for trace_id, record in sorted(deciding.items()):
+    for trace_id, decided in sorted(deciding.items()):
+        record, own = decided.record, decided.spans
         if not schema.is_failing(record.label):
             continue
         trace = trace_of(trace_id)
-        own = sorted(spans.get(record.record_key, []), key=lambda r: r.record_key)
         meta = trace.metadata if trace else None
         failures.append(Failure(
             trace_id=trace_id,
@@ -207,7 +202,8 @@ def queue_failures(store: Store, queue_name: str, schema_dir: Path | None = None
     projects = {int(p["project_id"]) for p in store.projects() if p["queue"] == queue_name}
     projects.add(queue.project_id)
     records = [r for r in store.records(source="reviewer") if r.ls_project_id in projects]
-    failures, reviewed = failures_from_records(records, schema, store.trace)
+    failures, reviewed = failures_from_records(records, schema, store.trace,
+                                               schema_dir or settings.schema_dir())
     return failures, reviewed, schema
 
 

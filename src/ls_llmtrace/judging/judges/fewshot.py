@@ -27,8 +27,7 @@ def _when(record: AnnotationRecord) -> datetime:
     return record.updated_at or record.created_at or _EPOCH
 
 
-def deciding_records(records: list[AnnotationRecord]) -> dict[str, AnnotationRecord]:
-    """trace id -> its deciding record: ground truth first, else the latest review."""
+def _latest_per_trace(records: list[AnnotationRecord]) -> dict[str, AnnotationRecord]:
     latest: dict[str, AnnotationRecord] = {}
     for record in records:
         if record.was_cancelled or record.deleted or record.label is None:
@@ -45,7 +44,7 @@ def golden_cases(store: Store, schema: AnnotationSchema) -> list[dict[str, Any]]
     records = [r for r in store.records(source="reviewer")
                if r.schema_id == schema.id and r.scope.kind == "trace"]
     cases = []
-    for trace_id, record in sorted(deciding_records(records).items()):
+    for trace_id, record in sorted(_latest_per_trace(records).items()):
         if not schema.is_failing(record.label):
             continue
         trace = store.trace(trace_id)
