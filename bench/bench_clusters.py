@@ -13,12 +13,17 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import statistics
+import sys
 import time
+from pathlib import Path
 from typing import cast
 
-from tests.support.planted_modes import planted
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
-from ls_llmtrace.evals.clusters import (
+from tests.support.planted_modes import planted  # noqa: E402
+
+from ls_llmtrace.evals.clusters import (  # noqa: E402
     Failure,
     Method,
     cluster_failures,
@@ -26,9 +31,9 @@ from ls_llmtrace.evals.clusters import (
     failures_from_records,
     purity_recall,
 )
-from ls_llmtrace.schema.model import load_schema
+from ls_llmtrace.schema.model import load_schema  # noqa: E402
 
-SCHEMA = load_schema("label_configs/default.v2.yaml")
+SCHEMA = load_schema(ROOT / "label_configs" / "default.v2.yaml")
 
 
 def failures(seed: int, sizes: tuple[int, int] = (10, 40)) -> tuple[list[Failure], dict[str, str]]:

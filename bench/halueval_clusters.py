@@ -29,7 +29,7 @@ def main() -> None:
     parser.add_argument("--method", default="auto", choices=["auto", "wordllama", "tfidf"])
     parser.add_argument("--seed", type=int, default=0)
     options = parser.parse_args()
-    schema = load_schema("label_configs/default.v2.yaml")
+    schema = load_schema(Path(__file__).resolve().parents[1] / "label_configs" / "default.v2.yaml")
     traces: dict[str, Trace] = {}
     records: list[AnnotationRecord] = []
     for line in options.file.open(encoding="utf-8"):
