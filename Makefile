@@ -63,6 +63,7 @@ test-browser: setup
 # Speed, as ratios against a baseline measured in the same run (never in timed tests).
 bench: $(VENV)/.installed
 	$(VENV)/bin/python bench/bench_gate.py
+	HF_HUB_OFFLINE=1 $(VENV)/bin/python bench/bench_clusters.py
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check src tests backend bench examples

@@ -177,9 +177,14 @@ def feedback_mapping() -> None:
               "LS_LLMTRACE_SCHEMA_DIR, or label_configs/ found from here upwards).")
 @click.option("--since", default=None, type=click.DateTime(TIME_FORMATS))
 @click.option("--until", default=None, type=click.DateTime(TIME_FORMATS))
+@click.option("--clusters", "cluster_queue", default=None, metavar="QUEUE",
+              help="Also flag the failure clusters of QUEUE growing in recent traces.")
+@click.option("--recent", "recent_days", type=click.FloatRange(min=0, min_open=True),
+              default=7.0, show_default=True, help="Days counted as recent (--clusters).")
 @click.option("--json", "as_json", is_flag=True)
 @friendly
-def stats_cmd(schema_dir: Path | None, since: Any, until: Any, as_json: bool) -> None:
+def stats_cmd(schema_dir: Path | None, since: Any, until: Any, cluster_queue: str | None,
+              recent_days: float, as_json: bool) -> None:
     """Failure rates and counts by model version, product area and user segment, every
     feedback source side by side."""
     from ls_llmtrace.records.stats import compute_stats, failing_labels, format_stats
@@ -191,4 +196,32 @@ def stats_cmd(schema_dir: Path | None, since: Any, until: Any, as_json: bool) ->
     with Store() as store:
         facts = store.record_facts(RecordFilter(since=to_utc(since), until=to_utc(until)))
     stats = compute_stats(facts, failing_labels(schemas))
-    click.echo(json.dumps(stats, indent=2) if as_json else format_stats(stats))
+    growing = _growing(cluster_queue, recent_days) if cluster_queue else None
+    if as_json:
+        click.echo(json.dumps({**stats, **({"growing_clusters": growing}
+                                           if growing is not None else {})}, indent=2))
+        return
+    click.echo(format_stats(stats))
+    if isinstance(growing, list):
+        click.echo(f"failure clusters of {cluster_queue} growing in the last {recent_days:g} "
+                   f"days: {len(growing) or 'none'}")
+        for row in growing:
+            click.echo(f"  {row['cluster']} {row['name']}: {row['recent']} of "
+                       f"{row['recent_failures']} recent failures ({row['recent_share']:.0%}) "
+                       f"vs {row['earlier']} of {row['earlier_failures']} before "
+                       f"({row['earlier_share']:.0%})" + (" NEW" if row["new"] else ""))
+    elif growing is not None:
+        click.echo(f"failure clusters of {cluster_queue}: {growing['too_few']}")
+
+
+def _growing(queue: str, recent_days: float) -> list[dict[str, Any]] | dict[str, Any]:
+    """The growing clusters of a queue, or {"too_few": why} with too few failures."""
+    from ls_llmtrace.evals import clusters as lib
+
+    with Store() as store:
+        failures, _, _ = lib.queue_failures(store, queue)
+    try:
+        report = lib.cluster_failures(failures)
+    except lib.TooFewFailures as exc:
+        return {"too_few": str(exc)}
+    return lib.growing_clusters(report, failures, recent_days)

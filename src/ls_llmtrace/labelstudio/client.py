@@ -353,6 +353,14 @@ class LabelStudioClient:
                                 id=annotation_id, result=result)
         return dict(annotation.model_dump(mode="json"))
 
+    def merge_task_fields(self, task_id: int, fields: dict[str, Any]) -> None:
+        """Merge ``fields`` into a task's data (the Data Manager filters and shows them as
+        columns) and its meta; the other keys are kept."""
+        task = self._call("read a task", self.sdk.tasks.get, id=str(task_id))
+        meta = task.meta if isinstance(task.meta, dict) else {}
+        self._call("update a task", self.sdk.tasks.update, id=str(task_id),
+                   data={**(task.data or {}), **fields}, meta={**meta, **fields})
+
     def set_project_schema(self, project_id: int, schema: AnnotationSchema,
                            queue: str | None = None) -> None:
         """Move an existing project to another schema version: title, config, rubric."""
