@@ -7,59 +7,26 @@ config then offers them."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
-from tests.support.planted_modes import planted
+from tests.support.cluster_queue import reviewed_queue, schema_dir
+from tests.support.cluster_queue import run_cli as _run
 
-from ls_llmtrace.cli import main
 from ls_llmtrace.evals.clusters import purity_recall
 from ls_llmtrace.labelstudio.client import LabelStudioClient
 from ls_llmtrace.schema.model import load_schema
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _run(*args: str | Path) -> Result:
-    return CliRunner().invoke(main, [str(a) for a in args])
-
 
 @pytest.fixture()
 def schemas(ls_env: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    directory = ls_env / "schemas"
-    directory.mkdir()
-    shutil.copy(REPO / "label_configs" / "default.v1.yaml", directory / "default.v1.yaml")
-    monkeypatch.setenv("LS_LLMTRACE_SCHEMA_DIR", str(directory))
-    monkeypatch.setenv("LS_LLMTRACE_SCHEMA", str(directory / "default.v1.yaml"))
-    return directory
+    return schema_dir(ls_env, monkeypatch)
 
 
 def test_clusters_label_tasks_and_the_suggested_schema_pushes_as_compatible(
         ls_client: LabelStudioClient, schemas: Path, ls_env: Path) -> None:
     queue = "clq"
-    traces, records, truth = planted(0, sizes=(6, 8), schema_version=1)
-    source = ls_env / "traces.jsonl"
-    source.write_text("".join(t.model_dump_json(exclude_defaults=True) + "\n" for t in traces),
-                      encoding="utf-8")
-    imported = _run("import", source, "--queue", queue)
-    assert imported.exit_code == 0, imported.output
-    project_id = ls_client.find_project(f"llmtrace {queue} | default@v1")
-    assert project_id is not None
-    tasks = {trace: task for task, trace in ls_client.task_trace_ids(project_id)}
-    reviews = [r for r in records if r.scope.kind == "trace"]
-    for r in reviews:
-        result = [{"from_name": "verdict", "to_name": "answer", "type": "choices",
-                   "value": {"choices": [r.label]}},
-                  {"from_name": "score", "to_name": "answer", "type": "number",
-                   "value": {"number": 0.1 if r.label == "fail" else 0.9}}]
-        if r.explanation:
-            result.append({"from_name": "explanation", "to_name": "answer",
-                           "type": "textarea", "value": {"text": [r.explanation]}})
-        ls_client.sdk.annotations.create(id=tasks[r.trace_id], result=result)
-    synced = _run("sync")
-    assert synced.exit_code == 0, synced.output
+    project_id, tasks, reviews, truth = reviewed_queue(ls_client, ls_env, queue)
 
     # clusters, written into the tasks
     found = _run("clusters", "--queue", queue, "--label-tasks", "--json")
