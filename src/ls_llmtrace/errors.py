@@ -55,7 +55,10 @@ class JudgeError(LLMTraceError):
 
 
 class JudgeCallError(JudgeError):
-    """The LLM endpoint could not be reached or kept failing after the retries."""
+    """The LLM endpoint could not be reached or kept failing after the retries (exit 6, so
+    CI tells "the judge is unavailable" apart from "the judge got worse", exit 1)."""
+
+    exit_code = 6
 
 
 class JudgeReplyError(JudgeError):

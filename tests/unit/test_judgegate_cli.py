@@ -194,3 +194,13 @@ def test_learned_judge_gate_fails_a_version_trained_on_shuffled_labels(
     line = worse.stderr.strip().splitlines()[-1]
     assert line.startswith("FAIL: llmtrace-learned 2.")
     assert f"below {first['version']} kappa {first['kappa']:.3f}" in line
+
+
+def test_an_unreachable_llm_endpoint_is_exit_6_not_a_regression(
+        env: Path, halueval: list[tuple[Trace, str]], monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = _write_set(_golden(halueval[:20], marked=False), env / "set")
+    monkeypatch.setenv("LS_LLMTRACE_LLM_BASE_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("LS_LLMTRACE_LLM_MAX_RETRIES", "0")
+    result = _run(str(folder), "--judge", "llm")
+    assert result.exit_code == 6, result.output
+    assert "Error:" in result.stderr and "Traceback" not in result.output
