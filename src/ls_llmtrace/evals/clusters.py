@@ -294,8 +294,9 @@ MERGE_Z_EXPLANATIONS = 1.5
 def merge_z(failures: Sequence[Failure]) -> float:
     """The merge rule's z for these failures: ``MERGE_Z_EXPLANATIONS`` (merge more) when no
     failure has a category or a span label (a binary queue: the explanations, and the words
-    of any correction, are all there is), else ``MERGE_Z``. Picked on the planted modes (bench/bench_clusters.py):
-    2.0 leaves the full-text clusters as pure as without merging; 1.5 there would not."""
+    of any correction, are all there is), else ``MERGE_Z``. Picked on the planted modes
+    (bench/bench_clusters.py): 2.0 leaves the full-text clusters as pure as without
+    merging; 1.5 there would not."""
     if not any(f.categories or f.span_labels for f in failures):
         return MERGE_Z_EXPLANATIONS
     return MERGE_Z
@@ -313,6 +314,7 @@ def merge_near_duplicates(vectors: np.ndarray, labels: np.ndarray, z: float,
     texts share label names, so every centroid is close to every other.
     """
     from scipy.cluster.hierarchy import fcluster, linkage
+    from scipy.spatial.distance import squareform
 
     ids = sorted(set(labels.tolist()))
     if len(ids) < 2:
@@ -320,9 +322,12 @@ def merge_near_duplicates(vectors: np.ndarray, labels: np.ndarray, z: float,
     centroids = np.stack([vectors[labels == i].mean(axis=0) for i in ids])
     norms = np.linalg.norm(centroids, axis=1, keepdims=True)
     centroids = centroids / np.where(norms == 0, 1.0, norms)
-    sims = (centroids @ centroids.T)[np.triu_indices(len(ids), 1)]
+    matrix = np.clip(centroids @ centroids.T, -1.0, 1.0)  # a zero centroid: 0 to all
+    sims = matrix[np.triu_indices(len(ids), 1)]
     cut = float(sims.mean() + z * sims.std()) if len(ids) > 2 else 1.0
-    tree = linkage(centroids, method="average", metric="cosine")
+    distances = 1.0 - matrix
+    np.fill_diagonal(distances, 0.0)
+    tree = linkage(squareform(distances, checks=False), method="average")
     groups = fcluster(tree, t=max(1 - cut, 0.0), criterion="distance")
     new = {old: int(g) - 1 for old, g in zip(ids, groups, strict=True)}
     return np.asarray([new[int(label)] for label in labels.tolist()], dtype=int)
