@@ -5,7 +5,7 @@ seeded); "explanations only" drops the categories, span labels, quotes and outpu
 only the varied words of the explanations are left. The 5,000-failure run scales the same
 generator up. Run from the repository root:
 
-    HF_HUB_OFFLINE=1 .venv/bin/python bench/bench_clusters.py [--n 5000] [--seeds 5]
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/bench_clusters.py [--n 5000] [--seeds 5] [--no-merge]
 """
 
 from __future__ import annotations
@@ -46,6 +46,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n", type=int, default=5000)
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--no-merge", action="store_true",
+                        help="KMeans clusters as they are (no near-duplicate merging)")
     options = parser.parse_args()
     embed(["warm up"], "wordllama")  # load the weights once, outside the timings
 
@@ -56,8 +58,10 @@ def main() -> None:
             for seed in range(options.seeds):
                 found, truth = failures(seed)
                 if text_kind == "explanations only":
-                    found = [dataclasses.replace(f, text=f.explanation or "") for f in found]
-                report = cluster_failures(found, seed=0, method=cast(Method, method))
+                    found = [dataclasses.replace(f, text=f.explanation or "", categories=(),
+                                                 span_labels=(), quotes="") for f in found]
+                report = cluster_failures(found, seed=0, method=cast(Method, method),
+                                          merge=None if options.no_merge else "auto")
                 rows.append((*purity_recall(report.assignments, truth), report.k, len(found)))
             purity = statistics.mean(r[0] for r in rows)
             recall = statistics.mean(r[1] for r in rows)

@@ -287,6 +287,52 @@ def choose_k(vectors: np.ndarray, seed: int, max_k: int = MAX_K,
     return best[2], best[1], best[0]
 
 
+MERGE_Z = 2.0
+MERGE_Z_EXPLANATIONS = 1.5
+
+
+def merge_z(failures: Sequence[Failure]) -> float:
+    """The merge rule's z for these failures: ``MERGE_Z_EXPLANATIONS`` (merge more) when no
+    failure has a category or a span label (a binary queue: the explanations, and the words
+    of any correction, are all there is), else ``MERGE_Z``. Picked on the planted modes
+    (bench/bench_clusters.py): 2.0 leaves the full-text clusters as pure as without
+    merging; 1.5 there would not."""
+    if not any(f.categories or f.span_labels for f in failures):
+        return MERGE_Z_EXPLANATIONS
+    return MERGE_Z
+
+
+def merge_near_duplicates(vectors: np.ndarray, labels: np.ndarray, z: float,
+                          ) -> np.ndarray:
+    """Labels with the clusters whose centroids are near-duplicates merged.
+
+    KMeans with k by the best silhouette splits one failure mode by its phrasings when the
+    reviewers wrote only explanations. Rule: average-linkage agglomerative clustering
+    (scipy) of the KMeans centroids (unit length), cosine; two groups join while the mean
+    similarity between their centroids is at least ``mean + z * sd`` of all the pairwise
+    centroid similarities. The cut is relative because the level differs by text: full
+    texts share label names, so every centroid is close to every other.
+    """
+    from scipy.cluster.hierarchy import fcluster, linkage
+    from scipy.spatial.distance import squareform
+
+    ids = sorted(set(labels.tolist()))
+    if len(ids) < 2:
+        return labels
+    centroids = np.stack([vectors[labels == i].mean(axis=0) for i in ids])
+    norms = np.linalg.norm(centroids, axis=1, keepdims=True)
+    centroids = centroids / np.where(norms == 0, 1.0, norms)
+    matrix = np.clip(centroids @ centroids.T, -1.0, 1.0)  # a zero centroid: 0 to all
+    sims = matrix[np.triu_indices(len(ids), 1)]
+    cut = float(sims.mean() + z * sims.std()) if len(ids) > 2 else 1.0
+    distances = 1.0 - matrix
+    np.fill_diagonal(distances, 0.0)
+    tree = linkage(squareform(distances, checks=False), method="average")
+    groups = fcluster(tree, t=max(1 - cut, 0.0), criterion="distance")
+    new = {old: int(g) - 1 for old, g in zip(ids, groups, strict=True)}
+    return np.asarray([new[int(label)] for label in labels.tolist()], dtype=int)
+
+
 def ctfidf_terms(texts_by_cluster: Sequence[str], top: int = 5) -> list[list[str]]:
     """Each cluster's top terms by class-based TF-IDF over the clusters' joined texts."""
     from sklearn.feature_extraction.text import CountVectorizer
@@ -335,14 +381,21 @@ def _concentrations(members: Sequence[Failure], everyone: Sequence[Failure],
 
 
 def cluster_failures(failures: Sequence[Failure], seed: int = 0, method: Method = "auto",
-                     min_failures: int = MIN_FAILURES, max_k: int = MAX_K) -> ClusterReport:
-    """Cluster the failures; :class:`TooFewFailures` below ``min_failures``."""
+                     min_failures: int = MIN_FAILURES, max_k: int = MAX_K,
+                     merge: float | Literal["auto"] | None = "auto") -> ClusterReport:
+    """Cluster the failures; :class:`TooFewFailures` below ``min_failures``. Then clusters
+    with near-duplicate centroids are merged (:func:`merge_near_duplicates`, z ``merge``,
+    ``"auto"``: :func:`merge_z`; None: no merging); ``k`` is the count after merging."""
     if len(failures) < min_failures:
         raise TooFewFailures(f"too few failures to cluster: {len(failures)} (need "
                              f"{min_failures}; review more traces or lower --min)")
     ordered = sorted(failures, key=lambda f: f.trace_id)
     vectors, used, reason = embed([f.text for f in ordered], method, seed)
     labels, k, silhouette = choose_k(vectors, seed, max_k)
+    if merge is not None and k > 1:
+        z = merge_z(ordered) if merge == "auto" else merge
+        labels = merge_near_duplicates(vectors, labels, z)
+        k = len(set(labels.tolist()))
     groups: dict[int, list[int]] = {}
     for index, label in enumerate(labels.tolist()):
         groups.setdefault(int(label), []).append(index)
