@@ -12,7 +12,7 @@ from tests.support.planted_modes import planted
 from tests.unit.paths import LABEL_CONFIGS
 
 from ls_llmtrace.cli import main
-from ls_llmtrace.evals.clusters import cluster_failures, failures_from_records
+from ls_llmtrace.evals.clusters import cluster_failures, failures_from_records, purity_recall
 from ls_llmtrace.evals.suggest import TooFewReviewed, suggest_schema
 from ls_llmtrace.schema.diff import is_compatible
 from ls_llmtrace.schema.model import load_schema
@@ -121,3 +121,21 @@ def test_cli_refuses_below_30_reviewed_traces(env):
     assert result.output.strip() == ("Error: only 25 reviewed traces: schema suggest needs 30 "
                                      "(review more traces or lower --min-reviewed)")
     assert not (env / "default.v2.yaml").exists()
+
+
+def test_explanations_only_clusters_are_merged_into_about_one_per_planted_mode():
+    """A binary queue (explanations only): KMeans by silhouette splits each mode by its
+    phrasings (18 proposals for 7 modes before near-duplicate merging)."""
+    v1 = load_schema(LABEL_CONFIGS / "default.v1.yaml")
+    traces, records, truth = planted(0, schema_version=1)
+    records = [r.model_copy(update={"labels": []}) for r in records if r.scope.kind == "trace"]
+    by_id = {t.trace_id: t for t in traces}
+    failures, reviewed = failures_from_records(records, v1, by_id.get)
+    report = cluster_failures(failures, seed=0)
+    suggestion = suggest_schema(v1, report, reviewed)
+    modes = len(set(truth.values()))
+    purity, recall = purity_recall(report.assignments, truth)
+    assert len(suggestion.proposed) <= 1.5 * modes, len(suggestion.proposed)
+    assert purity >= 0.8 and recall >= 0.7, (purity, recall)
+    unmerged = cluster_failures(failures, seed=0, merge=None)
+    assert report.k < unmerged.k
