@@ -14,7 +14,6 @@ from ls_llmtrace.cli.common import (
     schema_from,
     schema_option,
 )
-from ls_llmtrace.evals.golden import export_golden
 from ls_llmtrace.store import Store
 
 
@@ -32,6 +31,7 @@ def golden_group() -> None:
 def golden_export(schema_path: Path | None, queue: str | None, output: Path) -> None:
     """Write the failed traces with their corrected outputs as JSONL (by default with the
     schema of the queue's current version)."""
+    from ls_llmtrace.evals.golden import export_golden  # (scikit-learn: only when run)
     from ls_llmtrace.ingest import queues
 
     with Store() as store:

@@ -19,7 +19,11 @@ from typing import Any
 from ls_llmtrace import settings
 from ls_llmtrace.errors import ConfigError, LabelStudioError
 from ls_llmtrace.labelstudio.client import LabelStudioClient, project_title
-from ls_llmtrace.schema.model import AnnotationSchema, load_schema, load_schema_dir
+from ls_llmtrace.schema.model import (
+    AnnotationSchema,
+    find_schema_version,
+    load_schema,
+)
 from ls_llmtrace.store import Store
 
 _TITLE = re.compile(r"^llmtrace (?P<queue>.+) \| (?P<schema>[^|@\s]+)@v(?P<version>\d+)$")
@@ -131,13 +135,7 @@ def check_version(queue: Queue, schema: AnnotationSchema) -> None:
 def schema_of(queue: Queue, schema_dir: Path | None = None) -> AnnotationSchema:
     """The schema file of the queue's current version, from the schema directory."""
     directory = schema_dir or settings.schema_dir()
-    path = directory / f"{queue.schema_id}.v{queue.schema_version}.yaml"
-    if path.is_file():
-        schema = load_schema(path)
-        if (schema.id, schema.version) == (queue.schema_id, queue.schema_version):
-            return schema
-    found = load_schema_dir(directory).get((queue.schema_id, queue.schema_version)) \
-        if directory.is_dir() else None
+    found = find_schema_version(directory, queue.schema_id, queue.schema_version)
     if found is None:
         raise ConfigError(f"queue {queue.name!r} (project {queue.project_id}) is at "
                           f"{queue.version_id} but {directory} has no schema file of it: "
@@ -161,7 +159,7 @@ def default_schema(store: Store | None = None,
     if newest <= schema.version:
         return schema
     directory = schema_dir or settings.schema_dir()
-    found = load_schema_dir(directory).get((schema.id, newest)) if directory.is_dir() else None
+    found = find_schema_version(directory, schema.id, newest)
     return found or schema
 
 

@@ -41,7 +41,7 @@ from ls_llmtrace.judging.judges.learned import LearnedJudge, LearnedRegistry
 from ls_llmtrace.judging.predictions import to_results
 from ls_llmtrace.labelstudio.results import ConfigSpec, parse_config
 from ls_llmtrace.schema.labelconfig import schema_version_of
-from ls_llmtrace.schema.model import AnnotationSchema, load_schema, load_schema_dir
+from ls_llmtrace.schema.model import AnnotationSchema, find_schema_version
 
 if TYPE_CHECKING:
     from ls_llmtrace.labelstudio.client import LabelStudioClient
@@ -69,14 +69,8 @@ def find_schema(version_id: str | None) -> AnnotationSchema | None:
     parts = split_version_id(version_id)
     if parts is None:
         return None
-    directory = settings.schema_dir()
-    path = directory / f"{parts[0]}.v{parts[1]}.yaml"
     try:
-        if path.exists():
-            schema = load_schema(path)
-            if schema.version_id == version_id:
-                return schema
-        return load_schema_dir(directory).get(parts) if directory.is_dir() else None
+        return find_schema_version(settings.schema_dir(), *parts)
     except LLMTraceError as exc:
         log.warning("schema %s not usable: %s", version_id, exc)
         return None

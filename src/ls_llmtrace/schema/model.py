@@ -272,3 +272,16 @@ def load_schema_dir(directory: str | Path) -> dict[tuple[str, int], AnnotationSc
         schema = load_schema(path)
         out[(schema.id, schema.version)] = schema
     return out
+
+
+def find_schema_version(directory: str | Path, schema_id: str,
+                        version: int) -> AnnotationSchema | None:
+    """The schema file of ``schema_id`` at ``version`` in a directory: ``<id>.v<n>.yaml``
+    when it holds that version, else any file of the directory that does; None if none."""
+    directory = Path(directory)
+    path = directory / f"{schema_id}.v{version}.yaml"
+    if path.is_file():
+        schema = load_schema(path)
+        if (schema.id, schema.version) == (schema_id, version):
+            return schema
+    return load_schema_dir(directory).get((schema_id, version)) if directory.is_dir() else None

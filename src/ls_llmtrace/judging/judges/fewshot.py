@@ -27,16 +27,20 @@ def _when(record: AnnotationRecord) -> datetime:
     return record.updated_at or record.created_at or _EPOCH
 
 
-def _latest_per_trace(records: list[AnnotationRecord]) -> dict[str, AnnotationRecord]:
-    latest: dict[str, AnnotationRecord] = {}
+def deciding_records(records: list[AnnotationRecord]) -> dict[str, AnnotationRecord]:
+    """trace id -> the trace-level record that decides its label: ground truth first, then
+    the most recently updated review (the record key breaks exact ties). Cancelled, deleted
+    and unlabelled records never decide."""
+    best: dict[str, AnnotationRecord] = {}
     for record in records:
-        if record.was_cancelled or record.deleted or record.label is None:
+        if (record.was_cancelled or record.deleted or record.label is None
+                or record.scope.kind != "trace"):
             continue
-        best = latest.get(record.trace_id)
-        # Ground truth wins; otherwise the most recently updated review.
-        if best is None or (record.ground_truth, _when(record)) > (best.ground_truth, _when(best)):
-            latest[record.trace_id] = record
-    return latest
+        current = best.get(record.trace_id)
+        if current is None or (record.ground_truth, _when(record), record.record_key) > (
+                current.ground_truth, _when(current), current.record_key):
+            best[record.trace_id] = record
+    return best
 
 
 def golden_cases(store: Store, schema: AnnotationSchema) -> list[dict[str, Any]]:
@@ -44,7 +48,7 @@ def golden_cases(store: Store, schema: AnnotationSchema) -> list[dict[str, Any]]
     records = [r for r in store.records(source="reviewer")
                if r.schema_id == schema.id and r.scope.kind == "trace"]
     cases = []
-    for trace_id, record in sorted(_latest_per_trace(records).items()):
+    for trace_id, record in sorted(deciding_records(records).items()):
         if not schema.is_failing(record.label):
             continue
         trace = store.trace(trace_id)

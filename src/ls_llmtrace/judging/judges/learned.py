@@ -34,7 +34,8 @@ from sklearn.linear_model import LogisticRegression
 
 from ls_llmtrace.ingest.convert import ReviewOptions, task_data
 from ls_llmtrace.judging.judges.base import Verdict
-from ls_llmtrace.models import AnnotationRecord, Trace
+from ls_llmtrace.judging.judges.fewshot import deciding_records
+from ls_llmtrace.models import Trace
 from ls_llmtrace.store import Store
 
 log = logging.getLogger("ls_llmtrace.judge.learned")
@@ -109,28 +110,6 @@ class TextModel:
         return [dict(zip(self.labels, map(float, row), strict=True)) for row in probabilities]
 
 
-def _deciding(records: list[AnnotationRecord]) -> dict[str, AnnotationRecord]:
-    """The record that decides each trace's label: ground truth first, then the latest."""
-    best: dict[str, AnnotationRecord] = {}
-    for record in records:
-        if record.was_cancelled or record.deleted or record.label is None:
-            continue
-        if record.scope.kind != "trace":
-            continue
-        when = record.updated_at or record.created_at
-        stamp = when.isoformat() if when else ""
-        current = best.get(record.trace_id)
-        if current is None:
-            best[record.trace_id] = record
-            continue
-        current_when = current.updated_at or current.created_at
-        current_stamp = current_when.isoformat() if current_when else ""
-        if (record.ground_truth, stamp, record.record_key) > (
-                current.ground_truth, current_stamp, current.record_key):
-            best[record.trace_id] = record
-    return best
-
-
 def training_set(store: Store, schema_id: str, schema_version: int
                  ) -> tuple[list[Example], list[str], list[str]]:
     """(examples, labels, trace ids) of every labelled trace the store also holds."""
@@ -138,7 +117,7 @@ def training_set(store: Store, schema_id: str, schema_version: int
                if r.schema_id == schema_id and r.schema_version == schema_version]
     options = ReviewOptions.from_settings()  # what the tasks were converted with
     examples, labels, trace_ids = [], [], []
-    for trace_id, record in sorted(_deciding(records).items()):
+    for trace_id, record in sorted(deciding_records(records).items()):
         trace = store.trace(trace_id)
         if trace is None or record.label is None:
             continue
