@@ -28,11 +28,13 @@ biased TNR).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import numpy as np
 
 from ls_llmtrace.evals.agreement import DEFAULT_LEVEL, DEFAULT_RESAMPLES, Estimate, estimates
+from ls_llmtrace.evals.judged import DIMENSIONS, UNKNOWN, Judged, QueueVerdicts
 
 
 @dataclass(frozen=True)
@@ -136,3 +138,105 @@ def corrected_rate(judge_failing: int, judged: int, calibration: Calibration, *,
     draws = np.stack([q_draws, rogan_gladen(q_draws, tpr, tnr)], axis=-1)
     raw, corrected = estimates(point, draws, level)
     return CorrectedRate(judged, judge_failing, raw, corrected)
+
+
+# A queue's corrected rates ------------------------------------------------------------------
+
+def _cell(items: list[Judged], qv: QueueVerdicts, calibration: Calibration, seed: int,
+          n_resamples: int, level: float) -> dict[str, Any]:
+    judged = [i for i in items if i.judge is not None]
+    failing = sum(bool(qv.failing(i.judge)) for i in judged)
+    reviewed = [i for i in items if i.human is not None]
+    reviewed_failing = sum(bool(qv.failing(i.human)) for i in reviewed)
+    rate = corrected_rate(failing, len(judged), calibration, seed=seed,
+                          n_resamples=n_resamples, level=level)
+    return {**rate.as_dict(), "reviewed": len(reviewed), "reviewed_failing": reviewed_failing,
+            "reviewed_rate": reviewed_failing / len(reviewed) if reviewed else None}
+
+
+def queue_calibration(qv: QueueVerdicts) -> Calibration:
+    """The judge against the deciding reviewer record on the traces both labelled."""
+    both = qv.both()
+    return Calibration.of([bool(qv.failing(i.human)) for i in both],
+                          [bool(qv.failing(i.judge)) for i in both])
+
+
+def corrected_rates(qv: QueueVerdicts, *, seed: int = 0, n_resamples: int = DEFAULT_RESAMPLES,
+                    level: float = DEFAULT_LEVEL) -> dict[str, Any]:
+    """The queue's failure rate, overall and per model version, product area and user
+    segment: the judge's raw rate, the corrected one (pooled calibration), and the rate
+    among the reviewed traces, each cell with its counts."""
+    calibration = queue_calibration(qv)
+    out: dict[str, Any] = {
+        "queue": qv.queue, "judge_version": qv.judge_version,
+        "calibration": calibration.as_dict(), "seed": seed, "n_resamples": n_resamples,
+        "level": level,
+        "total": _cell(qv.items, qv, calibration, seed, n_resamples, level), "by": {}}
+    for dim in DIMENSIONS:
+        groups: dict[str, list[Judged]] = {}
+        for item in qv.items:
+            groups.setdefault(item.dimension(dim), []).append(item)
+        out["by"][dim] = [{"value": value, **_cell(group, qv, calibration, seed,
+                                                   n_resamples, level)}
+                          for value, group in sorted(groups.items())]
+    return out
+
+
+def period_of(when: datetime | None, period: str) -> str:
+    """``2026-W07`` (ISO week), ``2026-02-14`` (day) or ``2026-02`` (month)."""
+    if when is None:
+        return UNKNOWN
+    if period == "day":
+        return when.strftime("%Y-%m-%d")
+    if period == "month":
+        return when.strftime("%Y-%m")
+    year, week, _ = when.isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+def rates_over_time(qv: QueueVerdicts, dimension: str, *, period: str = "week",
+                    seed: int = 0, n_resamples: int = DEFAULT_RESAMPLES,
+                    level: float = DEFAULT_LEVEL) -> list[dict[str, Any]]:
+    """Per period and value of ``dimension``: the raw and the corrected rate."""
+    calibration = queue_calibration(qv)
+    groups: dict[tuple[str, str], list[Judged]] = {}
+    for item in qv.items:
+        groups.setdefault((period_of(item.at, period), item.dimension(dimension)),
+                          []).append(item)
+    return [{"period": p, "value": v, **_cell(group, qv, calibration, seed, n_resamples,
+                                              level)}
+            for (p, v), group in sorted(groups.items())]
+
+
+def format_corrected(c: dict[str, Any]) -> str:
+    """Tables: per dimension value, judged traces, the raw and the corrected rate."""
+    cal = c["calibration"]
+
+    def pct(v: float | None) -> str:
+        return "-" if v is None else f"{100 * v:.1f}%"
+
+    def est(d: dict[str, Any]) -> str:
+        if d["value"] is None:
+            return "-"
+        if d["low"] is None:
+            return pct(d["value"])
+        return f"{pct(d['value'])} [{pct(d['low'])}, {pct(d['high'])}]"
+
+    lines = [f"failure rates corrected for the judge {c['judge_version'] or '(none)'} "
+             f"(queue {c['queue']}; Rogan-Gladen, TPR {pct(cal['tpr'])} and TNR "
+             f"{pct(cal['tnr'])} measured on {cal['n']} traces the judge and a reviewer "
+             f"both labelled; {100 * c['level']:.0f}% bootstrap intervals over both samples)"]
+    if cal["tpr"] is None or cal["tnr"] is None:
+        lines.append("the corrected rate needs reviewed failures and reviewed passes that "
+                     "the judge also labelled")
+    rows = [["(all)", c["total"]]] + [[f"{dim}={r['value']}", r] for dim in DIMENSIONS
+                                       for r in c["by"][dim]]
+    table = [["cell", "judged", "judge rate", "corrected", "reviewed rate"]]
+    for name, r in rows:
+        table.append([name, str(r["judged"]), est(r["raw"]), est(r["corrected"]),
+                      f"{pct(r['reviewed_rate'])} ({r['reviewed_failing']}/{r['reviewed']})"
+                      if r["reviewed"] else "-"])
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip()
+              for row in table]
+    return "\n".join(lines)
