@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
-from ls_llmtrace.models import AnnotationRecord, Scope, Source, Trace, TraceMetadata
+from ls_llmtrace.models import AnnotationRecord, Message, Scope, Source, Trace, TraceMetadata
 
 OWNER = "quality-lead@example.com"  # default.v2.yaml's owner
 JUDGE_VERSION = "llmtrace-rules-v1@default@v2"
@@ -62,7 +62,12 @@ def planted_queue(n: int = 240, seed: int = 0) -> Planted:
         at = START + timedelta(hours=int(i * 28 * 24 / n))
         number = int(rng.integers(10, 99))
         output = f"Your plan renews on day {number} and costs {number + 3} dollars in total."
-        out.traces.append(Trace(trace_id=trace_id, output=output, metadata=TraceMetadata(
+        question = (f"Customer {i} ({area}) asks when plan {rng.integers(1000, 9999)} renews "
+                    f"and what it costs after the {('spring', 'summer', 'autumn')[i % 3]} "
+                    f"change to tier {rng.integers(1, 50)}.")
+        out.traces.append(Trace(trace_id=trace_id, output=output,
+                                messages=[Message(role="user", content=question)],
+                                metadata=TraceMetadata(
             model_version=model, product_area=area,
             user_segment="pro" if i % 5 == 0 else "free", start_time=at)))
         failing = bool(rng.random() < (0.2 if model == "model-a" else 0.35))

@@ -101,15 +101,19 @@ def _rates_over_time(page: _Page, qv: QueueVerdicts, dimension: str, period: str
         page.note("no judged traces yet: run `ls-llmtrace agreement --fetch` after the "
                   "judge has predicted")
         return
+    from plotly.colors import qualitative
+
     figure = go.Figure()
-    for value in sorted({r["value"] for r in rows}):
+    for n, value in enumerate(sorted({r["value"] for r in rows})):
+        color = qualitative.Plotly[n % len(qualitative.Plotly)]
         mine = [r for r in rows if r["value"] == value]
         periods = [r["period"] for r in mine]
         corrected, bars = _errors([r["corrected"] for r in mine])
         figure.add_trace(go.Scatter(x=periods, y=corrected, error_y=bars,
-                                    mode="lines+markers", name=f"{value} corrected"))
+                                    mode="lines+markers", name=f"{value} corrected",
+                                    line={"color": color}))
         figure.add_trace(go.Scatter(x=periods, y=[r["raw"]["value"] for r in mine],
-                                    mode="lines+markers", line={"dash": "dot"},
+                                    mode="lines+markers", line={"dash": "dot", "color": color},
                                     name=f"{value} judge (raw)"))
     figure.update_layout(title=f"Failure rate per {period}: corrected (solid, 95% interval) "
                          "and the judge's raw rate (dotted)", yaxis_tickformat=".0%",
@@ -197,8 +201,8 @@ def _reviewers(page: _Page, summary: dict[str, Any]) -> None:
         x=[r["rater"] for r in raters], y=values, error_y=bars,
         marker_color=[_ORANGE if r["rater"] == "judge vs reviewers" else _BLUE
                       for r in raters]))
-    figure.update_layout(title="Agreement on the verdict: each reviewer with the others, "
-                         "and the judge beside them (the reviewers' own is its ceiling)",
+    figure.update_layout(title="Verdict agreement: each reviewer with the others; the "
+                         "judge beside them",
                          yaxis_tickformat=".0%", yaxis_range=[0, 1])
     page.chart(figure, "reviewers")
 
@@ -230,14 +234,16 @@ def _calibration(page: _Page, calibrations: list[dict[str, Any]]) -> None:
     page.chart(figure, "calibration")
 
 
-def _golden(page: _Page, manifest: GoldenManifest | None) -> None:
+def _golden(page: _Page, manifest: GoldenManifest | None, categories: list[str]) -> None:
     import plotly.graph_objects as go
 
     page.heading("Golden set coverage per category")
     if manifest is None:
         page.note("no golden set found (`ls-llmtrace golden build --out golden` writes one)")
         return
-    per = manifest.counts.get("per_category") or {}
+    per = dict(manifest.counts.get("per_category") or {})
+    # the schema's categories without a case show as zero: what the set does not cover
+    per = {**{c: 0 for c in categories}, **per} if per or categories else per
     counts = manifest.counts
     page.note(f"set {manifest.set_id}: {counts.get('cases', 0)} cases, "
               f"{counts.get('failures', 0)} failures, {counts.get('controls', 0)} controls")
@@ -280,7 +286,8 @@ def build_report(qv: QueueVerdicts, out_dir: Path, *, period: str = "week", seed
     _agreement(page, summary)
     _reviewers(page, summary)
     _calibration(page, calibrations or [])
-    _golden(page, manifest)
+    _golden(page, manifest, qv.schema.categories
+            if manifest is not None and manifest.schema_id == qv.schema.id else [])
     data = json.dumps({"agreement": summary, "corrected": corrected}, sort_keys=True,
                       default=str).replace("</", "<\\/")
     body = "\n".join(page.parts)
