@@ -83,3 +83,34 @@ def test_the_authors_kappa_with_the_labels_uses_mismatched_codes() -> None:
         coded = [1 if v == "1" else 0 for v in run["first"]]
         assert cohen_kappa_score(coded, labels) == pytest.approx(
             run["statistics"]["kappa_False"], abs=1e-12)
+
+
+def test_the_cli_reads_a_pairwise_file_and_keeps_bad_rows_aside(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from ls_llmtrace.cli import main
+
+    run = EVALUATORS["GPT-4/Vanilla"]
+    lines = [json.dumps({"pair_id": f"natural-{i}", "human": label, "first": first,
+                         "second": second})
+             for i, (label, first, second) in enumerate(zip(DATA["labels"], run["first"],
+                                                            run["second"], strict=True))]
+    lines.insert(3, "{not json")
+    lines.insert(5, json.dumps({"pair_id": "x", "first": "1", "second": "2"}))
+    path = tmp_path / "pairs.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = CliRunner().invoke(main, ["agreement", "--pairwise", str(path), "--missing-as",
+                                       "2", "--resamples", "200", "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    stats = run["statistics"]
+    assert out["left_out"] == 2
+    assert f"{out['correct_both']} / 100" in stats["correct_both"]
+    assert f"{out['consistent']} / 100" in stats["equal"]
+    assert out["kappa_orders"]["value"] == pytest.approx(stats["kappa_agreement"], abs=1e-12)
+    assert out["consistency"]["low"] < out["consistency"]["value"] < out["consistency"]["high"]
+    assert f"{path}: line 4: (record): not JSON" in result.stderr
+    assert f"{path}: line 6: human: missing" in result.stderr
+    table = CliRunner().invoke(main, ["agreement", "--pairwise", str(path), "--resamples",
+                                      "0"])
+    assert "position consistency" in table.stdout and table.exit_code == 0
