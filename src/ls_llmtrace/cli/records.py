@@ -181,12 +181,21 @@ def feedback_mapping() -> None:
               help="Also flag the failure clusters of QUEUE growing in recent traces.")
 @click.option("--recent", "recent_days", type=click.FloatRange(min=0, min_open=True),
               default=7.0, show_default=True, help="Days counted as recent (--clusters).")
+@click.option("--corrected", "corrected_queue", default=None, metavar="QUEUE",
+              help="Also the failure rates of QUEUE corrected for its judge's errors "
+              "(Rogan-Gladen with the judge's measured TPR/TNR, bootstrap intervals).")
+@click.option("--judge-version", default=None, metavar="MODEL_VERSION",
+              help="With --corrected: the judge (default: the one that judged the most).")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="With --corrected: the bootstrap seed.")
 @click.option("--json", "as_json", is_flag=True)
 @friendly
 def stats_cmd(schema_dir: Path | None, since: Any, until: Any, cluster_queue: str | None,
-              recent_days: float, as_json: bool) -> None:
+              recent_days: float, corrected_queue: str | None, judge_version: str | None,
+              seed: int, as_json: bool) -> None:
     """Failure rates and counts by model version, product area and user segment, every
-    feedback source side by side."""
+    feedback source side by side; with --corrected, a queue's rates corrected for its
+    judge's errors next to the raw ones."""
     from ls_llmtrace.records.stats import compute_stats, failing_labels, format_stats
     from ls_llmtrace.store import RecordFilter
     from ls_llmtrace.timeutil import to_utc
@@ -197,11 +206,19 @@ def stats_cmd(schema_dir: Path | None, since: Any, until: Any, cluster_queue: st
         facts = store.record_facts(RecordFilter(since=to_utc(since), until=to_utc(until)))
     stats = compute_stats(facts, failing_labels(schemas))
     growing = _growing(cluster_queue, recent_days) if cluster_queue else None
+    corrected = (_corrected(corrected_queue, judge_version, since, until, seed)
+                 if corrected_queue else None)
     if as_json:
         click.echo(json.dumps({**stats, **({"growing_clusters": growing}
-                                           if growing is not None else {})}, indent=2))
+                                           if growing is not None else {}),
+                               **({"corrected": corrected} if corrected else {})}, indent=2))
         return
     click.echo(format_stats(stats))
+    if corrected is not None:
+        from ls_llmtrace.evals.correction import format_corrected
+
+        click.echo("")
+        click.echo(format_corrected(corrected))
     if isinstance(growing, list):
         click.echo(f"failure clusters of {cluster_queue} growing in the last {recent_days:g} "
                    f"days: {len(growing) or 'none'}")
@@ -212,6 +229,19 @@ def stats_cmd(schema_dir: Path | None, since: Any, until: Any, cluster_queue: st
                        f"({row['earlier_share']:.0%})" + (" NEW" if row["new"] else ""))
     elif growing is not None:
         click.echo(f"failure clusters of {cluster_queue}: {growing['too_few']}")
+
+
+def _corrected(queue: str, judge_version: str | None, since: Any, until: Any,
+               seed: int) -> dict[str, Any]:
+    """The queue's failure rates corrected for its judge (evals/correction.py)."""
+    from ls_llmtrace.evals.correction import corrected_rates
+    from ls_llmtrace.evals.judged import queue_verdicts
+    from ls_llmtrace.timeutil import to_utc
+
+    with Store() as store:
+        qv = queue_verdicts(store, queue, judge_version=judge_version, since=to_utc(since),
+                            until=to_utc(until))
+    return corrected_rates(qv, seed=seed)
 
 
 def _growing(queue: str, recent_days: float) -> list[dict[str, Any]] | dict[str, Any]:

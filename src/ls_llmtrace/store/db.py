@@ -478,6 +478,16 @@ class Store(JournalStore, QueueStore, FeedbackQueries, EvalStore, JudgeEvalStore
         ).fetchall()
         return _mark_deleted(conn, [r for r in rows if r["record_key"] not in keep])
 
+    @staticmethod
+    def retire_judge_records_except(conn: Connection, project_id: int, keep: set[str]) -> int:
+        """Mark deleted the live judge records of a project whose keys are not in ``keep``
+        (predictions gone from Label Studio)."""
+        rows = conn.execute(
+            "SELECT record_key, body FROM records WHERE ls_project_id=? AND source=? "
+            "AND deleted=0", (project_id, "judge"),
+        ).fetchall()
+        return _mark_deleted(conn, [r for r in rows if r["record_key"] not in keep])
+
 
 def _mark_deleted(conn: Connection, rows: Iterable[Any]) -> int:
     count = 0
