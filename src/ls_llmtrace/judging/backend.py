@@ -35,7 +35,7 @@ from werkzeug.exceptions import BadRequest, HTTPException
 
 from ls_llmtrace import settings
 from ls_llmtrace.errors import ConfigError, LLMTraceError
-from ls_llmtrace.judging.judges import Judge, Metrics, RuleJudge
+from ls_llmtrace.judging.judges import Judge, Metrics, RuleJudge, pass_fail_labels
 from ls_llmtrace.judging.judges.cache import VerdictCache
 from ls_llmtrace.judging.judges.learned import LearnedJudge, LearnedRegistry
 from ls_llmtrace.judging.predictions import to_results
@@ -91,13 +91,6 @@ def prediction_for(judge: Judge, task: dict[str, Any], spec: ConfigSpec,
     return {"result": result, "score": round(verdict.confidence, 4), "model_version": version}
 
 
-def _judge_labels(spec: ConfigSpec) -> tuple[str, str]:
-    values = spec.verdict_values or ("pass", "fail")
-    passing = next((v for v in values if v == "pass"), values[0])
-    failing = next((v for v in values if v == "fail"), values[-1])
-    return passing, failing
-
-
 class JudgeProvider:
     """Picks and builds the judge for a label config; owns the cache and the models."""
 
@@ -122,7 +115,7 @@ class JudgeProvider:
         if self.fixed is not None:
             return self.fixed
         spec = parse_config(config) if config else parse_config("<View/>")
-        passing, failing = _judge_labels(spec)
+        passing, failing = pass_fail_labels(spec.verdict_values)
         rules = RuleJudge(passing, failing)
         kind = settings.judge_kind()
         if kind == "rules" or not config:

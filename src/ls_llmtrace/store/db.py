@@ -31,6 +31,7 @@ from ls_llmtrace.store.engine import (
     store_error,
     to_pg_ddl,
 )
+from ls_llmtrace.store.calibrations import CalibrationStore
 from ls_llmtrace.store.evals import EvalStore
 from ls_llmtrace.store.feedback import FeedbackQueries
 from ls_llmtrace.store.journal import JournalStore
@@ -80,7 +81,8 @@ _DIMENSIONS = ("model_version", "product_area", "user_segment")
 _DIM_SQL = {d: f"COALESCE(t.{d}, r.{d})" for d in _DIMENSIONS}
 
 
-class Store(JournalStore, QueueStore, FeedbackQueries, EvalStore, JudgeEvalStore):
+class Store(JournalStore, QueueStore, FeedbackQueries, EvalStore, JudgeEvalStore,
+            CalibrationStore):
     """Open (and migrate) the store at ``url`` (default: settings.db_url()).
 
     A store that cannot be used (locked by another writer for longer than
