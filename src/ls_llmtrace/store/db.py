@@ -22,6 +22,7 @@ from typing import Any
 from ls_llmtrace import settings
 from ls_llmtrace.errors import StoreError
 from ls_llmtrace.models import AnnotationRecord, Trace
+from ls_llmtrace.store.calibrations import CalibrationStore
 from ls_llmtrace.store.engine import (
     Connection,
     PgConnection,
@@ -31,7 +32,6 @@ from ls_llmtrace.store.engine import (
     store_error,
     to_pg_ddl,
 )
-from ls_llmtrace.store.calibrations import CalibrationStore
 from ls_llmtrace.store.evals import EvalStore
 from ls_llmtrace.store.feedback import FeedbackQueries
 from ls_llmtrace.store.journal import JournalStore
