@@ -118,10 +118,10 @@ class LearnedParams:
                    threshold=None if threshold is None else float(threshold))
 
     def describe(self) -> str:
-        threshold = "likeliest label" if self.threshold is None else \
-            f"fail below P(pass) {self.threshold:g}"
+        threshold = "" if self.threshold is None else \
+            f", fail below P(pass) {self.threshold:g}"
         return (f"features {'+'.join(self.features)}, C {self.c:g}, n-grams 1-"
-                f"{self.ngram_max}, {threshold}")
+                f"{self.ngram_max}{threshold}")
 
 
 class TextModel:
@@ -217,7 +217,15 @@ class LearnedJudge:
         return str(self.trained.version)
 
     def judge(self, task_data: dict[str, Any]) -> Verdict | None:
-        [probabilities] = self.trained.model.predict_proba([example_from_task(task_data)])
+        [verdict] = self.judge_many([task_data])
+        return verdict
+
+    def judge_many(self, tasks: list[dict[str, Any]]) -> list[Verdict]:
+        """Verdicts for many tasks' data in one pass of the model."""
+        rows = self.trained.model.predict_proba([example_from_task(t) for t in tasks])
+        return [self._verdict(probabilities) for probabilities in rows]
+
+    def _verdict(self, probabilities: dict[str, float]) -> Verdict:
         label = max(sorted(probabilities), key=lambda k: probabilities[k])
         threshold = getattr(self.trained.model, "params", LearnedParams()).threshold
         if self.passing is not None and self.passing in probabilities:
