@@ -529,3 +529,55 @@ def default_result_path(result: CalibrationResult) -> Path:
     schema = str(body["schema"]).replace("@", ".")
     tag = result.calibration_id if result.calibration_id is not None else "dry-run"
     return settings.home() / "calibrations" / f"{schema}.{body['judge']}.{tag}.json"
+
+
+# Choosing among recorded judge configurations (pairwise) ------------------------------------
+
+def choose_recorded_pairwise(human: Sequence[str],
+                             runs: dict[str, tuple[Sequence[str | None], Sequence[str | None]]],
+                             *, train_share: float = 0.5, seed: int = 0,
+                             resamples: int = 2000, missing: str | None = None
+                             ) -> dict[str, Any]:
+    """Calibration by selection: given several judge configurations' recorded verdicts on
+    the same pairs (both presentation orders, :func:`pairwise_agreement`'s form), choose
+    the one with the best order-averaged accuracy on a stratified train split (ties: more
+    pairs right in both orders, then the name) and report it on the held-out split, which
+    the choice never saw, with intervals. Also given, for scale: the best configuration
+    *on the held-out split* (what a choice that peeked would report) and the chosen one's
+    rank there."""
+    from sklearn.model_selection import train_test_split
+
+    from ls_llmtrace.evals.agreement import pairwise_agreement
+
+    if not runs:
+        raise ConfigError("no recorded judge configurations to choose from")
+    index = np.arange(len(human))
+    train, test = train_test_split(index, train_size=train_share, stratify=list(human),
+                                   random_state=seed)
+    train, test = sorted(int(i) for i in train), sorted(int(i) for i in test)
+
+    def on(part: list[int], name: str, boot: int) -> Any:
+        first, second = runs[name]
+        return pairwise_agreement([human[i] for i in part], [first[i] for i in part],
+                                  [second[i] for i in part], missing=missing, seed=seed,
+                                  n_resamples=boot)
+
+    def rank_key(found: Any, name: str) -> tuple[float, int, str]:
+        return (-(found.accuracy_average.value or 0.0), -found.correct_both, name)
+
+    on_train = {name: on(train, name, 0) for name in runs}
+    chosen = min(runs, key=lambda n: rank_key(on_train[n], n))
+    on_test = {name: on(test, name, 0) for name in runs}
+    test_order = sorted(runs, key=lambda n: rank_key(on_test[n], n))
+    held_out = on(test, chosen, resamples)
+    peeked = on(test, test_order[0], resamples)
+    return {
+        "split": {"train": len(train), "test": len(test), "seed": seed,
+                  "stratified_by": "the human preference"},
+        "objective": "order-averaged accuracy on train (ties: right in both orders)",
+        "configurations": len(runs), "chosen": chosen,
+        "train": on_train[chosen].as_dict(), "test": held_out.as_dict(),
+        "test_rank_of_chosen": test_order.index(chosen) + 1,
+        "best_on_test": {"name": test_order[0], "test": peeked.as_dict()},
+        "train_index": train, "test_index": test,
+    }
