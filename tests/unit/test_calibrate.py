@@ -287,3 +287,30 @@ def test_llm_calibration_finds_the_threshold_the_fake_provider_is_scripted_for(
         assert prediction["model_version"] == version_after
         verdict = next(r for r in prediction["result"] if r["from_name"] == "verdict")
         assert verdict["value"]["choices"] == ["fail"]
+
+
+def test_calibrations_are_stored_and_the_newest_is_active(store: Store) -> None:
+    """Both engines: recording a calibration retires the previous one of its judge and
+    schema version only."""
+    from datetime import UTC, datetime
+
+    from ls_llmtrace.store.calibrations import Calibration
+
+    def record(kind: str, version: int, c: float) -> int:
+        return store.record_calibration(Calibration(
+            judge_kind=kind, schema_id="default", schema_version=version,
+            created_at=datetime(2026, 1, 1, tzinfo=UTC), params={"c": c, "threshold": 0.4},
+            result={"format": "ls-llmtrace.calibration/1"}, queue="q"))
+
+    first = record("learned", 1, 2.0)
+    other = record("llm", 1, 1.0)
+    second = record("learned", 1, 8.0)
+    unrelated = record("learned", 2, 0.5)
+    active = store.active_calibration("learned", "default", 1)
+    assert active is not None and active.calibration_id == second
+    assert active.params == {"c": 8.0, "threshold": 0.4} and active.queue == "q"
+    assert store.active_calibration("llm", "default", 1).calibration_id == other
+    assert store.active_calibration("learned", "default", 2).calibration_id == unrelated
+    assert store.active_calibration("learned", "default", 3) is None
+    assert [(c.calibration_id, c.active) for c in store.calibrations("learned")] == [
+        (first, False), (second, True), (unrelated, True)]
