@@ -148,6 +148,7 @@ def test_learned_calibration_on_halueval(tmp_path: Path, default_schema: Annotat
         for side in ("before", "after"):
             kappa = body[side]["test"]["kappa"]
             assert kappa["low"] <= kappa["value"] <= kappa["high"]
+            assert body[side]["kappa"] == kappa  # where the report reads it
         # the choice is the best on dev, and never worse there than the current setting
         best = max(row["dev_kappa_best"] for row in body["candidates"])
         assert body["after"]["dev_kappa"] == pytest.approx(best)

@@ -502,9 +502,10 @@ def _short(params: dict[str, Any]) -> dict[str, Any]:
 
 def _side(base: Base, scored: Scored, params: dict[str, Any], test: BinaryAgreement,
           active: Calibration | None) -> dict[str, Any]:
+    figures = test.as_dict()
     return {"setting": base.name, "describe": base.describe, "params": _short(params),
             "threshold": scored.threshold, "dev_kappa": scored.dev_kappa,
-            "test": test.as_dict(),
+            "test": figures, "kappa": figures["kappa"],  # the test kappa, for the report
             **({"calibration_id": active.calibration_id} if active else {})}
 
 
