@@ -44,6 +44,7 @@ that names the variable and the value expected.
 | ``LS_LLMTRACE_JUDGE_GOLDEN`` | unset | golden JSONL (``ls-llmtrace golden export``) whose cases become the LLM judge's few-shot examples; unset: the store's golden cases |
 | ``LS_LLMTRACE_JUDGE_FEW_SHOT`` | ``3`` | how many golden cases the LLM judge sees (``0``: none) |
 | ``LS_LLMTRACE_LEARNED_MIN_LABELS`` | ``20`` | reviewer labels (with both verdicts present) the learned evaluator needs; below it the rule judge answers |
+| ``LS_LLMTRACE_CALIBRATE_MIN_LABELS`` | ``100`` | human-labelled traces ``calibrate`` needs before it splits them into train/dev/test (below it: exit 4) |
 | ``LS_LLMTRACE_CANDIDATE_API_KEY`` | ``LS_LLMTRACE_LLM_API_KEY`` | API key (``Authorization: Bearer``) of the endpoint ``eval run --endpoint`` generates candidates with; never logged |
 | ``LS_LLMTRACE_DEBUG`` | unset | ``1`` shows tracebacks instead of one-line errors |
 | ``LS_LLMTRACE_MAX_CHARS`` | ``20000`` | longest text a reviewer sees per field; longer ones are cut with a visible marker |
@@ -339,6 +340,10 @@ def judge_golden_path() -> Path | None:
 
 def judge_few_shot() -> int:
     return max(0, _int("LS_LLMTRACE_JUDGE_FEW_SHOT", 3))
+
+
+def calibrate_min_labels() -> int:
+    return max(6, _int("LS_LLMTRACE_CALIBRATE_MIN_LABELS", 100))
 
 
 def learned_min_labels() -> int:

@@ -35,7 +35,7 @@ from werkzeug.exceptions import BadRequest, HTTPException
 
 from ls_llmtrace import settings
 from ls_llmtrace.errors import ConfigError, LLMTraceError
-from ls_llmtrace.judging.judges import Judge, Metrics, RuleJudge
+from ls_llmtrace.judging.judges import Judge, Metrics, RuleJudge, pass_fail_labels
 from ls_llmtrace.judging.judges.cache import VerdictCache
 from ls_llmtrace.judging.judges.learned import LearnedJudge, LearnedRegistry
 from ls_llmtrace.judging.predictions import to_results
@@ -91,13 +91,6 @@ def prediction_for(judge: Judge, task: dict[str, Any], spec: ConfigSpec,
     return {"result": result, "score": round(verdict.confidence, 4), "model_version": version}
 
 
-def _judge_labels(spec: ConfigSpec) -> tuple[str, str]:
-    values = spec.verdict_values or ("pass", "fail")
-    passing = next((v for v in values if v == "pass"), values[0])
-    failing = next((v for v in values if v == "fail"), values[-1])
-    return passing, failing
-
-
 class JudgeProvider:
     """Picks and builds the judge for a label config; owns the cache and the models."""
 
@@ -122,26 +115,27 @@ class JudgeProvider:
         if self.fixed is not None:
             return self.fixed
         spec = parse_config(config) if config else parse_config("<View/>")
-        passing, failing = _judge_labels(spec)
+        passing, failing = pass_fail_labels(spec.verdict_values)
         rules = RuleJudge(passing, failing)
         kind = settings.judge_kind()
         if kind == "rules" or not config:
             return rules
         if kind == "learned":
-            return self._learned(spec, passing) or rules
+            return self._learned(spec, passing, refresh) or rules
         if kind == "llm":
             return self._llm_judge(config, spec, refresh)
         raise ConfigError(f"unknown judge {kind!r} in LS_LLMTRACE_JUDGE: use auto, llm, "
                           "learned or rules")
 
-    def _learned(self, spec: ConfigSpec, passing: str) -> Judge | None:
+    def _learned(self, spec: ConfigSpec, passing: str, refresh: bool) -> Judge | None:
         from ls_llmtrace.store import Store
 
         parts = split_version_id(spec.schema_version)
         if parts is None:
             return None
         try:
-            trained = self.learned.get(Store, *parts)
+            trained = (self.learned.refresh(Store, *parts) if refresh
+                       else self.learned.get(Store, *parts))
         except LLMTraceError as exc:
             log.warning("learned evaluator unavailable (%s); using the rule judge", exc)
             return None
@@ -158,12 +152,37 @@ class JudgeProvider:
             if not refresh and key in self._llm:
                 return self._llm[key]
         schema = find_schema(spec.schema_version)
-        golden = few_shot_cases(schema)
-        judge = LLMJudge(spec, schema, golden, ChatClient(LLMConfig.from_settings(), self.metrics),
-                         self.cache(), settings.judge_few_shot())
+        calibrated = _llm_calibration(spec.schema_version)
+        client = ChatClient(LLMConfig.from_settings(), self.metrics)
+        if calibrated is not None:
+            judge = LLMJudge(spec, schema, calibrated.get("few_shot_cases") or [], client,
+                             self.cache(), len(calibrated.get("few_shot_cases") or []),
+                             calibrated.get("rubric_examples") or None,
+                             calibrated.get("threshold"))
+        else:
+            judge = LLMJudge(spec, schema, few_shot_cases(schema), client, self.cache(),
+                             settings.judge_few_shot())
         with self._lock:
             self._llm[key] = judge
         return judge
+
+
+def _llm_calibration(version_id: str | None) -> dict[str, Any] | None:
+    """The params of the store's active LLM-judge calibration of a schema version (chosen
+    few-shot cases, rubric examples, threshold), or None (also when the store is not
+    reachable: the uncalibrated judge answers, and the log says why)."""
+    from ls_llmtrace.store import Store
+
+    parts = split_version_id(version_id)
+    if parts is None:
+        return None
+    try:
+        with Store() as store:
+            found = store.active_calibration("llm", *parts)
+    except LLMTraceError as exc:
+        log.warning("no calibration read for %s: %s", version_id, exc)
+        return None
+    return found.params if found is not None else None
 
 
 class Retrainer:

@@ -221,6 +221,23 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         CREATE INDEX judge_evaluations_judge ON judge_evaluations (judge_name, set_id);
     """),
+    # One row per `calibrate` run: the judge configuration chosen on the reviewers' labels;
+    # the newest active row of a (judge, schema version) is what the backend uses.
+    ("0970_judge_calibrations", """
+        CREATE TABLE judge_calibrations (
+            calibration_id INTEGER PRIMARY KEY AUTOINCREMENT,
+            judge_kind TEXT NOT NULL,
+            schema_id TEXT NOT NULL,
+            schema_version INTEGER NOT NULL,
+            queue TEXT,
+            active INTEGER NOT NULL,
+            created_at TEXT NOT NULL,
+            params TEXT NOT NULL,
+            result TEXT NOT NULL
+        );
+        CREATE INDEX judge_calibrations_judge ON judge_calibrations
+            (judge_kind, schema_id, schema_version);
+    """),
 ]
 
 # Names recorded by stores created before the migrations were named by what they do:

@@ -5,7 +5,15 @@ the offline rule judge (``rules``), the learned evaluator trained on reviewer la
 (``learned``), and the LLM judge over any OpenAI-compatible endpoint (``llm``).
 """
 
-from ls_llmtrace.judging.judges.base import Judge, Metrics, Quote, Verdict
+from ls_llmtrace.judging.judges.base import (
+    Judge,
+    Metrics,
+    Quote,
+    Verdict,
+    apply_threshold,
+    pass_fail_labels,
+)
 from ls_llmtrace.judging.judges.rules import RuleJudge
 
-__all__ = ["Judge", "Metrics", "Quote", "RuleJudge", "Verdict"]
+__all__ = ["Judge", "Metrics", "Quote", "RuleJudge", "Verdict", "apply_threshold",
+           "pass_fail_labels"]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -30,6 +32,30 @@ class Verdict:
     confidence: float  # how sure the judge is; becomes the prediction's score
     categories: tuple[str, ...] = ()  # failure categories, when the config has them
     quotes: tuple[Quote, ...] = ()  # suspicious spans, when the config has span labels
+
+
+def pass_fail_labels(values: Sequence[str]) -> tuple[str, str]:
+    """(passing, failing) among a verdict control's values: ``pass`` and ``fail`` when
+    present, else the first and the last value."""
+    values = tuple(values) or ("pass", "fail")
+    passing = next((v for v in values if v == "pass"), values[0])
+    failing = next((v for v in values if v == "fail"), values[-1])
+    return passing, failing
+
+
+def apply_threshold(verdict: Verdict, threshold: float | None, passing: str,
+                    failing: str) -> Verdict:
+    """The verdict with its label decided by its score: ``failing`` below ``threshold``,
+    else ``passing`` (a calibrated decision threshold). ``None`` keeps the judge's own
+    label; a failing label the judge chose itself (a failure category of a richer
+    verdict) is kept when the score also says fail."""
+    if threshold is None:
+        return verdict
+    if verdict.score >= threshold:
+        label = passing
+    else:
+        label = verdict.label if verdict.label != passing else failing
+    return verdict if label == verdict.label else dataclasses.replace(verdict, label=label)
 
 
 class Judge(Protocol):

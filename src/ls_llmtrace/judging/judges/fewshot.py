@@ -15,7 +15,7 @@ from typing import Any
 
 from ls_llmtrace import settings
 from ls_llmtrace.errors import LLMTraceError
-from ls_llmtrace.models import AnnotationRecord
+from ls_llmtrace.models import AnnotationRecord, Trace
 from ls_llmtrace.schema.model import AnnotationSchema
 from ls_llmtrace.store import Store
 
@@ -43,6 +43,34 @@ def deciding_records(records: list[AnnotationRecord]) -> dict[str, AnnotationRec
     return best
 
 
+def trace_case(trace_id: str, trace: Trace | None, record: AnnotationRecord,
+               schema: AnnotationSchema) -> dict[str, Any]:
+    """One labelled trace in the golden-case shape the LLM judge learns from."""
+    rubric = schema.rubric.get(record.label or "")
+    return {
+        "case_id": f"{schema.id}:{trace_id}",
+        "trace_id": trace_id,
+        "schema_version": schema.version_id,
+        "input": {
+            "system_prompt": trace.system_prompt if trace else None,
+            "messages": [m.model_dump(exclude_defaults=True) for m in trace.messages]
+            if trace else None,
+            "documents": [d.model_dump(exclude_defaults=True) for d in trace.documents]
+            if trace else None,
+        },
+        "bad_output": trace.output if trace else None,
+        "corrected_output": record.corrected_output,
+        "label": record.label,
+        "score": record.score,
+        "explanation": record.explanation,
+        "rubric": rubric.definition if rubric else None,
+        "model_version": trace.metadata.model_version if trace else None,
+        "prompt_version": trace.metadata.prompt_version if trace else None,
+        "reviewer": record.author,
+        "annotation": record.record_key,
+    }
+
+
 def golden_cases(store: Store, schema: AnnotationSchema) -> list[dict[str, Any]]:
     """One case per trace whose deciding reviewer record is a failing label."""
     records = [r for r in store.records(source="reviewer")
@@ -51,30 +79,7 @@ def golden_cases(store: Store, schema: AnnotationSchema) -> list[dict[str, Any]]
     for trace_id, record in sorted(deciding_records(records).items()):
         if not schema.is_failing(record.label):
             continue
-        trace = store.trace(trace_id)
-        rubric = schema.rubric.get(record.label or "")
-        cases.append({
-            "case_id": f"{schema.id}:{trace_id}",
-            "trace_id": trace_id,
-            "schema_version": schema.version_id,
-            "input": {
-                "system_prompt": trace.system_prompt if trace else None,
-                "messages": [m.model_dump(exclude_defaults=True) for m in trace.messages]
-                if trace else None,
-                "documents": [d.model_dump(exclude_defaults=True) for d in trace.documents]
-                if trace else None,
-            },
-            "bad_output": trace.output if trace else None,
-            "corrected_output": record.corrected_output,
-            "label": record.label,
-            "score": record.score,
-            "explanation": record.explanation,
-            "rubric": rubric.definition if rubric else None,
-            "model_version": trace.metadata.model_version if trace else None,
-            "prompt_version": trace.metadata.prompt_version if trace else None,
-            "reviewer": record.author,
-            "annotation": record.record_key,
-        })
+        cases.append(trace_case(trace_id, store.trace(trace_id), record, schema))
     return cases
 
 
