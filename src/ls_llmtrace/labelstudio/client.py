@@ -33,10 +33,12 @@ from ls_llmtrace.schema.model import AnnotationSchema
 from ls_llmtrace.timeutil import format_ls_datetime, to_utc
 
 # The task fields the sync reads. Label Studio applies ``include`` to the nested
-# annotations too, so their fields are listed here as well; left out are only the costly
-# computed extras (annotators, comment authors, prediction and annotation summaries).
+# annotations and predictions too, so their fields are listed here as well; left out are
+# only the costly computed extras (annotators, comment authors, prediction and annotation
+# summaries). The predictions say which judge version an annotation was made from.
 SYNC_TASK_FIELDS = ",".join([
     "id", "data", "meta", "created_at", "updated_at", "inner_id", "project", "annotations",
+    "predictions", "model_version", "score",
     # annotation fields
     "result", "completed_by", "lead_time", "was_cancelled", "ground_truth", "task",
     "last_action", "parent_prediction", "parent_annotation", "unique_id", "updated_by",
@@ -251,7 +253,7 @@ class LabelStudioClient:
             title="ls-llmtrace sync",
             annotation_filter_options={"usual": True, "ground_truth": True, "skipped": True},
             serialization_options={"drafts": {"only_id": True},
-                                   "predictions": {"only_id": True}})
+                                   "predictions": {"only_id": False}})
         calls = 1
         began = to_utc(snap.created_at)
         what = f"download export {snap.id} of project {project_id}"

@@ -221,6 +221,21 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         CREATE INDEX judge_evaluations_judge ON judge_evaluations (judge_name, set_id);
     """),
+    # What the reviewer did with the judge's proposal (the judge version an annotation was
+    # made from, the verdict's origin), the owner's adjudications, and which review queue
+    # each adjudication queue settles.
+    ("0900_reviewer_origins_adjudication", """
+        ALTER TABLE records ADD COLUMN judge_version TEXT;
+        ALTER TABLE records ADD COLUMN label_origin TEXT;
+        ALTER TABLE records ADD COLUMN adjudication INTEGER NOT NULL DEFAULT 0;
+        CREATE INDEX records_judge_version ON records (judge_version);
+        CREATE TABLE adjudication_queues (
+            queue TEXT PRIMARY KEY,
+            source_queue TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        );
+        CREATE INDEX adjudication_queues_source ON adjudication_queues (source_queue)
+    """),
 ]
 
 # Names recorded by stores created before the migrations were named by what they do:
