@@ -151,6 +151,9 @@ class Router:
                     self.client, self.store, rule.name, schema,
                     pairwise_config=build_pairwise_config(schema),
                     compare=rule.pairwise.compare)
+        if rule.reviewers is not None:
+            self.client.set_overlap(queue.project_id, rule.reviewers,
+                                    rule.overlap_percent if rule.reviewers > 1 else 100)
         self._reconcile(queue.project_id, rule.name)
         self._projects[rule.name] = queue.project_id
         return queue.project_id
@@ -338,11 +341,13 @@ def import_traces(
     batch_size: int = 1000,
     progress: Callable[[RouteSummary], None] | None = None,
     options: ReviewOptions | None = None,
+    reviewers: int | None = None,
 ) -> ImportResult:
     """Import traces: stored with their feedback as records, routed by ``rules`` (or all
-    into ``queue``, default settings.default_queue()), each queue at its current schema
-    version, every task claimed in the store before Label Studio creates it."""
-    config = rules or single_queue(queue or settings.default_queue())
+    into ``queue``, default settings.default_queue(), with ``reviewers`` per task when
+    given), each queue at its current schema version, every task claimed in the store
+    before Label Studio creates it."""
+    config = rules or single_queue(queue or settings.default_queue(), reviewers)
     router = Router(client, store, config, schema, options)
     if rules is None:  # one queue: its project exists even when nothing is new
         router.project(config.queues[0])

@@ -310,6 +310,54 @@ class LabelStudioClient:
         return {int(u.id): (u.email or u.username or str(u.id))
                 for u in self._pages("list users", self.sdk.users.list)}
 
+    def create_user(self, email: str) -> int:
+        """Create a user in the token user's organization (or find it by email) and make
+        that organization its active one (else it sees no projects). Returns its id. The
+        user has no password and gets its own legacy API token, which only Label
+        Studio's CLI can read (``ManagedLabelStudio.user_token``)."""
+        for user in self._pages("list users", self.sdk.users.list):
+            if (user.email or "").lower() == email.lower():
+                user_id = int(user.id)
+                break
+        else:
+            created = self._call("create a user", self.sdk.users.create,
+                                 username=email.split("@")[0], email=email)
+            user_id = int(created.id)
+        me = self._call("identify the token's user", self.sdk.users.whoami)
+        http = self.sdk._client_wrapper.httpx_client
+        response = self._call("set the user's organization", http.request,
+                              f"api/users/{user_id}/", method="PATCH",
+                              json={"active_organization": me.active_organization})
+        if not 200 <= response.status_code < 300:
+            raise LabelStudioError(f"Label Studio refused to put user {email} into "
+                                   f"organization {me.active_organization} (HTTP "
+                                   f"{response.status_code}): {_one_line(response.text)}")
+        return user_id
+
+    def set_overlap(self, project_id: int, reviewers: int, percent: int = 100,
+                    show_overlap_first: bool = True) -> None:
+        """Label Studio's own overlap settings: ``reviewers`` annotations make a task
+        complete, on ``percent`` of the tasks (the rest need one); tasks that need more
+        than one are served first."""
+        self._call("set the project's overlap", self.sdk.projects.update, id=project_id,
+                   maximum_annotations=reviewers, overlap_cohort_percentage=percent,
+                   show_overlap_first=show_overlap_first)
+
+    def overlap(self, project_id: int) -> tuple[int, int, bool]:
+        """(maximum_annotations, overlap_cohort_percentage, show_overlap_first)."""
+        project = self.project(project_id)
+        return (int(project.maximum_annotations or 1),
+                int(project.overlap_cohort_percentage or 100),
+                bool(project.show_overlap_first))
+
+    def task_overlaps(self, project_id: int) -> dict[int, tuple[int, bool]]:
+        """Task id -> (annotations it needs, whether Label Studio counts it complete)."""
+        out = {}
+        for task in self._pages("list tasks", self.sdk.tasks.list, project=project_id,
+                                include="id,overlap,is_labeled", page_size=1000):
+            out[int(task.id)] = (int(task.overlap or 1), bool(task.is_labeled))
+        return out
+
     # ML backend -------------------------------------------------------------------------
 
     def connect_backend(
