@@ -25,11 +25,12 @@ from ls_llmtrace.errors import ConfigError
 from ls_llmtrace.ingest import queues
 from ls_llmtrace.ingest.routing import Router, RouteSummary
 from ls_llmtrace.ingest.rules import single_queue
-from ls_llmtrace.labelstudio.client import LabelStudioClient
+from ls_llmtrace.labelstudio.client import LabelStudioClient, project_title
 from ls_llmtrace.models import AnnotationRecord, Trace
 from ls_llmtrace.store import Store
 
 _EPOCH = datetime.min.replace(tzinfo=UTC)
+TITLE_LIMIT = 50  # Label Studio 1.23.2 refuses longer project titles (HTTP 400)
 
 
 @dataclass(frozen=True)
@@ -137,6 +138,10 @@ def route_disagreements(client: LabelStudioClient, store: Store, queue: str,
                if r.ls_project_id == source.project_id and r.schema_id == schema.id]
     found = {d.trace_id: d for d in disagreements(records, with_judge)}
     target = queues.resolve(client, store, name, schema.id)
+    if target is None and len(project_title(schema, name)) > TITLE_LIMIT:
+        raise ConfigError(f"the adjudication queue's project title "
+                          f"{project_title(schema, name)!r} is longer than Label Studio's "
+                          f"{TITLE_LIMIT} characters: name a shorter queue with --to")
     if target is None:
         target = queues.create_project(client, store, name, schema, adjudication_of=queue)
     elif target.kind != "adjudication":
