@@ -209,3 +209,15 @@ def test_store_keeps_origin_columns(tmp_path: Path):
     assert store.adjudication_queues("q") == [
         {"queue": "q-adjudication", "source_queue": "q", "project_id": None}]
     store.close()
+
+
+def test_queue_rule_reviewers():
+    from ls_llmtrace.errors import ConfigError
+    from ls_llmtrace.ingest.rules import parse_rules, single_queue
+
+    config = parse_rules("queues:\n  - name: double\n    reviewers: 2\n    overlap_percent: 30\n"
+                         "  - name: plain\n")
+    assert [(q.reviewers, q.overlap_percent) for q in config.queues] == [(2, 30), (None, 100)]
+    assert single_queue("q", 3).queues[0].reviewers == 3
+    with pytest.raises(ConfigError, match="reviewers"):
+        parse_rules("queues:\n  - name: none\n    reviewers: 0\n")
