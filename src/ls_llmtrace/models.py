@@ -222,6 +222,20 @@ class Scope(StrictModel):
     original_end: int | None = Field(None, description="Where it ends in the original text.")
 
 
+FieldOrigin = Literal["prediction", "prediction-changed", "manual"]
+
+
+class PredictionRef(StrictModel):
+    """The judge's prediction a reviewer's annotation was made from (Label Studio's
+    ``parent_prediction``)."""
+
+    id: int = Field(description="Label Studio's prediction id.")
+    model_version: str | None = Field(
+        None, description="The prediction's `model_version`: `<judge>-v<version>@<schema>` "
+        "for this package's judges.")
+    judge: str | None = Field(None, description="The judge's name, read from `model_version`.")
+
+
 class AnnotationRecord(StrictModel):
     """The normalized unit of feedback. Every channel lands here."""
 
@@ -251,6 +265,25 @@ class AnnotationRecord(StrictModel):
         None, description="Metric or feedback key in the source system (e.g. `toxicity`, "
         "`thumbs`), for feedback imported with the traces."
     )
+    prediction: PredictionRef | None = Field(
+        None, description="For a reviewer's record: the judge's prediction the annotation "
+        "was made from, when it was made from one.")
+    origins: dict[str, FieldOrigin] = Field(
+        default_factory=dict, description="Per field of this record (`label`, `labels`, "
+        "`score`, `explanation`, `corrected_output`): `prediction` when the reviewer kept the "
+        "judge's proposal, `prediction-changed` when they edited it, `manual` when they gave "
+        "it themselves. A field is missing when that cannot be told (an API client's "
+        "annotation made from no prediction). A judge explanation kept as proposed is not "
+        "the reviewer's: `explanation` is then empty and its origin `prediction`.")
+    adjudication: bool = Field(
+        False, description="The schema owner's decision on a task whose reviewers disagreed "
+        "(from an adjudication queue): it decides the trace's label.")
+
+    def accepted(self, name: str) -> bool | None:
+        """Whether the reviewer kept the judge's proposal for field ``name`` (None: the
+        field's origin is not known)."""
+        origin = self.origins.get(name)
+        return None if origin is None else origin == "prediction"
 
 
 Trace.model_rebuild()

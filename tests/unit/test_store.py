@@ -21,6 +21,7 @@ EXPECTED_TABLES |= {"queues"}  # the queue registry
 EXPECTED_TABLES |= {"eval_runs", "eval_candidates"}  # the regression gate
 EXPECTED_TABLES |= {"judge_evaluations"}  # the judge gate
 EXPECTED_TABLES |= {"judge_calibrations"}  # calibrate
+EXPECTED_TABLES |= {"adjudication_queues"}  # adjudication of reviewer disagreements
 
 
 def _record(key: str = "ls:1:10", **changes) -> AnnotationRecord:

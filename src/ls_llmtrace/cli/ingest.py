@@ -38,9 +38,13 @@ def _explicit(path: Path | None) -> AnnotationSchema | None:
 @click.option("--rules", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Queue rules (YAML): route traces into the queues they match "
               "instead of all into --queue.")
+@click.option("--reviewers", type=click.IntRange(1, 50), default=None,
+              help="Reviewers per task in --queue (Label Studio's overlap, "
+              "maximum_annotations); with --rules set `reviewers:` per queue instead.")
 @friendly
 def import_cmd(trace_file: Path, schema_path: Path | None, queue: str | None, batch_size: int,
-               rejects: Path | None, strict: bool, fmt: str | None, rules: Path | None) -> None:
+               rejects: Path | None, strict: bool, fmt: str | None, rules: Path | None,
+               reviewers: int | None) -> None:
     """Import a trace file (native JSONL, OTLP/JSON, Langfuse, LangSmith) as tasks, each
     queue at its current schema version; re-running (or running twice at once) never
     duplicates a task."""
@@ -55,7 +59,7 @@ def import_cmd(trace_file: Path, schema_path: Path | None, queue: str | None, ba
             items, label=f"importing {trace_file.name}", file=sys.stderr, show_pos=True,
             show_eta=False) as bar:
         result = import_traces(client(), store, bar, queue=queue, rules=config,
-                               schema=schema, batch_size=batch_size)
+                               schema=schema, batch_size=batch_size, reviewers=reviewers)
     summary = result.summary
     keep_rejects([str(r) for r in summary.rejected],
                   lambda path: write_rejects(summary.rejected, path), trace_file, rejects)

@@ -255,3 +255,25 @@ def _growing(queue: str, recent_days: float) -> list[dict[str, Any]] | dict[str,
     except lib.TooFewFailures as exc:
         return {"too_few": str(exc)}
     return lib.growing_clusters(report, failures, recent_days)
+
+
+@main.command("adjudicate")
+@click.option("--queue", required=True, help="The review queue whose disagreements to settle.")
+@click.option("--to", "to", default=None,
+              help="The adjudication queue (default: <queue>-adjudication).")
+@click.option("--with-judge", is_flag=True,
+              help="Also route traces where a reviewer changed the judge's verdict.")
+@click.option("--json", "as_json", is_flag=True)
+@friendly
+def adjudicate_cmd(queue: str, to: str | None, with_judge: bool, as_json: bool) -> None:
+    """Route the traces whose reviewers disagree (run `sync` first) to an adjudication
+    queue for the schema's owner; the owner's decision, once synced, decides the trace.
+    Re-running adds only new disagreements."""
+    from ls_llmtrace.records.adjudication import route_disagreements
+
+    with Store() as store:
+        summary = route_disagreements(client(), store, queue, to, with_judge)
+    if as_json:
+        click.echo(json.dumps(summary.__dict__))
+    else:
+        click.echo(summary.line())

@@ -51,6 +51,25 @@ def ls_status(as_json: bool) -> None:
     sys.exit(0 if status["answers"] else 1)
 
 
+@ls_group.command("add-user")
+@click.argument("email")
+@click.option("--json", "as_json", is_flag=True, help="Print email, id and token as JSON.")
+@friendly
+def ls_add_user(email: str, as_json: bool) -> None:
+    """Add a reviewer to the managed Label Studio (its admin's organization) and print the
+    reviewer's own API token (idempotent: an existing user's token is printed)."""
+    from ls_llmtrace.labelstudio.client import LabelStudioClient
+
+    managed = ManagedLabelStudio()
+    creds = managed.start()
+    user_id = LabelStudioClient(managed.url, creds.token).create_user(email)
+    token = managed.user_token(email)
+    if as_json:
+        click.echo(json.dumps({"email": email, "id": user_id, "token": token}))
+    else:
+        click.echo(f"user {email} (id {user_id}) token {token}")
+
+
 @main.group("backend")
 def backend_group() -> None:
     """Run the managed ML backend (the judge) that Label Studio calls."""

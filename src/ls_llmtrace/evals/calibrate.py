@@ -101,7 +101,7 @@ def labelled_items(store: Store, schema: AnnotationSchema,
                and (project_id is None or r.ls_project_id in (None, project_id))]
     options = ReviewOptions.from_settings()
     items = []
-    for trace_id, record in sorted(deciding_records(records).items()):
+    for trace_id, record in sorted(deciding_records(records, schema.owner).items()):
         trace = store.trace(trace_id)
         if trace is None or record.label is None:
             continue

@@ -58,7 +58,7 @@ from ls_llmtrace.evals.cases import (
     set_id,
     write_cases,
 )
-from ls_llmtrace.judging.judges.fewshot import golden_cases
+from ls_llmtrace.judging.judges.fewshot import golden_cases, is_adjudication
 from ls_llmtrace.models import AnnotationRecord, Trace
 from ls_llmtrace.schema.migration import Evidence, Migration, load_migration, move_values
 from ls_llmtrace.schema.model import AnnotationSchema
@@ -205,7 +205,7 @@ def decide(records: list[AnnotationRecord], schema: AnnotationSchema,
             left_out[migrated] += 1
             continue
         record, own = migrated
-        adjudication = record.author is not None and record.author == schema.owner
+        adjudication = is_adjudication(record, schema.owner)
         rank = (record.ground_truth, adjudication, _when(record), record.record_key)
         decided_by: DecidedBy = ("ground_truth" if record.ground_truth else
                                  "adjudication" if adjudication else "latest_review")
@@ -315,7 +315,8 @@ def build_golden(store: Store, schema: AnnotationSchema, *, queue: str | None = 
                  options: BuildOptions | None = None, schema_dir: Path | None = None,
                  now: datetime | None = None) -> GoldenSet:
     """The golden set of ``schema``'s reviewer records (of ``project_id`` when given:
-    records without a project, e.g. from the Feedback API, count too)."""
+    records without a project, e.g. from the Feedback API, count too, and so do those of
+    the ``queue``'s adjudication queues, where the owner settles disagreements)."""
     filters = filters or BuildFilters()
     options = options or BuildOptions()
     if options.control_share < 0:
@@ -323,8 +324,11 @@ def build_golden(store: Store, schema: AnnotationSchema, *, queue: str | None = 
     where = RecordFilter(source="reviewer", schema_id=schema.id, since=filters.since,
                          until=filters.until, model_version=filters.model_version,
                          product_area=filters.product_area)
+    projects: set[int | None] = {None, project_id}
+    if queue is not None:
+        projects |= {a["project_id"] for a in store.adjudication_queues(queue)}
     records = [r for r in store.records(where=where)
-               if project_id is None or r.ls_project_id in (None, project_id)]
+               if project_id is None or r.ls_project_id in projects]
     left_out: Counter[str] = Counter()
     decided = decide(records, schema, schema_dir, left_out)
     failures: list[GoldenCase] = []

@@ -19,6 +19,7 @@ from typing import Any
 from ls_llmtrace import settings
 from ls_llmtrace.errors import ConfigError, LabelStudioError
 from ls_llmtrace.labelstudio.client import LabelStudioClient, project_title
+from ls_llmtrace.schema.labelconfig import build_instructions, build_label_config
 from ls_llmtrace.schema.model import (
     AnnotationSchema,
     find_schema_version,
@@ -28,6 +29,7 @@ from ls_llmtrace.store import Store
 
 _TITLE = re.compile(r"^llmtrace (?P<queue>.+) \| (?P<schema>[^|@\s]+)@v(?P<version>\d+)$")
 PAIRWISE_PREFIX = "ls-llmtrace pairwise queue"
+ADJUDICATION_PREFIX = "ls-llmtrace adjudication queue"
 
 
 @dataclass(frozen=True)
@@ -75,8 +77,10 @@ def record(store: Store, queue: Queue) -> None:
 
 
 def _kind(project: dict[str, Any]) -> str:
-    return "pairwise" if (project.get("description") or "").startswith(PAIRWISE_PREFIX) \
-        else "review"
+    description = project.get("description") or ""
+    if description.startswith(PAIRWISE_PREFIX):
+        return "pairwise"
+    return "adjudication" if description.startswith(ADJUDICATION_PREFIX) else "review"
 
 
 def from_label_studio(projects: list[dict[str, Any]]) -> dict[str, Queue]:
@@ -179,10 +183,18 @@ def queue_schema(client: LabelStudioClient, store: Store, name: str,
 
 def create_project(client: LabelStudioClient, store: Store, name: str,
                    schema: AnnotationSchema, pairwise_config: str | None = None,
-                   compare: str | None = None) -> Queue:
-    """Create (or take over, by title) the project of a new queue and record it."""
+                   compare: str | None = None, adjudication_of: str | None = None) -> Queue:
+    """Create (or take over, by title) the project of a new queue and record it.
+    ``adjudication_of``: the review queue whose disagreements this queue settles."""
     title = project_title(schema, name)
-    if pairwise_config is not None:
+    if adjudication_of is not None:
+        project_id, _ = client.push_config(
+            title, build_label_config(schema),
+            description=f"{ADJUDICATION_PREFIX} '{name}': disagreements of queue "
+            f"'{adjudication_of}', for the schema owner {schema.owner}, schema "
+            f"{schema.version_id}", instructions=build_instructions(schema))
+        kind = "adjudication"
+    elif pairwise_config is not None:
         project_id, _ = client.push_config(
             title, pairwise_config,
             description=f"{PAIRWISE_PREFIX} '{name}', schema {schema.version_id}, "

@@ -101,8 +101,12 @@ class Router:
 
     def __init__(self, client: LabelStudioClient, store: Store, config: QueueConfig,
                  schema: AnnotationSchema | None = None,
-                 options: ReviewOptions | None = None) -> None:
+                 options: ReviewOptions | None = None,
+                 notes: Callable[[Trace], dict[str, str]] | None = None) -> None:
+        """``notes``: extra rows for a trace's metadata table in its task (what the
+        adjudication queue shows the owner about each reviewer's answer)."""
         self.client = client
+        self.notes = notes
         self.store = store
         self.config = config
         self.explicit = schema
@@ -151,6 +155,9 @@ class Router:
                     self.client, self.store, rule.name, schema,
                     pairwise_config=build_pairwise_config(schema),
                     compare=rule.pairwise.compare)
+        if rule.reviewers is not None:
+            self.client.set_overlap(queue.project_id, rule.reviewers,
+                                    rule.overlap_percent if rule.reviewers > 1 else 100)
         self._reconcile(queue.project_id, rule.name)
         self._projects[rule.name] = queue.project_id
         return queue.project_id
@@ -221,13 +228,21 @@ class Router:
             batch = [t for t, _ in wanted if t.trace_id in claimed]
             if batch:
                 self._send(project_id, rule.name, [t.trace_id for t in batch],
-                           [trace_to_task(t, schema, self.options) for t in batch])
+                           [self._task(t, schema) for t in batch])
                 summary.per_queue[rule.name] = summary.per_queue.get(rule.name, 0) + len(batch)
                 new_for.update(t.trace_id for t in batch)
         summary.imported += len(new_for)
         summary.duplicates += len(matched - new_for)
         summary.waiting_for_pair += len(waiting)
         summary.not_routed += len([t for t in traces if t.trace_id not in matched | waiting])
+
+    def _task(self, trace: Trace, schema: AnnotationSchema) -> dict[str, Any]:
+        task = trace_to_task(trace, schema, self.options)
+        if self.notes is not None:
+            table = task["data"].get("metadata")
+            task["data"]["metadata"] = {**(table if isinstance(table, dict) else {}),
+                                        **self.notes(trace)}
+        return task
 
     def _place_pairs(self, rule: QueueRule, traces: list[Trace], signals: dict[str, Signals],
                      summary: RouteSummary, new_for: set[str], waiting: set[str]) -> set[str]:
@@ -338,11 +353,13 @@ def import_traces(
     batch_size: int = 1000,
     progress: Callable[[RouteSummary], None] | None = None,
     options: ReviewOptions | None = None,
+    reviewers: int | None = None,
 ) -> ImportResult:
     """Import traces: stored with their feedback as records, routed by ``rules`` (or all
-    into ``queue``, default settings.default_queue()), each queue at its current schema
-    version, every task claimed in the store before Label Studio creates it."""
-    config = rules or single_queue(queue or settings.default_queue())
+    into ``queue``, default settings.default_queue(), with ``reviewers`` per task when
+    given), each queue at its current schema version, every task claimed in the store
+    before Label Studio creates it."""
+    config = rules or single_queue(queue or settings.default_queue(), reviewers)
     router = Router(client, store, config, schema, options)
     if rules is None:  # one queue: its project exists even when nothing is new
         router.project(config.queues[0])

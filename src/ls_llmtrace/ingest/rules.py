@@ -18,6 +18,9 @@ by a hash of (queue, trace id), so re-runs and parallel imports agree. Example::
         sample_rate: 0.05
       - name: model-a-vs-b           # two answers to the same input, side by side
         pairwise: {compare: model_version}
+      - name: double-reviewed        # two reviewers on 30 % of the tasks (LS overlap)
+        reviewers: 2
+        overlap_percent: 30
 
 Each queue is a Label Studio project on the schema version in use
 (``llmtrace <queue> | <schema>@v<version>``).
@@ -77,6 +80,12 @@ class QueueRule(StrictModel):
         default_factory=dict, description=f"Metadata that must match: {', '.join(FILTER_KEYS)}.")
     sample_rate: float = Field(1.0, ge=0.0, le=1.0)
     pairwise: Pairwise | None = None
+    reviewers: int | None = Field(
+        None, ge=1, le=50, description="Reviewers per task: Label Studio's overlap "
+        "(project `maximum_annotations`); unset leaves the project's setting as it is.")
+    overlap_percent: int = Field(
+        100, ge=1, le=100, description="With `reviewers` above 1: the share of tasks that "
+        "get that many reviewers (`overlap_cohort_percentage`); the rest get one.")
 
     @field_validator("name")
     @classmethod
@@ -112,9 +121,9 @@ class QueueConfig(StrictModel):
         raise ConfigError(f"no queue {name!r} in the rules: have {[q.name for q in self.queues]}")
 
 
-def single_queue(name: str) -> QueueConfig:
+def single_queue(name: str, reviewers: int | None = None) -> QueueConfig:
     """Everything into one queue: what a plain ``import --queue Q`` does."""
-    return QueueConfig(queues=[QueueRule(name=name)])
+    return QueueConfig(queues=[QueueRule(name=name, reviewers=reviewers)])
 
 
 def parse_rules(text: str, origin: str = "<string>") -> QueueConfig:

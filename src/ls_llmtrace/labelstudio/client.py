@@ -33,10 +33,12 @@ from ls_llmtrace.schema.model import AnnotationSchema
 from ls_llmtrace.timeutil import format_ls_datetime, to_utc
 
 # The task fields the sync reads. Label Studio applies ``include`` to the nested
-# annotations too, so their fields are listed here as well; left out are only the costly
-# computed extras (annotators, comment authors, prediction and annotation summaries).
+# annotations and predictions too, so their fields are listed here as well; left out are
+# only the costly computed extras (annotators, comment authors, prediction and annotation
+# summaries). The predictions say which judge version an annotation was made from.
 SYNC_TASK_FIELDS = ",".join([
     "id", "data", "meta", "created_at", "updated_at", "inner_id", "project", "annotations",
+    "predictions", "model_version", "score",
     # annotation fields
     "result", "completed_by", "lead_time", "was_cancelled", "ground_truth", "task",
     "last_action", "parent_prediction", "parent_annotation", "unique_id", "updated_by",
@@ -251,7 +253,7 @@ class LabelStudioClient:
             title="ls-llmtrace sync",
             annotation_filter_options={"usual": True, "ground_truth": True, "skipped": True},
             serialization_options={"drafts": {"only_id": True},
-                                   "predictions": {"only_id": True}})
+                                   "predictions": {"only_id": False}})
         calls = 1
         began = to_utc(snap.created_at)
         what = f"download export {snap.id} of project {project_id}"
@@ -307,6 +309,54 @@ class LabelStudioClient:
         """User id -> email, for naming annotation authors."""
         return {int(u.id): (u.email or u.username or str(u.id))
                 for u in self._pages("list users", self.sdk.users.list)}
+
+    def create_user(self, email: str) -> int:
+        """Create a user in the token user's organization (or find it by email) and make
+        that organization its active one (else it sees no projects). Returns its id. The
+        user has no password and gets its own legacy API token, which only Label
+        Studio's CLI can read (``ManagedLabelStudio.user_token``)."""
+        for user in self._pages("list users", self.sdk.users.list):
+            if (user.email or "").lower() == email.lower():
+                user_id = int(user.id)
+                break
+        else:
+            created = self._call("create a user", self.sdk.users.create,
+                                 username=email.split("@")[0], email=email)
+            user_id = int(created.id)
+        me = self._call("identify the token's user", self.sdk.users.whoami)
+        http = self.sdk._client_wrapper.httpx_client
+        response = self._call("set the user's organization", http.request,
+                              f"api/users/{user_id}/", method="PATCH",
+                              json={"active_organization": me.active_organization})
+        if not 200 <= response.status_code < 300:
+            raise LabelStudioError(f"Label Studio refused to put user {email} into "
+                                   f"organization {me.active_organization} (HTTP "
+                                   f"{response.status_code}): {_one_line(response.text)}")
+        return user_id
+
+    def set_overlap(self, project_id: int, reviewers: int, percent: int = 100,
+                    show_overlap_first: bool = True) -> None:
+        """Label Studio's own overlap settings: ``reviewers`` annotations make a task
+        complete, on ``percent`` of the tasks (the rest need one); tasks that need more
+        than one are served first."""
+        self._call("set the project's overlap", self.sdk.projects.update, id=project_id,
+                   maximum_annotations=reviewers, overlap_cohort_percentage=percent,
+                   show_overlap_first=show_overlap_first)
+
+    def overlap(self, project_id: int) -> tuple[int, int, bool]:
+        """(maximum_annotations, overlap_cohort_percentage, show_overlap_first)."""
+        project = self.project(project_id)
+        return (int(project.maximum_annotations or 1),
+                int(project.overlap_cohort_percentage or 100),
+                bool(project.show_overlap_first))
+
+    def task_overlaps(self, project_id: int) -> dict[int, tuple[int, bool]]:
+        """Task id -> (annotations it needs, whether Label Studio counts it complete)."""
+        out = {}
+        for task in self._pages("list tasks", self.sdk.tasks.list, project=project_id,
+                                include="id,overlap,is_labeled", page_size=1000):
+            out[int(task.id)] = (int(task.overlap or 1), bool(task.is_labeled))
+        return out
 
     # ML backend -------------------------------------------------------------------------
 

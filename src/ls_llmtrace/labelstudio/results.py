@@ -18,6 +18,12 @@ as Label Studio's UI submits them, are::
 
 each with ``from_name``, ``to_name`` and usually ``id`` (the region) and ``origin``.
 
+``origin`` is written by Label Studio's labeling UI, not by its server: a result the UI
+copied from a prediction says ``prediction``, one the reviewer then edited
+``prediction-changed``, one the reviewer made ``manual``. An API client writes whatever it
+sends (usually nothing), so :attr:`Entry.origin` is None then; :func:`same_value` compares
+an entry with a prediction's entry when the origin must be worked out.
+
 Reading is tolerant: Label Studio stores whatever an API client sends, so a malformed
 entry decodes to :class:`Malformed` with the reason, never an exception. Whether a value
 is *allowed* (one of the schema's labels, a score in range) is the caller's question;
@@ -38,7 +44,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Literal
 
 from ls_llmtrace.schema.labelconfig import (
@@ -71,6 +77,9 @@ def score_to_stars(score: float, max_rating: int) -> int:
 
 # --- decoded entries ---------------------------------------------------------------------------
 
+Origin = Literal["prediction", "prediction-changed", "manual"]
+ORIGINS: tuple[Origin, ...] = ("prediction", "prediction-changed", "manual")
+
 
 def _no_raw() -> dict[str, Any]:
     return {}
@@ -89,6 +98,15 @@ class Entry:
 
     def _value(self) -> dict[str, Any]:
         raise NotImplementedError
+
+    @property
+    def origin(self) -> Origin | None:
+        """What the labeling UI says about this result (None: not one of its origins)."""
+        origin = self.raw.get("origin")
+        for known in ORIGINS:
+            if origin == known:
+                return known
+        return None
 
     def to_result(self) -> dict[str, Any]:
         """The entry as Label Studio takes it. Keys of the entry as read that this type
@@ -349,6 +367,12 @@ def read_results(entries: Any) -> list[Decoded | Malformed]:
     if not isinstance(entries, list):
         return [Malformed(None, None, "a result list must be a JSON array", entries)]
     return [read_result(e) for e in entries]
+
+
+def same_value(entry: Entry, other: Entry) -> bool:
+    """Whether two entries say the same thing (same control, type and value), whatever
+    their region ids, origins and other keys."""
+    return replace(entry, id=None) == replace(other, id=None)
 
 
 def build_results(entries: Iterable[Entry]) -> list[dict[str, Any]]:

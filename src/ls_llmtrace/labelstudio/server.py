@@ -22,7 +22,7 @@ from pathlib import Path
 import requests
 
 from ls_llmtrace import settings
-from ls_llmtrace.errors import LabelStudioStartError
+from ls_llmtrace.errors import LabelStudioError, LabelStudioStartError
 
 # Inherited variables Label Studio would pick up as its own settings (it reads
 # LABEL_STUDIO_X, then HEARTEX_X, then bare X).
@@ -234,6 +234,25 @@ class ManagedLabelStudio:
                 f"Label Studio started on port {ports[-1]} instead of {self.port}; "
                 f"log {self.log_file}"
             )
+
+    def user_token(self, email: str, timeout: float = 300.0) -> str:
+        """The legacy API token of a user of this Label Studio, read with its own CLI
+        (``label-studio user --username EMAIL``): the API shows a user's token only to
+        that user, and a user created through the API has no password to log in with."""
+        env = self._environment(self.credentials())
+        try:
+            done = subprocess.run(
+                [str(self.executable), "user", "--username", email, "--data-dir",
+                 str(self.data_dir)], env=env, capture_output=True, text=True,
+                stdin=subprocess.DEVNULL, cwd=self.data_dir, timeout=timeout, check=False)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise LabelStudioError(f"`label-studio user` failed for {email}: {exc}") from exc
+        match = re.search(r"'token': '([0-9a-f]+)'", done.stdout)
+        if done.returncode != 0 or match is None:
+            tail = " ".join((done.stdout + done.stderr).split()[-30:])
+            raise LabelStudioError(f"Label Studio has no user {email} or did not show its "
+                                   f"token (exit {done.returncode}): {tail}")
+        return match.group(1)
 
     def stop(self, timeout: float = 20.0) -> bool:
         """Stop the server; True if one was running."""

@@ -3,6 +3,15 @@
 Label Studio stores whatever a client sends, so every result is checked against the
 schema version of its task: a value the schema does not know is rejected (kept aside
 with the reason by the caller), never silently accepted or dropped.
+
+What the reviewer did with the judge's proposal is kept per field (``origins``) with the
+prediction the annotation was made from (``prediction``). Label Studio's labeling UI marks
+each result ``prediction``, ``prediction-changed`` or ``manual`` and the annotation's
+``parent_prediction``; an API client marks nothing. When the parent prediction's results
+are in the task they decide: a result equal to the judge's is ``prediction`` (unless the
+UI says the reviewer gave it themselves), a different one ``prediction-changed``. A text
+(explanation, corrected output) kept as the judge wrote it is never stored as the
+reviewer's own.
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ from ls_llmtrace.labelstudio.results import (
     Decoded,
     Malformed,
     Number,
+    Origin,
     Pairwise,
     ParagraphSpan,
     Rating,
@@ -26,8 +36,9 @@ from ls_llmtrace.labelstudio.results import (
     TextArea,
     TextSpan,
     read_results,
+    same_value,
 )
-from ls_llmtrace.models import AnnotationRecord, Scope, Source
+from ls_llmtrace.models import AnnotationRecord, PredictionRef, Scope, Source
 from ls_llmtrace.schema.labelconfig import (
     ANSWER_SPANS,
     CATEGORIES,
@@ -76,6 +87,73 @@ def _author(annotation: dict[str, Any], users: dict[int, str]) -> str | None:
     if isinstance(who, int):
         return users.get(who, f"user:{who}")
     return None
+
+
+# the record field each control of the schema fills
+FIELD_OF_CONTROL = {VERDICT: "label", CATEGORIES: "labels", SCORE: "score",
+                    EXPLANATION: "explanation", CORRECTED_OUTPUT: "corrected_output"}
+
+
+def judge_of(model_version: str | None) -> str | None:
+    """The judge's name in a ``model_version`` this package's backend gave
+    (``<judge>-v<version>@<schema>``), else None."""
+    if not model_version or "@" not in model_version:
+        return None
+    head = model_version.rsplit("@", 1)[0]
+    name, sep, _ = head.rpartition("-v")
+    return name if sep and name else None
+
+
+@dataclass
+class Proposal:
+    """The prediction an annotation was made from: its reference, and its decoded
+    results when the task carries them (``known``)."""
+
+    ref: PredictionRef | None = None
+    entries: list[Decoded] = field(default_factory=list)
+    known: bool = False
+
+
+def parent_prediction(task: dict[str, Any], annotation: dict[str, Any]) -> Proposal:
+    """The annotation's ``parent_prediction``, looked up among the task's predictions."""
+    wanted = annotation.get("parent_prediction")
+    if isinstance(wanted, dict):
+        wanted = wanted.get("id")
+    if isinstance(wanted, bool) or not isinstance(wanted, int):
+        return Proposal()
+    for prediction in task.get("predictions") or []:
+        if not isinstance(prediction, dict) or prediction.get("id") != wanted:
+            continue
+        version = prediction.get("model_version")
+        version = str(version) if version else None
+        entries = [e for e in read_results(prediction.get("result"))
+                   if not isinstance(e, Malformed)]
+        return Proposal(PredictionRef(id=wanted, model_version=version,
+                                      judge=judge_of(version)), entries, True)
+    return Proposal(PredictionRef(id=wanted))
+
+
+def result_origin(entry: Decoded, proposal: Proposal) -> Origin | None:
+    """What the reviewer did with the judge's proposal for this result (see the module
+    docstring); None when it cannot be told."""
+    said = entry.origin
+    if not proposal.known:
+        return said
+    same_control = [p for p in proposal.entries
+                    if p.from_name == entry.from_name and type(p) is type(entry)]
+    if isinstance(entry, TextSpan | ParagraphSpan):
+        # many spans per control: a span is the judge's when its region is (the UI keeps
+        # the region id) or when it is exactly one of the judge's
+        if any(same_value(entry, p) for p in same_control):
+            return "manual" if said == "manual" else "prediction"
+        if any(p.id is not None and p.id == entry.id for p in same_control):
+            return "manual" if said == "manual" else "prediction-changed"
+        return "manual" if said in (None, "prediction") else said
+    if any(same_value(entry, p) for p in same_control):
+        return "manual" if said == "manual" else "prediction"
+    if not same_control:
+        return "manual" if said in (None, "prediction") else said
+    return "manual" if said == "manual" else "prediction-changed"
 
 
 def _span_scope(span: Span) -> tuple[Scope, dict[str, Any]]:
@@ -143,9 +221,11 @@ def map_annotation(
     schema: AnnotationSchema,
     project_id: int,
     users: dict[int, str] | None = None,
+    adjudication: bool = False,
 ) -> Mapped:
     """One annotation -> one trace-level record, one record per span result (scope
-    ``text_range``), plus rejects for unusable results."""
+    ``text_range``), plus rejects for unusable results. ``adjudication``: the annotation
+    is in an adjudication queue, so the schema owner's is the deciding record."""
     users = users or {}
     out = Mapped()
     trace_id = (task.get("data") or {}).get("trace_id") or (task.get("meta") or {}).get("trace_id")
@@ -155,8 +235,10 @@ def map_annotation(
     score_field = schema.score_field
     span_field = schema.span_field
     fields: dict[str, Any] = {}
+    origins: dict[str, Origin] = {}
+    proposal = parent_prediction(task, annotation)
     categories_result: Any = None
-    spans: list[tuple[Span, list[str], Scope, dict[str, Any]]] = []
+    spans: list[tuple[Span, list[str], Scope, dict[str, Any], Origin | None]] = []
     for entry in read_results(annotation.get("result")):
         if isinstance(entry, Malformed) and entry.from_name is None:
             out.rejects.append(ResultReject("result", entry.reason, entry.raw))
@@ -168,8 +250,13 @@ def map_annotation(
                 f"{schema.version_id}", entry.raw))
             continue
         reason = _reason(entry, schema, score_field, span_field)
+        origin = None if isinstance(entry, Malformed) else result_origin(entry, proposal)
+        if reason is None and origin is not None and name in FIELD_OF_CONTROL:
+            origins[FIELD_OF_CONTROL[name]] = origin
         if reason is not None:
             out.rejects.append(ResultReject(name, reason, entry.raw))
+        elif isinstance(entry, TextArea) and origin == "prediction":
+            pass  # the judge's text, kept as proposed: not the reviewer's own
         elif isinstance(entry, Choices) and name == VERDICT:
             fields["label"] = entry.choices[0]
         elif isinstance(entry, Choices):
@@ -184,12 +271,14 @@ def map_annotation(
         elif isinstance(entry, TextSpan | ParagraphSpan):
             scope, extra = _span_scope(entry)
             scope = with_original_range(scope, task.get("data"), extra.get("end_message_index"))
-            spans.append((entry, list(entry.labels), scope, extra))
+            spans.append((entry, list(entry.labels), scope, extra, origin))
     if categories_result is not None and not schema.is_failing(fields.get("label")):
         out.rejects.append(ResultReject(
             CATEGORIES, f"failure categories {fields.pop('labels')} given with verdict "
             f"{fields.get('label')!r}, which is not failing in schema {schema.version_id}",
             categories_result))
+        origins.pop("labels", None)
+    author = _author(annotation, users)
     created: datetime | None = to_utc(annotation.get("created_at"))
     updated: datetime | None = to_utc(annotation.get("updated_at")) or created
     common: dict[str, Any] = {
@@ -197,7 +286,7 @@ def map_annotation(
         "schema_id": schema.id,
         "schema_version": schema.version,
         "source": Source.reviewer,
-        "author": _author(annotation, users),
+        "author": author,
         "created_at": created,
         "updated_at": updated,
         "lead_time_s": annotation.get("lead_time"),
@@ -206,15 +295,18 @@ def map_annotation(
         "ls_annotation_id": int(annotation["id"]),
         "was_cancelled": bool(annotation.get("was_cancelled")),
         "ground_truth": bool(annotation.get("ground_truth")),
+        "prediction": proposal.ref,
+        "adjudication": adjudication and author is not None and author == schema.owner,
     }
     out.records.append(AnnotationRecord(
         record_key=record_key(project_id, int(annotation["id"])),
-        scope=Scope(kind="trace"), **common, **fields,
+        scope=Scope(kind="trace"), origins=origins, **common, **fields,
     ))
-    for span, labels, scope, extra in spans:
+    for span, labels, scope, extra, origin in spans:
         out.records.append(AnnotationRecord(
             record_key=span_record_key(project_id, int(annotation["id"]), dict(span.raw)),
-            scope=scope, labels=labels, metadata=extra, **common,
+            scope=scope, labels=labels, metadata=extra,
+            origins={"labels": origin} if origin is not None else {}, **common,
         ))
     return out
 

@@ -195,8 +195,9 @@ def migrate_project(
         # results kept aside while the migration ran were judged by the old version
         store.forget_rejects_since(conn, project_id, planned_at)
         for task, annotation in final.values():
-            summary.records_written += store_annotation(store, conn, project_id, task,
-                                                        annotation, new, users).written
+            summary.records_written += store_annotation(
+                store, conn, project_id, task, annotation, new, users,
+                store.project_kind(project_id) == "adjudication").written
         store.upsert_project(conn, project_id, queue, new.id, new.version,
                              project_title(new, queue))
         store.finish_migration_run(conn, run_id, summary.as_dict())
@@ -234,7 +235,8 @@ def _apply_item(client: LabelStudioClient, store: Store, run_id: str, project_id
     written = 0
     with store.transaction() as conn:
         if annotation is not None:
-            stored = store_annotation(store, conn, project_id, task, annotation, new, users)
+            stored = store_annotation(store, conn, project_id, task, annotation, new, users,
+                                      store.project_kind(project_id) == "adjudication")
             written += stored.written + stored.retired
         for review in reviews:
             store.add_migration_review(conn, run_id, aid, item.task_id, review)

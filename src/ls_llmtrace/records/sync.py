@@ -6,7 +6,10 @@ transaction together with the cursor that covers it, so a crash at any point fol
 a re-run ends in the same state, and a second run with no changes writes nothing.
 
 Every annotation is one record (several reviewers on a task: one record each, with its
-author); cancelled (skipped) annotations and ground-truth flags are kept on the record.
+author); cancelled (skipped) annotations and ground-truth flags are kept on the record,
+and so is what the reviewer did with the judge's proposal (``records/mapping.py``). In an
+adjudication queue (``records/adjudication.py``) the schema owner's annotation is marked
+as the adjudication that decides the trace.
 An annotation that disappears from its task is marked deleted.
 
 A deleted *task* bumps nothing, so the cursor cannot see it. After paging, one call reads
@@ -76,14 +79,16 @@ class Stored:
 
 def store_annotation(store: Store, conn: Connection, project_id: int, task: dict[str, Any],
                      annotation: dict[str, Any], schema: AnnotationSchema,
-                     users: dict[int, str] | None) -> Stored:
+                     users: dict[int, str] | None, adjudication: bool = False) -> Stored:
     """Map one annotation under ``schema`` (a pairwise task's as a preference) and write
     it in the caller's transaction: its records upserted, the records of results it no
     longer has retired, its unusable results kept aside. The sync and the schema
     migration runner both write annotations through here."""
     task_id, annotation_id = int(task["id"]), int(annotation["id"])
-    mapper = map_pairwise_annotation if is_pairwise_task(task) else map_annotation
-    mapped = mapper(task, annotation, schema, project_id, users)
+    if is_pairwise_task(task):
+        mapped = map_pairwise_annotation(task, annotation, schema, project_id, users)
+    else:
+        mapped = map_annotation(task, annotation, schema, project_id, users, adjudication)
     out = Stored()
     for record in mapped.records:
         out.written += store.upsert_record(conn, record)
@@ -113,13 +118,15 @@ def sync_project(
     page_size = page_size or settings.sync_page_size()
     summary = SyncSummary(project_id)
     users: dict[int, str] | None = None
+    adjudication = store.project_kind(project_id) == "adjudication"
     cursor = store.cursor(project_id)
     if cursor is None and (settings.sync_first_export() if first_export is None
                            else first_export):
         summary.requests += 1
         if client.task_count(project_id) > page_size:  # one page is cheaper as a listing
             cursor, users = _first_sync_from_export(client, store, project_id, schema,
-                                                    page_size, summary, after_page)
+                                                    page_size, summary, after_page,
+                                                    adjudication)
     # One page is read ahead while the current one is written: its start (this page's
     # cursor) is known as soon as this page arrives. A crash loses only that uncommitted
     # read; the committed cursor still says where to start again.
@@ -148,7 +155,8 @@ def sync_project(
             if users is None and any(t.get("annotations") for t in tasks):
                 users = client.users()
                 summary.requests += 1
-            _write_page(store, project_id, schema, tasks, users, newest, summary)
+            _write_page(store, project_id, schema, tasks, users, newest, summary,
+                        adjudication)
             if newest is not None:
                 cursor = newest
             summary.tasks_seen += len(tasks)
@@ -193,7 +201,7 @@ def _by_time(task: dict[str, Any]) -> tuple[datetime, int]:
 
 def _first_sync_from_export(
     client: LabelStudioClient, store: Store, project_id: int, schema: AnnotationSchema,
-    page_size: int, summary: SyncSummary, after_page: Any,
+    page_size: int, summary: SyncSummary, after_page: Any, adjudication: bool = False,
 ) -> tuple[datetime | None, dict[int, str] | None]:
     """First sync of a project from one snapshot export, written in pages (oldest first,
     equal timestamps never split) each with its cursor, exactly like listed pages.
@@ -219,7 +227,7 @@ def _first_sync_from_export(
             users = client.users()
             summary.requests += 1
         newest = min(_by_time(page[-1])[0], began)
-        _write_page(store, project_id, schema, page, users, newest, summary)
+        _write_page(store, project_id, schema, page, users, newest, summary, adjudication)
         cursor = newest
         summary.tasks_seen += len(page)
         if after_page is not None:
@@ -229,7 +237,8 @@ def _first_sync_from_export(
 
 def _write_page(store: Store, project_id: int, schema: AnnotationSchema,
                 tasks: list[dict[str, Any]], users: dict[int, str] | None,
-                newest: datetime | None, summary: SyncSummary) -> None:
+                newest: datetime | None, summary: SyncSummary,
+                adjudication: bool = False) -> None:
     """One page of tasks and the cursor that covers it, in one transaction."""
     with store.transaction() as conn:
         for task in tasks:
@@ -238,7 +247,7 @@ def _write_page(store: Store, project_id: int, schema: AnnotationSchema,
             for annotation in task.get("annotations") or []:
                 current.add(int(annotation["id"]))
                 stored = store_annotation(store, conn, project_id, task, annotation, schema,
-                                          users)
+                                          users, adjudication)
                 summary.records_written += stored.written
                 summary.records_deleted += stored.retired
                 summary.rejected += stored.rejected

@@ -307,7 +307,9 @@ class Store(JournalStore, QueueStore, FeedbackQueries, EvalStore, JudgeEvalStore
             "INSERT INTO records (record_key, trace_id, schema_id, schema_version, source, "
             "label, score, author, ls_project_id, ls_task_id, ls_annotation_id, deleted, "
             "updated_at, body, created_at, model_version, product_area, user_segment, "
+            "judge_version, label_origin, adjudication, "
             "trace_linked) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+            "?, ?, ?, "
             "CASE WHEN EXISTS (SELECT 1 FROM traces WHERE trace_id=?) THEN 1 ELSE 0 END) "
             "ON CONFLICT (record_key) DO UPDATE SET trace_id=excluded.trace_id, "
             "schema_id=excluded.schema_id, schema_version=excluded.schema_version, "
@@ -317,12 +319,15 @@ class Store(JournalStore, QueueStore, FeedbackQueries, EvalStore, JudgeEvalStore
             "deleted=excluded.deleted, updated_at=excluded.updated_at, body=excluded.body, "
             "created_at=excluded.created_at, model_version=excluded.model_version, "
             "product_area=excluded.product_area, user_segment=excluded.user_segment, "
-            "trace_linked=excluded.trace_linked",
+            "judge_version=excluded.judge_version, label_origin=excluded.label_origin, "
+            "adjudication=excluded.adjudication, trace_linked=excluded.trace_linked",
             (record.record_key, record.trace_id, record.schema_id, record.schema_version,
              record.source.value, record.label, record.score, record.author,
              record.ls_project_id, record.ls_task_id, record.ls_annotation_id,
              int(record.deleted), _iso(record.updated_at), body,
-             _iso(record.created_at or record.updated_at), *dims, record.trace_id),
+             _iso(record.created_at or record.updated_at), *dims,
+             record.prediction.model_version if record.prediction else None,
+             record.origins.get("label"), int(record.adjudication), record.trace_id),
         )
         return True
 

@@ -221,6 +221,21 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         CREATE INDEX judge_evaluations_judge ON judge_evaluations (judge_name, set_id);
     """),
+    # What the reviewer did with the judge's proposal (the judge version an annotation was
+    # made from, the verdict's origin), the owner's adjudications, and which review queue
+    # each adjudication queue settles.
+    ("0900_reviewer_origins_adjudication", """
+        ALTER TABLE records ADD COLUMN judge_version TEXT;
+        ALTER TABLE records ADD COLUMN label_origin TEXT;
+        ALTER TABLE records ADD COLUMN adjudication INTEGER NOT NULL DEFAULT 0;
+        CREATE INDEX records_judge_version ON records (judge_version);
+        CREATE TABLE adjudication_queues (
+            queue TEXT PRIMARY KEY,
+            source_queue TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        );
+        CREATE INDEX adjudication_queues_source ON adjudication_queues (source_queue)
+    """),
     # One row per `calibrate` run: the judge configuration chosen on the reviewers' labels;
     # the newest active row of a (judge, schema version) is what the backend uses.
     ("0970_judge_calibrations", """

@@ -59,6 +59,29 @@ class QueueStore:
                 "schema_version=excluded.schema_version, title=excluded.title",
                 (project_id, name, schema_id, schema_version, title))
 
+    def project_kind(self, project_id: int) -> str | None:
+        """The kind (review, pairwise, adjudication) of the queue whose current project
+        this is, or None."""
+        row = self.conn.execute("SELECT kind FROM queues WHERE project_id=?",
+                                (project_id,)).fetchone()
+        return str(row["kind"]) if row is not None else None
+
+    def set_adjudication_queue(self, queue: str, source_queue: str) -> None:
+        """Record that ``queue`` settles the disagreements of ``source_queue``."""
+        with self.transaction() as conn:
+            conn.execute(
+                "INSERT INTO adjudication_queues (queue, source_queue, created_at) VALUES "
+                "(?, ?, ?) ON CONFLICT (queue) DO UPDATE SET source_queue=excluded.source_queue",
+                (queue, source_queue, _now()))
+
+    def adjudication_queues(self, source_queue: str) -> list[dict[str, Any]]:
+        """The adjudication queues of a review queue, with their current project."""
+        rows = self.conn.execute(
+            "SELECT a.queue, a.source_queue, q.project_id FROM adjudication_queues a LEFT JOIN "
+            "queues q ON q.queue=a.queue WHERE a.source_queue=? ORDER BY a.queue",
+            (source_queue,))
+        return [dict(r) for r in rows]
+
     def queue_counts(self) -> dict[str, tuple[int, int]]:
         """Queue -> (items claimed, items with a task) over the queue's current project."""
         rows = self.conn.execute(

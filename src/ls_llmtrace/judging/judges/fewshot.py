@@ -27,18 +27,19 @@ def _when(record: AnnotationRecord) -> datetime:
     return record.updated_at or record.created_at or _EPOCH
 
 
-def deciding_records(records: list[AnnotationRecord]) -> dict[str, AnnotationRecord]:
+def deciding_records(records: list[AnnotationRecord],
+                     owner: str | None = None) -> dict[str, AnnotationRecord]:
     """trace id -> the trace-level record that decides its label: ground truth first, then
-    the most recently updated review (the record key breaks exact ties). Cancelled, deleted
-    and unlabelled records never decide."""
+    the schema owner's adjudication (a record marked ``adjudication``, or one whose author
+    is ``owner``), then the most recently updated review (the record key breaks exact
+    ties). Cancelled, deleted and unlabelled records never decide."""
     best: dict[str, AnnotationRecord] = {}
     for record in records:
         if (record.was_cancelled or record.deleted or record.label is None
                 or record.scope.kind != "trace"):
             continue
         current = best.get(record.trace_id)
-        if current is None or (record.ground_truth, _when(record), record.record_key) > (
-                current.ground_truth, _when(current), current.record_key):
+        if current is None or _rank(record, owner) > _rank(current, owner):
             best[record.trace_id] = record
     return best
 
@@ -71,12 +72,22 @@ def trace_case(trace_id: str, trace: Trace | None, record: AnnotationRecord,
     }
 
 
+def is_adjudication(record: AnnotationRecord, owner: str | None) -> bool:
+    """Whether the record is the schema owner's decision."""
+    return record.adjudication or (owner is not None and record.author == owner)
+
+
+def _rank(record: AnnotationRecord, owner: str | None) -> tuple[bool, bool, datetime, str]:
+    return (record.ground_truth, is_adjudication(record, owner), _when(record),
+            record.record_key)
+
+
 def golden_cases(store: Store, schema: AnnotationSchema) -> list[dict[str, Any]]:
     """One case per trace whose deciding reviewer record is a failing label."""
     records = [r for r in store.records(source="reviewer")
                if r.schema_id == schema.id and r.scope.kind == "trace"]
     cases = []
-    for trace_id, record in sorted(deciding_records(records).items()):
+    for trace_id, record in sorted(deciding_records(records, schema.owner).items()):
         if not schema.is_failing(record.label):
             continue
         cases.append(trace_case(trace_id, store.trace(trace_id), record, schema))
