@@ -204,7 +204,8 @@ class Handler(BaseHTTPRequestHandler):
             raw = json.dumps({
                 "id": "chatcmpl-fake", "object": "chat.completion", "model": body.get("model"),
                 "choices": [{"index": 0, "finish_reason": "stop",
-                             "message": {"role": "assistant", "content": reply["content"]}}],
+                             "message": {"role": "assistant",
+                                         "content": reply.get("content", state.default)}}],
             }).encode()
         else:
             raw = json.dumps({"error": {"message": f"scripted HTTP {status}"}}).encode()

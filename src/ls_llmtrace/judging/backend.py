@@ -343,6 +343,12 @@ def create_app(judge: Judge | None = None) -> Flask:
                              "Content-Length")
         try:
             raw = request.get_data(cache=True)
+            limit = request.max_content_length
+            if request.content_length is None and limit is not None and len(raw) >= limit:
+                # werkzeug stops reading a chunked body at the limit, silently: the cut
+                # body would be read as (broken) JSON. It is over the limit: say so.
+                raise RequestEntityTooLarge(f"request body over {limit} bytes "
+                                            "(LS_LLMTRACE_BACKEND_MAX_REQUEST_MB)")
         except RequestEntityTooLarge:
             metrics.incr("too_large")
             raise

@@ -297,20 +297,25 @@ class _Watched:
     local = threading.local()
 
 
+def _watch(conn: urllib3.connection.HTTPConnection) -> None:
+    """Hand the socket a request just went out on to the watchdog of this thread (kept
+    as the socket itself: http.client drops ``conn.sock`` once the answer says
+    ``Connection: close``, while the answer is still being read from it)."""
+    box = getattr(_Watched.local, "box", None)
+    if box is not None and conn.sock is not None:
+        box.append(conn.sock)
+
+
 class _WatchedConnection(urllib3.connection.HTTPConnection):
     def request(self, *args: Any, **kwargs: Any) -> None:
-        box = getattr(_Watched.local, "box", None)
-        if box is not None:
-            box.append(self)
         super().request(*args, **kwargs)
+        _watch(self)
 
 
 class _WatchedTLSConnection(urllib3.connection.HTTPSConnection):
     def request(self, *args: Any, **kwargs: Any) -> None:
-        box = getattr(_Watched.local, "box", None)
-        if box is not None:
-            box.append(self)
         super().request(*args, **kwargs)
+        _watch(self)
 
 
 class _Pool(urllib3.HTTPConnectionPool):
@@ -339,18 +344,16 @@ class _Watchdog:
     """
 
     def __init__(self, seconds: float) -> None:
-        self.box: list[urllib3.connection.HTTPConnection] = []
+        self.box: list[socket.socket] = []
         self.fired = False
         self._timer = threading.Timer(max(0.0, seconds), self._cut)
         self._timer.daemon = True
 
     def _cut(self) -> None:
         self.fired = True
-        for conn in list(self.box):
-            sock = getattr(conn, "sock", None)
-            if sock is not None:
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
+        for sock in list(self.box):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
     def __enter__(self) -> _Watchdog:
         _Watched.local.box = self.box
