@@ -282,7 +282,7 @@ def test_fault_table(ls_client: LabelStudioClient, llm: FakeLLM,
                   f"{sum(r['in_time'] for r in runs):>4}/{len(runs)} "
                   f"{good:>4}/{5 * len(runs)} {max(r['first_s'] for r in runs):>9.1f} "
                   f"{max(r['second_s'] for r in runs):>9.1f}")
-    for fault, runs in rows:
+    for _fault, runs in rows:
         for r in runs:
             assert r["lost"] == 0 and r["duplicated"] == 0, r
             assert r["in_time"], r

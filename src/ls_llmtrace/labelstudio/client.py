@@ -279,12 +279,14 @@ class LabelStudioClient:
 
     def snapshot_tasks(self, project_id: int, timeout: float = 1800.0,
                        on_created: Callable[[int], None] | None = None,
+                       on_deleted: Callable[[int], None] | None = None,
                        ) -> tuple[datetime, list[dict[str, Any]], int]:
         """Every task of the project, with all its annotations (cancelled and ground truth
         included), through Label Studio's own JSON snapshot export: the fastest way to
         read a whole project. Returns (when the snapshot began, on Label Studio's clock;
         the tasks; the API calls made). ``on_created(export_id)`` is called as soon as
-        the export exists (the sync notes it in the store).
+        the export exists, ``on_deleted(export_id)`` once it is deleted (the sync notes
+        both in the store).
 
         The export is deleted whatever happens (``finally``: also on KeyboardInterrupt, and
         on SIGTERM where the caller turns it into an exception); only a SIGKILL leaves it,
@@ -326,6 +328,9 @@ class LabelStudioClient:
                 # but report the failure that stopped the download, not this one.
                 with suppress(LabelStudioError):
                     self.delete_export(project_id, int(snap.id))
+                    deleted = True
+            if deleted and on_deleted is not None:
+                on_deleted(int(snap.id))
         if began is None:
             raise LabelStudioError(f"snapshot export {snap.id} has no created_at")
         try:

@@ -300,16 +300,15 @@ def _first_sync_from_export(
     after that moment has a later ``updated_at`` and is read again by the listing that
     follows. Returns the cursor reached and the users map.
     """
-    made: list[int] = []
+    def gone(export_id: int) -> None:
+        store.mark_sync_export_gone(project_id, export_id)
 
     def noted(export_id: int) -> None:
-        made.append(export_id)
         store.note_sync_export(project_id, export_id, export_title())
 
     with _sigterm_raises():
-        began, tasks, calls = client.snapshot_tasks(project_id, on_created=noted)
-    for export_id in made:  # snapshot_tasks deleted it
-        store.mark_sync_export_gone(project_id, export_id)
+        began, tasks, calls = client.snapshot_tasks(project_id, on_created=noted,
+                                                    on_deleted=gone)
     summary.requests += calls
     tasks.sort(key=_by_time)
     users: dict[int, str] | None = None
