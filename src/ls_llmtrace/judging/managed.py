@@ -104,6 +104,7 @@ class ManagedBackend:
 
     def start(self, timeout: float = 30.0, env: dict[str, str] | None = None) -> str:
         if self.pid() is not None and self.answers():
+            self.auth = self.auth or client_auth(self.run_dir)
             return self.url
         if not port_is_free(self.port):
             raise BackendStartError(
@@ -113,7 +114,10 @@ class ManagedBackend:
         merged = {**os.environ, **(env or {})}
         has_login = merged.get("LS_LLMTRACE_BACKEND_USER") and merged.get(
             "LS_LLMTRACE_BACKEND_PASSWORD")
-        if self.auth is None and not has_login and not merged.get(
+        if self.auth is None and has_login:
+            self.auth = (merged["LS_LLMTRACE_BACKEND_USER"],
+                         merged["LS_LLMTRACE_BACKEND_PASSWORD"])
+        if self.auth is None and not merged.get(
                 "LS_LLMTRACE_BACKEND_TOKEN") and not _says_open(merged):
             self.auth = generated_credentials(self.run_dir)  # closed by default
         if self.auth is not None:
