@@ -1,4 +1,5 @@
-"""WSGI entry point: `gunicorn --bind 0.0.0.0:9090 --threads 8 _wsgi:app` from this folder."""
+"""WSGI entry point: `gunicorn --bind 0.0.0.0:9090 --threads 8 _wsgi:app` from this folder
+(with LS_LLMTRACE_BACKEND_USER/_PASSWORD or _TOKEN set: the app refuses to start without)."""
 
 from __future__ import annotations
 

@@ -78,15 +78,17 @@ def judged(llm: FakeLLM, n: int, concurrency: int, work: Path) -> tuple[float, i
         "LS_LLMTRACE_JUDGE_CACHE": "off", "LS_LLMTRACE_JUDGE_CONCURRENCY": str(concurrency),
         "LS_LLMTRACE_SCHEMA_DIR": str(schemas), "LS_LLMTRACE_JUDGE_FEW_SHOT": "0",
         "LS_LLMTRACE_BACKEND_USER": "", "LS_LLMTRACE_BACKEND_PASSWORD": "",
+        "LS_LLMTRACE_PREDICT_BUDGET_S": "3600",  # one big batch: no time budget here
         "LOG_LEVEL": "WARNING",
     })
     try:
-        requests.post(f"{backend.url}/setup", json={"schema": FULL_CONFIG}, timeout=30)
+        requests.post(f"{backend.url}/setup", json={"schema": FULL_CONFIG},
+                      auth=backend.auth, timeout=30)
         batch = tasks(n, f"c{concurrency}")
         started = time.monotonic()
         response = requests.post(f"{backend.url}/predict",
                                  json={"tasks": batch, "label_config": FULL_CONFIG},
-                                 timeout=3600)
+                                 auth=backend.auth, timeout=3600)
         elapsed = time.monotonic() - started
         response.raise_for_status()
         results = response.json()["results"]

@@ -49,7 +49,7 @@ def run_demo(traces: Path, echo: Callable[[str], None] = print) -> None:
     client = LabelStudioClient(managed.url, creds.token)
     with Store() as store:
         result = demo_loop(client, store, traces, backend.url, echo=echo,
-                           basic_auth=settings.backend_basic_auth())
+                           basic_auth=backend.auth)
     echo("")
     echo(f"Open {managed.url}/projects/{result.project_id}/data and log in as")
     echo(f"    {creds.email} / {creds.password}")

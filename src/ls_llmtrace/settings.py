@@ -27,7 +27,10 @@ that names the variable and the value expected.
 | ``LS_LLMTRACE_FEEDBACK_MAPPING`` | the packaged ``feedback_mapping.yaml`` | the file that maps each feedback channel onto records (copy the packaged one and edit) |
 | ``LS_LLMTRACE_SYNC_WEBHOOK_SECRET`` | unset | shared secret expected in the ``X-LLMTrace-Secret`` header on the Feedback API's ``/ls-webhook`` (a Label Studio webhook that triggers a sync) |
 | ``LS_LLMTRACE_BACKEND_TOKEN`` | unset | bearer token the backend also accepts (``Authorization: Bearer <token>``) on every route but ``/webhook`` |
-| ``LS_LLMTRACE_BACKEND_MAX_REQUEST_MB`` | ``50`` | largest request body the backend accepts (HTTP 413 above) |
+| ``LS_LLMTRACE_BACKEND_MAX_REQUEST_MB`` | ``50`` | largest request body the backend accepts (HTTP 413 above, chunked bodies included) |
+| ``LS_LLMTRACE_BACKEND_OPEN`` | ``0`` | ``1``: the backend may run without credentials (anyone who reaches it can spend the LLM key; a warning is logged at start); otherwise it refuses to start without ``LS_LLMTRACE_BACKEND_USER``/``_PASSWORD`` or ``LS_LLMTRACE_BACKEND_TOKEN`` |
+| ``LS_LLMTRACE_PREDICT_BUDGET_S`` | ``60`` | seconds one ``/predict`` may take, everything included (Label Studio gives up at 100 s); tasks not judged by then get no prediction and are asked again next time |
+| ``LS_LLMTRACE_BACKEND_PREDICT_SLOTS`` | ``6`` | ``/predict`` requests judged at once; one more is answered at once with no predictions ("not now"), so ``/health`` always finds one of gunicorn's 8 threads free |
 | ``LS_LLMTRACE_JUDGE`` | ``auto`` | which judge the backend runs: ``llm``, ``learned`` (falls back to ``rules`` below the minimum of labels), ``rules``; ``auto`` = ``llm`` when ``LS_LLMTRACE_LLM_BASE_URL`` is set, else ``learned`` |
 | ``LS_LLMTRACE_JUDGE_CONCURRENCY`` | ``8`` | tasks judged at once within one ``/predict`` batch (thread pool) |
 | ``LS_LLMTRACE_JUDGE_CACHE`` | ``<home>/judge_cache.sqlite`` | verdict cache keyed by (trace content, schema version, judge version); ``off`` disables it |
@@ -37,8 +40,8 @@ that names the variable and the value expected.
 | ``LS_LLMTRACE_LLM_MODEL`` | ``gpt-4o-mini`` | model name sent to the endpoint (part of the judge's identity) |
 | ``LS_LLMTRACE_LLM_API_KEY`` | unset | sent as ``Authorization: Bearer``; never logged |
 | ``LS_LLMTRACE_LLM_TEMPERATURE`` | ``0`` | sampling temperature (part of the judge's identity) |
-| ``LS_LLMTRACE_LLM_TIMEOUT`` | ``60`` | seconds per LLM HTTP request |
-| ``LS_LLMTRACE_LLM_MAX_RETRIES`` | ``3`` | retries after a 429, a 5xx, a timeout or a connection error (exponential backoff; ``Retry-After`` honoured) |
+| ``LS_LLMTRACE_LLM_TIMEOUT`` | ``30`` | seconds for one whole LLM exchange (connect, wait, reading the answer, however slowly it trickles), never beyond the ``/predict`` budget |
+| ``LS_LLMTRACE_LLM_MAX_RETRIES`` | ``3`` | retries after a 429, a 5xx, a timeout or a connection error (exponential backoff; ``Retry-After`` honoured), only while they fit in the time left |
 | ``LS_LLMTRACE_LLM_RETRY_BASE`` | ``0.5`` | first backoff in seconds (doubles each retry, capped at 30 s) |
 | ``LS_LLMTRACE_LLM_JSON_MODE`` | ``1`` | send ``response_format: {"type": "json_object"}``; ``0`` for servers that refuse it |
 | ``LS_LLMTRACE_JUDGE_GOLDEN`` | unset | golden JSONL (``ls-llmtrace golden export``) whose cases become the LLM judge's few-shot examples; unset: the store's golden cases |
@@ -263,6 +266,19 @@ def backend_max_request_bytes() -> int:
     return int(_float("LS_LLMTRACE_BACKEND_MAX_REQUEST_MB", 50.0, minimum=0.0) * 1024 * 1024)
 
 
+def backend_open() -> bool:
+    """Whether the backend may serve without credentials (explicit opt-in only)."""
+    return _flag("LS_LLMTRACE_BACKEND_OPEN", False)
+
+
+def predict_budget_s() -> float:
+    return _float("LS_LLMTRACE_PREDICT_BUDGET_S", 60.0, minimum=0.1)
+
+
+def backend_predict_slots() -> int:
+    return _int("LS_LLMTRACE_BACKEND_PREDICT_SLOTS", 6, minimum=1)
+
+
 def judge_kind() -> str:
     kind = (_env("LS_LLMTRACE_JUDGE", "auto") or "auto").lower()
     if kind == "auto":
@@ -318,7 +334,7 @@ def llm_temperature() -> float:
 
 
 def llm_timeout() -> float:
-    return _float("LS_LLMTRACE_LLM_TIMEOUT", 60.0, minimum=0.0)
+    return _float("LS_LLMTRACE_LLM_TIMEOUT", 30.0, minimum=0.1)
 
 
 def llm_max_retries() -> int:

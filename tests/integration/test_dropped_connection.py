@@ -108,8 +108,11 @@ def test_predict_dropped_on_a_later_page(
     server, creds = labelstudio
     store, _ = seeded
     with CuttingProxy(server.url, cut_from_nth("GET /api/tasks/", 2)) as proxy:
+        assert backend.auth is not None
         result = _cli(["predict", "--queue", QUEUE, "--backend-url", backend.url],
-                      _env(tmp_path / "home", _copy(store, tmp_path), proxy.url, creds.token))
+                      _env(tmp_path / "home", _copy(store, tmp_path), proxy.url, creds.token,
+                           LS_LLMTRACE_BACKEND_USER=backend.auth[0],
+                           LS_LLMTRACE_BACKEND_PASSWORD=backend.auth[1]))
     line = _one_line_exit_3(result)
     assert proxy.cut and all("page=2" in r for r in proxy.cut), proxy.cut
     assert "broke while trying to list tasks" in line, line

@@ -36,7 +36,7 @@ def learned_backend(ls_client: LabelStudioClient, tmp_path_factory: pytest.TempP
         "LS_LLMTRACE_LS_TOKEN": ls_client.token, "LS_LLMTRACE_LLM_BASE_URL": "",
         "LS_LLMTRACE_SCHEMA_DIR": str(REPO / "label_configs"),
         "LS_LLMTRACE_BACKEND_USER": "", "LS_LLMTRACE_BACKEND_PASSWORD": "",
-        "LS_LLMTRACE_WEBHOOK_SECRET": "",
+        "LS_LLMTRACE_BACKEND_TOKEN": "", "LS_LLMTRACE_WEBHOOK_SECRET": "",
     })
     yield managed, run_dir
     managed.stop()
@@ -49,7 +49,7 @@ def test_rules_until_enough_labels_then_learned_after_webhooks(
     with Store(f"sqlite:///{run_dir / 'store.sqlite'}") as store:
         project_id = import_traces(ls_client, store, read_any(SAMPLES), queue="learned",
                                    schema=schema).project_id
-    preannotate(ls_client, project_id, backend.url)
+    preannotate(ls_client, project_id, backend.url, backend.auth)
     assert ls_client.prediction_count(project_id) == 22
     tasks = [t.model_dump(mode="json") for t in
              ls_client.sdk.tasks.list(project=project_id, fields="all", page_size=100)]
@@ -67,7 +67,7 @@ def test_rules_until_enough_labels_then_learned_after_webhooks(
     deadline = time.monotonic() + 90
     models: dict[str, int | None] = {}
     while time.monotonic() < deadline:
-        metrics = requests.get(f"{backend.url}/metrics", timeout=5).json()
+        metrics = requests.get(f"{backend.url}/metrics", auth=backend.auth, timeout=5).json()
         models = metrics.get("learned_models", {})
         if models.get("default@v1") and metrics.get("learned_syncs", 0) >= 1:
             with Store(f"sqlite:///{run_dir / 'store.sqlite'}") as store:
@@ -80,10 +80,11 @@ def test_rules_until_enough_labels_then_learned_after_webhooks(
     # the next "retrieve predictions" comes from the learned judge: a new model_version,
     # so Label Studio asks for every task again and keeps the rule judge's predictions
     version = requests.post(f"{backend.url}/setup", json={
-        "schema": ls_client.project(project_id).label_config}, timeout=10).json()[
+        "schema": ls_client.project(project_id).label_config}, auth=backend.auth,
+        timeout=10).json()[
         "model_version"]
     assert version.startswith("llmtrace-learned-v") and version.endswith("@default@v1")
-    preannotate(ls_client, project_id, backend.url)
+    preannotate(ls_client, project_id, backend.url, backend.auth)
     assert ls_client.prediction_count(project_id) == 44
     tasks = [t.model_dump(mode="json") for t in
              ls_client.sdk.tasks.list(project=project_id, fields="all", page_size=100)]

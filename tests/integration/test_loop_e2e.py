@@ -73,7 +73,7 @@ def test_whole_loop(ls_client: LabelStudioClient, backend: ManagedBackend, tmp_p
     assert all(t["meta"]["schema_version"] == 1 for t in tasks)
 
     # predictions through Label Studio's own Data Manager action
-    state = preannotate(ls_client, project_id, backend.url)
+    state = preannotate(ls_client, project_id, backend.url, backend.auth)
     assert (state.pending, state.created) == (22, 22)
     assert _wait_predictions(ls_client, project_id, 22) == 22
     tasks = _tasks(ls_client, project_id)
@@ -85,13 +85,13 @@ def test_whole_loop(ls_client: LabelStudioClient, backend: ManagedBackend, tmp_p
         assert set(names) == {"verdict", "score", "explanation"}
         assert names["verdict"]["value"]["choices"][0] in ("pass", "fail")
         assert 0.0 <= names["score"]["value"]["number"] <= 1.0
-    metrics_before = requests.get(f"{backend.url}/metrics", timeout=5).json()
+    metrics_before = requests.get(f"{backend.url}/metrics", auth=backend.auth, timeout=5).json()
 
     # asking again predicts nothing new: Label Studio skips this judge's model_version
-    assert preannotate(ls_client, project_id, backend.url).pending == 0
+    assert preannotate(ls_client, project_id, backend.url, backend.auth).pending == 0
     time.sleep(1)
     assert ls_client.project(project_id).total_predictions_number == 22
-    metrics_after = requests.get(f"{backend.url}/metrics", timeout=5).json()
+    metrics_after = requests.get(f"{backend.url}/metrics", auth=backend.auth, timeout=5).json()
     assert metrics_after.get("predictions") == metrics_before.get("predictions")
 
     # reviewers annotate: passes, and fails with explanations and corrected outputs

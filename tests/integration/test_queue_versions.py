@@ -71,7 +71,9 @@ def _queues(names: set[str]) -> dict[str, dict[str, Any]]:
 
 
 def test_after_a_v2_push_every_command_uses_the_v2_project(
-        ls_env: Path, ls_client: LabelStudioClient, backend: ManagedBackend) -> None:
+        ls_env: Path, ls_client: LabelStudioClient, backend: ManagedBackend,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    assert backend.auth is not None  # closed by default: the managed backend made a login
     q = "qv"
     first = _run("import", _jsonl(ls_env / "a.jsonl", "qv-a", 3), "--queue", q)
     assert first.exit_code == 0, first.output
@@ -85,6 +87,8 @@ def test_after_a_v2_push_every_command_uses_the_v2_project(
     assert ls_client.find_project(f"llmtrace {q} | default@v2") == project_id
 
     # predict, import and route all land in the (migrated) v2 project
+    monkeypatch.setenv("LS_LLMTRACE_BACKEND_USER", backend.auth[0])
+    monkeypatch.setenv("LS_LLMTRACE_BACKEND_PASSWORD", backend.auth[1])
     predicted = _run("predict", "--queue", q, "--backend-url", backend.url, "--json")
     assert predicted.exit_code == 0, predicted.output
     answer = json.loads(predicted.stdout)
@@ -138,7 +142,8 @@ def test_the_demo_loop_twice_after_a_migration_imports_and_predicts_nothing(
     q = "demo-q"
     lines: list[str] = []
     with Store() as store:
-        first = demo_loop(ls_client, store, SAMPLES, backend.url, queue=q, echo=lines.append)
+        first = demo_loop(ls_client, store, SAMPLES, backend.url, queue=q, echo=lines.append,
+                          basic_auth=backend.auth)
     assert (first.imported.imported, first.predicted.created) == (22, 22)
     _push_v2(q)
     # The judge of v2 is another model version: the first run after the move predicts
@@ -146,7 +151,7 @@ def test_the_demo_loop_twice_after_a_migration_imports_and_predicts_nothing(
     for predicted in (22, 0, 0):
         with Store() as store:
             again = demo_loop(ls_client, store, SAMPLES, backend.url, queue=q,
-                              echo=lines.append)
+                              echo=lines.append, basic_auth=backend.auth)
         assert again.project_id == first.project_id
         assert (again.imported.imported, again.imported.duplicates) == (0, 22)
         assert (again.predicted.pending, again.predicted.created) == (predicted, predicted)

@@ -11,6 +11,20 @@ repeating. Without a marker (or a script) it serves the default reply. Control r
 (with ``"model"``: served only to requests for that model, before the marker's own script),
 ``POST /_default {"content"}``, ``GET /_stats``, ``GET /_requests`` (last 200 bodies),
 ``POST /_reset``. The LLM provider is the one part of the system the tests may replace.
+
+A scripted reply may misbehave the way real providers and networks do, with ``"mode"``:
+
+- ``trickle``: the status line and headers at once, then the body ``"chunk"`` bytes (1)
+  every ``"interval"`` seconds (0.5): each read arrives well within any socket timeout;
+- ``trickle_head``: the same from the first byte, status line and headers included;
+- ``hang``: read the request and never answer (until the client goes away or ``"delay"``
+  seconds, 600 by default, pass);
+- ``reset``: close the connection at once with a TCP reset, nothing sent;
+- ``cut``: the headers (with the full Content-Length) and half the body, then close;
+- ``garbage``: bytes that are not HTTP, then close.
+
+Status codes (429 with ``Retry-After``, 500, 503), malformed bodies (``"body"``) and
+slow answers (``"delay"``) are scripted with the keys above.
 """
 
 from __future__ import annotations
@@ -20,6 +34,7 @@ import contextlib
 import json
 import re
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -85,6 +100,43 @@ class Handler(BaseHTTPRequestHandler):
     def _json(self, status: int, payload: Any) -> None:
         self._send(status, json.dumps(payload).encode())
 
+    def _misbehave(self, mode: str, status: int, raw: bytes, reply: dict[str, Any]) -> None:
+        """Answer (or not) the way ``mode`` says; see the module docstring."""
+        head = (f"HTTP/1.1 {status} Scripted\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(raw)}\r\nConnection: close\r\n\r\n").encode()
+        self.close_connection = True
+        conn: socket.socket = self.connection
+        interval = float(reply.get("interval", 0.5))
+        chunk = max(1, int(reply.get("chunk", 1)))
+        try:
+            if mode in ("trickle", "trickle_head"):
+                if mode == "trickle":
+                    conn.sendall(head)
+                    data = raw
+                else:
+                    data = head + raw
+                for start in range(0, len(data), chunk):
+                    conn.sendall(data[start:start + chunk])
+                    time.sleep(interval)
+            elif mode == "hang":
+                conn.settimeout(float(reply.get("delay", 600)))
+                with contextlib.suppress(OSError):
+                    while conn.recv(1024):  # returns b"" when the client goes away
+                        pass
+            elif mode == "reset":
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                conn.close()
+            elif mode == "cut":
+                conn.sendall(head + raw[:len(raw) // 2])
+                conn.shutdown(socket.SHUT_RDWR)
+            elif mode == "garbage":
+                conn.sendall(b"\x00\xffnot http at all\r\n\r\n")
+                conn.shutdown(socket.SHUT_RDWR)
+            else:
+                raise ValueError(f"unknown mode {mode!r}")
+        except OSError:  # the client gave up first: that is the point of most modes
+            pass
+
     def _body(self) -> Any:
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b"{}"
@@ -142,7 +194,8 @@ class Handler(BaseHTTPRequestHandler):
         with state.lock:
             state.requests.append({"marker": marker, "body": body})
         reply = state.reply_for(marker, body.get("model"))
-        time.sleep(state.latency + float(reply.get("delay", 0)))
+        mode = reply.get("mode")
+        time.sleep(state.latency + (0 if mode == "hang" else float(reply.get("delay", 0))))
         status = int(reply.get("status", 200))
         if "body" in reply:
             payload = reply["body"]
@@ -151,10 +204,14 @@ class Handler(BaseHTTPRequestHandler):
             raw = json.dumps({
                 "id": "chatcmpl-fake", "object": "chat.completion", "model": body.get("model"),
                 "choices": [{"index": 0, "finish_reason": "stop",
-                             "message": {"role": "assistant", "content": reply["content"]}}],
+                             "message": {"role": "assistant",
+                                         "content": reply.get("content", state.default)}}],
             }).encode()
         else:
             raw = json.dumps({"error": {"message": f"scripted HTTP {status}"}}).encode()
+        if mode:
+            self._misbehave(str(mode), status, raw, reply)
+            return
         self._send(status, raw, reply.get("headers"))
 
 

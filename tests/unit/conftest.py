@@ -28,10 +28,13 @@ fields:
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No test sees auth settings from the developer's shell."""
+    """No test sees auth settings from the developer's shell. The backend app is built
+    open (it refuses to start without credentials otherwise): the tests of closed by
+    default unset LS_LLMTRACE_BACKEND_OPEN themselves."""
     for name in ("LS_LLMTRACE_BACKEND_USER", "LS_LLMTRACE_BACKEND_PASSWORD",
-                 "LS_LLMTRACE_WEBHOOK_SECRET", "LS_LLMTRACE_DB"):
+                 "LS_LLMTRACE_BACKEND_TOKEN", "LS_LLMTRACE_WEBHOOK_SECRET", "LS_LLMTRACE_DB"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LS_LLMTRACE_BACKEND_OPEN", "1")
 
 
 @pytest.fixture(scope="session")

@@ -22,6 +22,7 @@ EXPECTED_TABLES |= {"eval_runs", "eval_candidates"}  # the regression gate
 EXPECTED_TABLES |= {"judge_evaluations"}  # the judge gate
 EXPECTED_TABLES |= {"judge_calibrations"}  # calibrate
 EXPECTED_TABLES |= {"adjudication_queues"}  # adjudication of reviewer disagreements
+EXPECTED_TABLES |= {"sync_exports"}  # first syncs' snapshot exports
 
 
 def _record(key: str = "ls:1:10", **changes) -> AnnotationRecord:

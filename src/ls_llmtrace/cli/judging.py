@@ -32,6 +32,7 @@ def predict_cmd(schema_path: Path | None, queue: str | None, backend_url: str | 
     """Ask Label Studio to pre-annotate every task this judge has not predicted yet, in
     the queue's project at its current schema version."""
     from ls_llmtrace.ingest import queues
+    from ls_llmtrace.judging.managed import client_auth
     from ls_llmtrace.judging.predict import PredictProgress, preannotate
     from ls_llmtrace.schema.model import load_schema
 
@@ -54,7 +55,7 @@ def predict_cmd(schema_path: Path | None, queue: str | None, backend_url: str | 
             click.echo(f"  ... {state.line()}", err=True)
 
     state = preannotate(ls, project_id, backend_url or settings.backend_url(),
-                        settings.backend_basic_auth(), batch_size, progress)
+                        client_auth(), batch_size, progress)
     if as_json:
         click.echo(json.dumps({"project": project_id, "tasks": state.total_tasks,
                                "pending": state.pending, "created": state.created,

@@ -14,6 +14,22 @@ in ``LS_LLMTRACE_SCHEMA_DIR`` by the schema version id in the config's header.
 One task's failure leaves that task without a prediction (an empty list in its place, so
 Label Studio keeps the batch aligned, stores nothing for it and asks again next time),
 logged and counted; it never fails the batch.
+
+Time: a ``/predict`` answers within ``LS_LLMTRACE_PREDICT_BUDGET_S`` (default 60 s; Label
+Studio gives up at 100 s) whatever the provider does. Each task runs under that deadline
+(the LLM client cuts an exchange when it passes, see ``judges/llm.py``); the tasks judged
+by then are returned, the others get no prediction and are asked again next time. At
+most ``LS_LLMTRACE_BACKEND_PREDICT_SLOTS`` requests judge at once; one more is answered at
+once with no predictions, so gunicorn always has a thread for ``/health``.
+
+Closed by default: without credentials (basic auth or a bearer token) the app refuses to
+start unless ``LS_LLMTRACE_BACKEND_OPEN=1`` says otherwise (a warning at start). Bodies
+are bounded (chunked ones too), and must be JSON objects no deeper than
+:data:`MAX_JSON_DEPTH`: anything else is a 400 naming the problem.
+
+A broken judge cache or learned-evaluator file never makes a 500: the judge runs
+without the cache, the rule judge answers for the learned one, and ``/metrics`` says so
+under ``degraded``.
 """
 
 from __future__ import annotations
@@ -22,20 +38,22 @@ import base64
 import binascii
 import hashlib
 import hmac
+import json
 import logging
 import re
 import threading
 import time
 import xml.etree.ElementTree as ET
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Response, jsonify, request
-from werkzeug.exceptions import BadRequest, HTTPException
+from werkzeug.exceptions import BadRequest, HTTPException, RequestEntityTooLarge
 
 from ls_llmtrace import settings
 from ls_llmtrace.errors import ConfigError, LLMTraceError
 from ls_llmtrace.judging.judges import Judge, Metrics, RuleJudge, pass_fail_labels
+from ls_llmtrace.judging.judges.base import deadline
 from ls_llmtrace.judging.judges.cache import VerdictCache
 from ls_llmtrace.judging.judges.learned import LearnedJudge, LearnedRegistry
 from ls_llmtrace.judging.predictions import to_results
@@ -47,7 +65,7 @@ if TYPE_CHECKING:
     from ls_llmtrace.labelstudio.client import LabelStudioClient
 
 log = logging.getLogger("ls_llmtrace.backend")
-MAX_REQUEST_BYTES = 50 * 1024 * 1024
+MAX_JSON_DEPTH = 64  # Label Studio's tasks are a few levels deep; deeper is refused (400)
 WEBHOOK_SECRET_HEADER = "X-LLMTrace-Secret"
 RETRAIN_ACTIONS = {"ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_CREATED",
                    "ANNOTATIONS_DELETED", "START_TRAINING"}
@@ -101,15 +119,39 @@ class JudgeProvider:
         self._llm: dict[str, Judge] = {}
         self._cache: VerdictCache | None = None
         self.learned = LearnedRegistry(settings.home() / "learned", settings.learned_min_labels())
+        self.degraded: dict[str, str] = {}  # part -> why it is not used (shown in /metrics)
+
+    def _degrade(self, part: str, why: str) -> None:
+        with self._lock:
+            first = self.degraded.get(part) != why
+            self.degraded[part] = why
+        self.metrics.incr(f"degraded_{part}")
+        if first:
+            log.warning("%s unusable (%s); going on without it", part, why)
+
+    def _recovered(self, part: str) -> None:
+        with self._lock:
+            self.degraded.pop(part, None)
 
     def cache(self) -> VerdictCache | None:
+        """The verdict cache, or None when off or unusable (a broken file: the judge
+        runs without a cache and ``degraded`` says so)."""
         path = settings.judge_cache_path()
         if path is None:
             return None
         with self._lock:
-            if self._cache is None or self._cache.path != path:
-                self._cache = VerdictCache(path)
-            return self._cache
+            current = self._cache
+        if current is not None and current.path == path:
+            return current
+        try:
+            opened = VerdictCache(path)
+        except LLMTraceError as exc:
+            self._degrade("judge_cache", str(exc))
+            return None
+        with self._lock:
+            self._cache = opened
+        self._recovered("judge_cache")
+        return opened
 
     def judge_for(self, config: str | None, refresh: bool = False) -> Judge:
         if self.fixed is not None:
@@ -136,9 +178,10 @@ class JudgeProvider:
         try:
             trained = (self.learned.refresh(Store, *parts) if refresh
                        else self.learned.get(Store, *parts))
-        except LLMTraceError as exc:
-            log.warning("learned evaluator unavailable (%s); using the rule judge", exc)
+        except Exception as exc:  # a broken model or state file: the rule judge answers
+            self._degrade("learned", f"{_describe(exc)}; the rule judge answers")
             return None
+        self._recovered("learned")
         if trained is None or not set(trained.model.labels) <= set(spec.verdict_values):
             return None
         return LearnedJudge(trained, passing)
@@ -262,7 +305,42 @@ def _describe(exc: BaseException) -> str:
     return str(exc) if isinstance(exc, LLMTraceError) else exc.__class__.__name__
 
 
+def require_credentials() -> None:
+    """Refuse to serve without credentials, unless told to run open (then warn)."""
+    if settings.backend_basic_auth() or settings.backend_token():
+        return
+    if not settings.backend_open():
+        raise ConfigError(
+            "the ML backend has no credentials: set LS_LLMTRACE_BACKEND_USER and "
+            "LS_LLMTRACE_BACKEND_PASSWORD (the basic auth Label Studio sends) or "
+            "LS_LLMTRACE_BACKEND_TOKEN; or set LS_LLMTRACE_BACKEND_OPEN=1 to let anyone who "
+            "can reach it use the judge (and the LLM key)")
+    log.warning("the ML backend runs OPEN (LS_LLMTRACE_BACKEND_OPEN=1): anyone who can "
+                "reach it can ask for predictions and spend the LLM key")
+
+
+def json_depth_over(value: Any, limit: int) -> bool:
+    """Whether a decoded JSON value nests deeper than ``limit`` (iterative: no recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children
+                     if isinstance(child, dict | list))
+    return False
+
+
 def create_app(judge: Judge | None = None) -> Flask:
+    """The backend app; raises ConfigError without credentials (see
+    :func:`require_credentials`)."""
+    require_credentials()
     app = Flask("ls_llmtrace.backend")
     app.config["MAX_CONTENT_LENGTH"] = settings.backend_max_request_bytes()
     metrics = Metrics()
@@ -270,15 +348,47 @@ def create_app(judge: Judge | None = None) -> Flask:
     retrainer = Retrainer(provider, metrics)
     state: dict[str, Any] = {"config": None}
     lock = threading.Lock()
+    slots = threading.BoundedSemaphore(settings.backend_predict_slots())
     app.extensions["ls_llmtrace"] = {"metrics": metrics, "provider": provider,
                                      "retrainer": retrainer}
 
     def json_body() -> dict[str, Any]:
-        body = request.get_json(force=True, silent=True)
-        if body is None:
-            body = {}
+        """The body as a JSON object: empty is ``{}``; too large is 413 (chunked bodies
+        are counted as they arrive); not JSON, too deep or not an object is 400."""
+        chunked = "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+        if chunked and "wsgi.input_terminated" not in request.environ:
+            # this server cannot say where a chunked body ends: refuse rather than ignore
+            raise BadRequest("chunked request bodies are not supported here: send "
+                             "Content-Length")
+        try:
+            raw = request.get_data(cache=True)
+            limit = request.max_content_length
+            if request.content_length is None and limit is not None and len(raw) >= limit:
+                # werkzeug stops reading a chunked body at the limit, silently: the cut
+                # body would be read as (broken) JSON. It is over the limit: say so.
+                raise RequestEntityTooLarge(f"request body over {limit} bytes "
+                                            "(LS_LLMTRACE_BACKEND_MAX_REQUEST_MB)")
+        except RequestEntityTooLarge:
+            metrics.incr("too_large")
+            raise
+        if not raw.strip():
+            return {}
+        try:
+            body = json.loads(raw)
+        except RecursionError:
+            metrics.incr("bad_json")
+            raise BadRequest(f"the request body nests deeper than {MAX_JSON_DEPTH} "
+                             "levels") from None
+        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+            metrics.incr("bad_json")
+            where = f" at char {exc.pos}" if isinstance(exc, json.JSONDecodeError) else ""
+            raise BadRequest(f"the request body is not JSON ({exc.__class__.__name__}"
+                             f"{where})") from None
         if not isinstance(body, dict):
             raise BadRequest("the request body must be a JSON object")
+        if json_depth_over(body, MAX_JSON_DEPTH):
+            metrics.incr("bad_json")
+            raise BadRequest(f"the request body nests deeper than {MAX_JSON_DEPTH} levels")
         return body
 
     @app.before_request
@@ -299,7 +409,7 @@ def create_app(judge: Judge | None = None) -> Flask:
             return None
         basic = settings.backend_basic_auth()
         token = settings.backend_token()
-        if not basic and not token:
+        if not basic and not token and settings.backend_open():
             return None
         credentials = _basic_credentials(request.headers.get("Authorization", ""))
         if basic and credentials is not None and _same(credentials[0], basic[0]) \
@@ -348,45 +458,75 @@ def create_app(judge: Judge | None = None) -> Flask:
     @app.post("/predict")
     def predict() -> Response:
         started = time.monotonic()
+        until = started + settings.predict_budget_s()
         body = json_body()
         config = body.get("label_config") or state["config"] or ""
         if not isinstance(config, str):
             raise BadRequest("'label_config' must be text")
-        spec = parse_config(config) if config else parse_config("<View/>")
-        judge_now = provider.judge_for(config or None)
-        version = model_version(judge_now, config)
         tasks = body.get("tasks") or []
         if not isinstance(tasks, list):
             raise BadRequest("'tasks' must be a list")
         metrics.incr("tasks", len(tasks))
+        if not slots.acquire(blocking=False):
+            # every slot is judging: "not now" at once keeps threads free for /health
+            metrics.incr("predicts_busy")
+            metrics.incr("tasks_without_prediction", len(tasks))
+            version = model_version(provider.judge_for(config or None), config)
+            return jsonify({"results": [[] for _ in tasks], "model_version": version})
+        try:
+            spec = parse_config(config) if config else parse_config("<View/>")
+            judge_now = provider.judge_for(config or None)
+            version = model_version(judge_now, config)
+            results = judge_batch(judge_now, tasks, spec, version, until)
+        finally:
+            slots.release()
+        metrics.observe_ms("predict", (time.monotonic() - started) * 1000)
+        return jsonify({"results": results, "model_version": version})
 
-        def one(task: Any) -> dict[str, Any] | list[Any]:
+    def judge_batch(judge_now: Judge, tasks: list[Any], spec: ConfigSpec, version: str,
+                    until: float) -> list[dict[str, Any] | list[Any]]:
+        """Judge the tasks in parallel until ``until``; a task not done by then (or
+        failed) gets ``[]``: no prediction now, asked again next time."""
+        def one(task: Any) -> dict[str, Any] | None:
             task_started = time.monotonic()
             task_id = task.get("id") if isinstance(task, dict) else None
             try:
                 if not isinstance(task, dict):
                     raise TypeError("a task must be a JSON object")
-                prediction = prediction_for(judge_now, task, spec, version)
+                with deadline(until):
+                    return prediction_for(judge_now, task, spec, version)
             except Exception as exc:  # one task's failure never fails the batch
                 log.warning("no prediction for task %s: %s", task_id, _describe(exc))
                 metrics.incr("failures")
-                prediction = None
+                return None
             finally:
                 metrics.observe_ms("task", (time.monotonic() - task_started) * 1000)
+
+        if not tasks:
+            return []
+        workers = min(settings.judge_concurrency(), len(tasks))
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="judge")
+        try:
+            futures = [pool.submit(one, task) for task in tasks]
+            done, late = wait(futures, timeout=max(0.0, until - time.monotonic()))
+        finally:
+            # tasks not started are dropped; a running one ends by its own deadline
+            pool.shutdown(wait=False, cancel_futures=True)
+        if late:
+            metrics.incr("tasks_over_budget", len(late))
+            log.warning("%d of %d tasks not judged within the %g s budget "
+                        "(LS_LLMTRACE_PREDICT_BUDGET_S): no prediction now", len(late),
+                        len(tasks), settings.predict_budget_s())
+        results: list[dict[str, Any] | list[Any]] = []
+        for future in futures:
+            prediction = future.result() if future in done else None
             if prediction is None:
                 metrics.incr("tasks_without_prediction")
-                return []  # Label Studio stores nothing for this task and asks again later
-            metrics.incr("predictions")
-            return prediction
-
-        workers = min(settings.judge_concurrency(), max(1, len(tasks)))
-        if workers == 1:
-            results = [one(task) for task in tasks]
-        else:
-            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="judge") as pool:
-                results = list(pool.map(one, tasks))
-        metrics.observe_ms("predict", (time.monotonic() - started) * 1000)
-        return jsonify({"results": results, "model_version": version})
+                results.append([])  # Label Studio stores nothing and asks again later
+            else:
+                metrics.incr("predictions")
+                results.append(prediction)
+        return results
 
     @app.post("/webhook")
     def webhook() -> Response:
@@ -408,6 +548,7 @@ def create_app(judge: Judge | None = None) -> Flask:
     def metrics_route() -> Response:
         snapshot: dict[str, Any] = dict(metrics.snapshot())
         snapshot["learned_models"] = provider.learned.versions()
+        snapshot["degraded"] = dict(provider.degraded)
         return jsonify(snapshot)
 
     return app

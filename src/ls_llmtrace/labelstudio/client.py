@@ -14,6 +14,8 @@ export downloads: both are read through :meth:`LabelStudioClient._pages` and
 from __future__ import annotations
 
 import json
+import os
+import socket
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
@@ -44,6 +46,23 @@ SYNC_TASK_FIELDS = ",".join([
     "last_action", "parent_prediction", "parent_annotation", "unique_id", "updated_by",
     "draft_created_at", "bulk_created", "import_id", "last_created_by", "result_count",
 ])
+
+
+# Every snapshot export the sync creates is titled "<prefix> <host> pid <pid>": how a
+# later sync recognizes its own leftovers and tells a dead run's from a live one's.
+EXPORT_TITLE_PREFIX = "ls-llmtrace sync"
+
+
+def export_title() -> str:
+    return f"{EXPORT_TITLE_PREFIX} {socket.gethostname()} pid {os.getpid()}"
+
+
+def export_owner(title: str) -> tuple[str, int] | None:
+    """(host, pid) of a title made by :func:`export_title`, else None."""
+    rest = title[len(EXPORT_TITLE_PREFIX):].split()
+    if len(rest) == 3 and rest[1] == "pid" and rest[2].isdigit():
+        return rest[0], int(rest[2])
+    return None
 
 
 def project_title(schema: AnnotationSchema, queue: str | None = None) -> str:
@@ -240,24 +259,55 @@ class LabelStudioClient:
         tasks = body.get("tasks", []) if isinstance(body, dict) else body
         return list(tasks)[:limit]
 
+    def sync_exports(self, project_id: int) -> list[dict[str, Any]]:
+        """The project's snapshot exports made by a sync (titled :func:`export_title`):
+        ``id``, ``title``, ``created_at`` (UTC) and ``status`` of each."""
+        found = self._call("list the exports", self.sdk.projects.exports.list, id=project_id)
+        return [{"id": int(e.id), "title": e.title or "", "created_at": to_utc(e.created_at),
+                 "status": e.status} for e in found or []
+                if e.id is not None and (e.title or "").startswith(EXPORT_TITLE_PREFIX)]
+
+    def delete_export(self, project_id: int, export_id: int) -> bool:
+        """Delete one export; False if it was not there (any more)."""
+        try:
+            self._call(f"delete export {export_id}", self.sdk.projects.exports.delete,
+                       id=project_id, export_pk=export_id)
+        except LabelStudioError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, ApiError) and cause.status_code == 404:
+                return False
+            raise
+        return True
+
     def snapshot_tasks(self, project_id: int, timeout: float = 1800.0,
+                       on_created: Callable[[int], None] | None = None,
+                       on_deleted: Callable[[int], None] | None = None,
                        ) -> tuple[datetime, list[dict[str, Any]], int]:
         """Every task of the project, with all its annotations (cancelled and ground truth
         included), through Label Studio's own JSON snapshot export: the fastest way to
         read a whole project. Returns (when the snapshot began, on Label Studio's clock;
-        the tasks; the API calls made). The export is deleted afterwards.
+        the tasks; the API calls made). ``on_created(export_id)`` is called as soon as
+        the export exists, ``on_deleted(export_id)`` once it is deleted (the sync notes
+        both in the store).
+
+        The export is deleted whatever happens (``finally``: also on KeyboardInterrupt, and
+        on SIGTERM where the caller turns it into an exception); only a SIGKILL leaves it,
+        for the next sync to find.
         """
         exports = self.sdk.projects.exports
         snap = self._call(
             "create a snapshot export", exports.create, id=project_id,
-            title="ls-llmtrace sync",
+            title=export_title(),
             annotation_filter_options={"usual": True, "ground_truth": True, "skipped": True},
             serialization_options={"drafts": {"only_id": True},
                                    "predictions": {"only_id": False}})
         calls = 1
         began = to_utc(snap.created_at)
         what = f"download export {snap.id} of project {project_id}"
+        deleted = False
         try:
+            if on_created is not None:
+                on_created(int(snap.id))
             status = snap.status
             deadline = time.monotonic() + timeout
             while status != "completed":
@@ -272,14 +322,17 @@ class LabelStudioClient:
                 calls += 1
             data = self._download(what, exports.download, id=project_id, export_pk=snap.id,
                                   export_type="JSON")
-        except BaseException:
-            # An export left behind keeps its file in Label Studio: try to remove it, but
-            # report the failure that stopped the download, not this one.
-            with suppress(LabelStudioError):
-                self._call("delete the export", exports.delete, id=project_id,
-                           export_pk=snap.id)
-            raise
-        self._call("delete the export", exports.delete, id=project_id, export_pk=snap.id)
+            self.delete_export(project_id, int(snap.id))
+            deleted = True
+        finally:
+            if not deleted:
+                # An export left behind keeps its file in Label Studio: try to remove it,
+                # but report the failure that stopped the download, not this one.
+                with suppress(LabelStudioError):
+                    self.delete_export(project_id, int(snap.id))
+                    deleted = True
+            if deleted and on_deleted is not None:
+                on_deleted(int(snap.id))
         if began is None:
             raise LabelStudioError(f"snapshot export {snap.id} has no created_at")
         try:

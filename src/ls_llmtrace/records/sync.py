@@ -22,12 +22,28 @@ through one snapshot export, Label Studio's own bulk read, instead of paging thr
 task list (faster for large projects, see bench/bench_sync.py); it is written in pages
 with cursors all the same, then the listing takes over from the moment the export began.
 ``LS_LLMTRACE_SYNC_FIRST_EXPORT=0`` turns it off.
+
+Exports never pile up in Label Studio. The sync deletes its export whatever happens
+(``finally``; SIGTERM is turned into an exception while the export exists), notes each
+export in the store as soon as it exists, and at the start of a sync deletes the exports
+a killed run left: those noted in the store, and, on a first sync, every export titled
+``ls-llmtrace sync <host> pid <pid>`` whose process is gone (same host) or that is older
+than :data:`STALE_EXPORT_S` (any host), plus the untitled-by-pid ``ls-llmtrace sync``
+ones of earlier versions. A first sync that finds an earlier, interrupted export attempt
+in the store pages through the task list instead, each page committed with its cursor:
+interrupted again and again, it still keeps every page it finished.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import signal
+import socket
+import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,7 +52,12 @@ from typing import Any
 from ls_llmtrace import settings
 from ls_llmtrace.errors import ConfigError
 from ls_llmtrace.ingest.pairwise import is_pairwise_task
-from ls_llmtrace.labelstudio.client import LabelStudioClient
+from ls_llmtrace.labelstudio.client import (
+    EXPORT_TITLE_PREFIX,
+    LabelStudioClient,
+    export_owner,
+    export_title,
+)
 from ls_llmtrace.records.mapping import map_annotation, map_pairwise_annotation
 from ls_llmtrace.schema.model import AnnotationSchema, load_schema_dir
 from ls_llmtrace.store import Store
@@ -53,13 +74,83 @@ class SyncSummary:
     tasks_deleted: int = 0
     rejected: int = 0
     requests: int = 0
+    exports_removed: int = 0  # exports of crashed runs deleted from Label Studio
     notes: list[str] = field(default_factory=list)
 
     def line(self) -> str:
+        removed = (f"; {self.exports_removed} exports of interrupted syncs removed"
+                   if self.exports_removed else "")
         return (f"project {self.project_id}: {self.tasks_seen} tasks changed, "
                 f"{self.records_written} records written, {self.records_deleted} marked deleted "
                 f"({self.tasks_deleted} tasks deleted), "
-                f"{self.rejected} results kept aside ({self.requests} API calls)")
+                f"{self.rejected} results kept aside ({self.requests} API calls){removed}")
+
+
+STALE_EXPORT_S = 3600.0  # an export this old is no live sync's (the wait gives up at 1800 s)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def export_abandoned(title: str, created_at: datetime | None,
+                     now: datetime | None = None) -> bool:
+    """Whether a sync export (by its title and age) belongs to no running sync."""
+    owner = export_owner(title)
+    if owner is None:  # "ls-llmtrace sync" alone: made by a version before pids in titles
+        return title.strip() == EXPORT_TITLE_PREFIX
+    host, pid = owner
+    if host == socket.gethostname() and pid != os.getpid() and not _pid_alive(pid):
+        return True
+    age = ((now or datetime.now(UTC)) - created_at).total_seconds() if created_at else 0.0
+    return age > STALE_EXPORT_S
+
+
+@contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """While the block runs, SIGTERM raises SystemExit (143) so ``finally`` clauses
+    (deleting the export) run; only in the main thread, where signals are delivered."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def remove_leftover_exports(client: LabelStudioClient, store: Store, project_id: int,
+                            summary: SyncSummary, scan: bool) -> None:
+    """Delete the exports crashed runs left in Label Studio: those the store noted (and
+    whose run is gone), and with ``scan`` every abandoned sync export of the project."""
+    noted = store.sync_exports_left(project_id)
+    for export_id, owner, created_at in noted:
+        if not export_abandoned(owner, created_at):
+            continue
+        summary.requests += 1
+        if client.delete_export(project_id, export_id):
+            summary.exports_removed += 1
+        store.mark_sync_export_gone(project_id, export_id)
+    if not scan:
+        return
+    summary.requests += 1
+    for export in client.sync_exports(project_id):
+        if export_abandoned(export["title"], export["created_at"]):
+            summary.requests += 1
+            if client.delete_export(project_id, export["id"]):
+                summary.exports_removed += 1
+            store.mark_sync_export_gone(project_id, export["id"])
 
 
 def _reject_key(project_id: int, task_id: int, annotation_id: int | None, field_name: str,
@@ -120,8 +211,14 @@ def sync_project(
     users: dict[int, str] | None = None
     adjudication = store.project_kind(project_id) == "adjudication"
     cursor = store.cursor(project_id)
-    if cursor is None and (settings.sync_first_export() if first_export is None
-                           else first_export):
+    remove_leftover_exports(client, store, project_id, summary, scan=cursor is None)
+    use_export = cursor is None and (settings.sync_first_export() if first_export is None
+                                     else first_export)
+    if use_export and store.sync_export_attempts(project_id):
+        use_export = False  # an export attempt was interrupted: page, keeping each page
+        summary.notes.append("an earlier first sync from an export was interrupted: "
+                             "paging through the task list instead")
+    if use_export:
         summary.requests += 1
         if client.task_count(project_id) > page_size:  # one page is cheaper as a listing
             cursor, users = _first_sync_from_export(client, store, project_id, schema,
@@ -165,6 +262,7 @@ def sync_project(
             if not full_page:
                 break
     _sync_deleted_tasks(client, store, project_id, summary)
+    store.forget_sync_exports(project_id)
     return summary
 
 
@@ -210,7 +308,15 @@ def _first_sync_from_export(
     after that moment has a later ``updated_at`` and is read again by the listing that
     follows. Returns the cursor reached and the users map.
     """
-    began, tasks, calls = client.snapshot_tasks(project_id)
+    def gone(export_id: int) -> None:
+        store.mark_sync_export_gone(project_id, export_id)
+
+    def noted(export_id: int) -> None:
+        store.note_sync_export(project_id, export_id, export_title())
+
+    with _sigterm_raises():
+        began, tasks, calls = client.snapshot_tasks(project_id, on_created=noted,
+                                                    on_deleted=gone)
     summary.requests += calls
     tasks.sort(key=_by_time)
     users: dict[int, str] | None = None

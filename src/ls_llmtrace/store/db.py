@@ -33,6 +33,7 @@ from ls_llmtrace.store.engine import (
     to_pg_ddl,
 )
 from ls_llmtrace.store.evals import EvalStore
+from ls_llmtrace.store.exports import SyncExportStore
 from ls_llmtrace.store.feedback import FeedbackQueries
 from ls_llmtrace.store.journal import JournalStore
 from ls_llmtrace.store.judge_evals import JudgeEvalStore
@@ -82,7 +83,7 @@ _DIM_SQL = {d: f"COALESCE(t.{d}, r.{d})" for d in _DIMENSIONS}
 
 
 class Store(JournalStore, QueueStore, FeedbackQueries, EvalStore, JudgeEvalStore,
-            CalibrationStore):
+            CalibrationStore, SyncExportStore):
     """Open (and migrate) the store at ``url`` (default: settings.db_url()).
 
     A store that cannot be used (locked by another writer for longer than

@@ -253,6 +253,18 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX judge_calibrations_judge ON judge_calibrations
             (judge_kind, schema_id, schema_version);
     """),
+    # The snapshot exports first syncs created: deleted after a crash, and an interrupted
+    # export makes the next first sync page instead (see store/exports.py).
+    ("0930_sync_exports", """
+        CREATE TABLE sync_exports (
+            project_id INTEGER NOT NULL,
+            export_id INTEGER NOT NULL,
+            owner TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            gone INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (project_id, export_id)
+        )
+    """),
 ]
 
 # Names recorded by stores created before the migrations were named by what they do:

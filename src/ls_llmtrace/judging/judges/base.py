@@ -5,9 +5,29 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
+
+# When the work on the current task must be over (a time.monotonic() value), or None. The
+# backend sets it around each task, so that a judge's calls never outlive /predict's budget.
+_DEADLINE: ContextVar[float | None] = ContextVar("judge_deadline", default=None)
+
+
+@contextmanager
+def deadline(at: float | None) -> Iterator[None]:
+    """Run the block with ``at`` (a ``time.monotonic()`` value) as the judge deadline."""
+    token = _DEADLINE.set(at)
+    try:
+        yield
+    finally:
+        _DEADLINE.reset(token)
+
+
+def current_deadline() -> float | None:
+    return _DEADLINE.get()
 
 
 @dataclass(frozen=True)

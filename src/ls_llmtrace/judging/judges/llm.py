@@ -10,19 +10,23 @@ a trace cannot change the output format or invent a label. What it cannot guaran
 model that is persuaded to pick an allowed but wrong verdict still gives one.
 
 Calls retry with exponential backoff on 429 (``Retry-After`` honoured), 5xx, timeouts and
-connection errors. Valid verdicts are cached by (trace content, schema version, judge
+connection errors, but only while the retry fits in the time left: one exchange never
+outlives ``LS_LLMTRACE_LLM_TIMEOUT`` nor the judge deadline (``/predict``'s budget), however
+slowly the provider answers. Valid verdicts are cached by (trace content, schema version, judge
 version), so re-runs make no new calls. The API key goes in one header and nowhere else:
 never in an exception message, a log line or the judge's identity.
 """
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import hashlib
 import json
 import logging
 import random
 import re
+import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -30,15 +34,19 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import requests
+import requests.adapters
+import urllib3
+import urllib3.connection
 from pydantic import Field, ValidationError, ValidationInfo, model_validator
 
 from ls_llmtrace import settings
-from ls_llmtrace.errors import JudgeCallError, JudgeReplyError
+from ls_llmtrace.errors import JudgeCallError, JudgeReplyError, LLMTraceError
 from ls_llmtrace.judging.judges.base import (
     Metrics,
     Quote,
     Verdict,
     apply_threshold,
+    current_deadline,
     pass_fail_labels,
 )
 from ls_llmtrace.judging.judges.cache import VerdictCache, content_hash
@@ -301,8 +309,91 @@ def retry_after_seconds(value: str | None) -> float | None:
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
+class _Watched:
+    """The connections one thread's current request went out on (see :class:`_Watchdog`)."""
+
+    local = threading.local()
+
+
+def _watch(conn: urllib3.connection.HTTPConnection) -> None:
+    """Hand the socket a request just went out on to the watchdog of this thread (kept
+    as the socket itself: http.client drops ``conn.sock`` once the answer says
+    ``Connection: close``, while the answer is still being read from it)."""
+    box = getattr(_Watched.local, "box", None)
+    if box is not None and conn.sock is not None:
+        box.append(conn.sock)
+
+
+class _WatchedConnection(urllib3.connection.HTTPConnection):
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        super().request(*args, **kwargs)
+        _watch(self)
+
+
+class _WatchedTLSConnection(urllib3.connection.HTTPSConnection):
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        super().request(*args, **kwargs)
+        _watch(self)
+
+
+class _Pool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _WatchedConnection
+
+
+class _TLSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _WatchedTLSConnection
+
+
+class _WatchedAdapter(requests.adapters.HTTPAdapter):
+    """requests' adapter whose connections can be cut by :class:`_Watchdog`."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _Pool, "https": _TLSPool}
+
+
+class _Watchdog:
+    """Cuts the connection of one exchange when its deadline passes.
+
+    ``requests`` has timeouts per socket operation only: a provider that trickles its
+    answer a byte at a time, or its headers, never trips them. At the deadline a timer
+    shuts the socket down, which ends the blocked read at once; the caller sees a broken
+    connection and knows from the clock that it was the deadline.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.box: list[socket.socket] = []
+        self.fired = False
+        self._timer = threading.Timer(max(0.0, seconds), self._cut)
+        self._timer.daemon = True
+
+    def _cut(self) -> None:
+        self.fired = True
+        for sock in list(self.box):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def __enter__(self) -> _Watchdog:
+        _Watched.local.box = self.box
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+        _Watched.local.box = None
+
+
 class ChatClient:
-    """POST ``<base>/chat/completions`` with retries; one session per thread."""
+    """POST ``<base>/chat/completions`` with retries; one session per thread.
+
+    Every exchange ends by its deadline: ``LS_LLMTRACE_LLM_TIMEOUT`` for the whole of
+    it (connect, wait, however slowly the answer comes), and never later than the judge
+    deadline the caller runs under (:func:`ls_llmtrace.judging.judges.base.deadline`,
+    the backend's ``/predict`` budget). A retry is made only when its wait leaves time for
+    it; a ``Retry-After`` beyond the deadline means "not now" and fails the task at once.
+    """
+
+    MIN_ATTEMPT_S = 0.5  # an attempt with less time left than this is not started
 
     def __init__(self, config: LLMConfig, metrics: Metrics | None = None) -> None:
         self.config = config
@@ -313,11 +404,25 @@ class ChatClient:
         session: requests.Session | None = getattr(self._local, "session", None)
         if session is None:
             session = requests.Session()
+            adapter = _WatchedAdapter()
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
             self._local.session = session
         return session
 
-    def complete(self, messages: list[dict[str, str]]) -> str:
+    def _drop_session(self) -> None:
+        """Forget this thread's session (its connection was cut mid-answer)."""
+        session = getattr(self._local, "session", None)
+        self._local.session = None
+        if session is not None:
+            with contextlib.suppress(Exception):
+                session.close()
+
+    def complete(self, messages: list[dict[str, str]], until: float | None = None) -> str:
+        """The model's reply text. ``until`` (``time.monotonic()``; default: the judge
+        deadline in effect) is when everything, retries included, must be over."""
         config = self.config
+        until = until if until is not None else current_deadline()
         body: dict[str, Any] = {"model": config.model, "messages": messages,
                                 "temperature": config.temperature}
         if config.json_mode:
@@ -328,23 +433,35 @@ class ChatClient:
         url = f"{config.base_url}/chat/completions"
         problem = "no attempt"
         for attempt in range(config.max_retries + 1):
+            now = time.monotonic()
+            left = config.timeout if until is None else min(config.timeout, until - now)
+            if left < self.MIN_ATTEMPT_S:
+                self.metrics.incr("judge_out_of_time")
+                raise JudgeCallError(f"no time left for the LLM call ({problem}) within the "
+                                     "/predict budget (LS_LLMTRACE_PREDICT_BUDGET_S)")
             if attempt:
                 self.metrics.incr("judge_retries")
             self.metrics.incr("judge_calls")
-            started = time.monotonic()
             wait: float | None = None
-            try:
-                response = self._session().post(url, json=body, headers=headers,
-                                                timeout=config.timeout)
-            except requests.Timeout:
-                problem = f"no answer within {config.timeout:g} s"
-            except requests.ConnectionError:
-                problem = f"cannot connect to {config.base_url}"
-            else:
-                self.metrics.observe_ms("llm_call", (time.monotonic() - started) * 1000)
+            response: requests.Response | None = None
+            with _Watchdog(left) as watchdog:
+                try:
+                    response = self._session().post(url, json=body, headers=headers,
+                                                    timeout=(min(left, 10.0), left))
+                except requests.RequestException as exc:
+                    if watchdog.fired or isinstance(exc, requests.Timeout) \
+                            or time.monotonic() - now >= left:
+                        problem = f"no complete answer within {left:.1f} s"
+                    else:
+                        problem = (f"the connection to {config.base_url} failed "
+                                   f"({exc.__class__.__name__})")
+            if watchdog.fired:
+                self._drop_session()
+            if response is not None:
+                self.metrics.observe_ms("llm_call", (time.monotonic() - now) * 1000)
                 status = response.status_code
                 if status == 200:
-                    return _content_of(response)
+                    return _content_of(response.text)
                 problem = f"HTTP {status}"
                 if status == 429:
                     wait = retry_after_seconds(response.headers.get("Retry-After"))
@@ -352,10 +469,18 @@ class ChatClient:
                     # 4xx other than 429 will not get better by asking again
                     raise JudgeCallError(f"the LLM endpoint refused the request ({problem}): "
                                          "check LS_LLMTRACE_LLM_MODEL and the API key")
+            else:
+                self.metrics.incr("judge_call_errors")
             if attempt < config.max_retries:
                 delay = (min(wait, MAX_RETRY_AFTER) if wait is not None
                          else min(30.0, config.retry_base * 2 ** attempt)
                          * (1 + random.random() / 4))
+                if until is not None and time.monotonic() + delay + self.MIN_ATTEMPT_S > until:
+                    self.metrics.incr("judge_not_now")
+                    raise JudgeCallError(
+                        f"the LLM endpoint failed ({problem}) and a retry in {delay:.1f} s "
+                        "would not fit in the /predict budget: not now (the task gets no "
+                        "prediction and is asked again next time)")
                 log.info("LLM call failed (%s); retry %d/%d in %.2f s", problem, attempt + 1,
                          config.max_retries, delay)
                 time.sleep(delay)
@@ -363,9 +488,9 @@ class ChatClient:
                              f"{config.max_retries} retries")
 
 
-def _content_of(response: requests.Response) -> str:
+def _content_of(text: str) -> str:
     try:
-        payload = response.json()
+        payload = json.loads(text)
         content = payload["choices"][0]["message"]["content"]
     except (ValueError, KeyError, IndexError, TypeError):
         raise JudgeReplyError("the LLM endpoint's response is not a chat completion "
@@ -430,7 +555,7 @@ class LLMJudge:
         identity = f"{self.name}-v{self.prompt_version}"
         key = content_hash(task_data)
         if self.cache is not None:
-            cached = self.cache.get(key, schema_version, identity)
+            cached = self._cached(key, schema_version, identity)
             if cached is not None:
                 self.metrics.incr("cache_hits")
                 return cached
@@ -442,5 +567,24 @@ class LLMJudge:
             self.metrics.incr("invalid_replies")
             raise
         if self.cache is not None:
-            self.cache.put(key, schema_version, identity, verdict)
+            try:
+                self.cache.put(key, schema_version, identity, verdict)
+            except LLMTraceError as exc:
+                self._cache_failed("write", exc)
         return verdict
+
+    def _cached(self, key: str, schema_version: str, identity: str) -> Verdict | None:
+        """A cached verdict, or None; a broken cache is skipped (the LLM answers), counted
+        in ``judge_cache_errors`` and logged, never a failed task."""
+        assert self.cache is not None
+        try:
+            return self.cache.get(key, schema_version, identity)
+        except LLMTraceError as exc:
+            self._cache_failed("read", exc)
+        except (ValueError, KeyError, TypeError):  # an entry that is not a verdict
+            self._cache_failed("read", JudgeReplyError("an entry is not a verdict"))
+        return None
+
+    def _cache_failed(self, what: str, exc: Exception) -> None:
+        self.metrics.incr("judge_cache_errors")
+        log.warning("judge cache unusable (%s: %s); judging without it", what, exc)
