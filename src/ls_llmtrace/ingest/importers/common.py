@@ -1,4 +1,4 @@
-"""Pieces every trace format shares: lenient JSON, chat messages in their many dialects,
+"""Pieces every trace format shares: lenient JSON, chat messages (read by :mod:`.dialects`),
 feedback records, and streaming a file's records with their location.
 
 Real exporters put JSON inside strings (sometimes a JSON string of a JSON string), spell
@@ -16,175 +16,33 @@ from pathlib import Path
 from typing import Any
 
 from ls_llmtrace.errors import InputError
-from ls_llmtrace.models import AnnotationRecord, Message, Scope, Source, ToolCall
+from ls_llmtrace.ingest.importers.dialects import (
+    answer_text,
+    as_text,
+    jsonish,
+    read_message,
+    read_messages,
+)
+from ls_llmtrace.models import AnnotationRecord, Message, Scope, Source
 from ls_llmtrace.timeutil import to_utc
+
+__all__ = ["IMPORTED_SCHEMA_ID", "as_text", "feedback_record", "is_bad", "iter_json_records",
+           "jsonish", "last_answer", "number", "split_system", "to_message", "to_messages"]
 
 # Schema id of feedback that came with the traces (not from one of our schema versions).
 IMPORTED_SCHEMA_ID = "imported"
 
-_ROLES = {
-    "system": "system", "developer": "developer", "user": "user", "human": "user",
-    "assistant": "assistant", "ai": "assistant", "model": "assistant", "bot": "assistant",
-    "tool": "tool", "function": "tool", "ipython": "tool",
-}
-
-
-def jsonish(value: Any, depth: int = 3) -> Any:
-    """Parse a string that holds JSON (possibly JSON of a JSON string); else return it."""
-    while depth and isinstance(value, str):
-        text = value.strip()
-        if not text or text[0] not in '[{"':
-            return value
-        try:
-            value = json.loads(text)
-        except ValueError:
-            return value
-        depth -= 1
-    return value
-
-
-def as_text(value: Any) -> str:
-    """Readable text of a content value: strings as they are, parts joined, the rest JSON."""
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, list):
-        texts = [_part_text(p) for p in value]
-        if all(t is not None for t in texts):
-            return "".join(t for t in texts if t)
-    if isinstance(value, dict):
-        text = _part_text(value)
-        if text is not None:
-            return text
-    return json.dumps(value, ensure_ascii=False, sort_keys=True)
-
-
-def _part_text(part: Any) -> str | None:
-    if isinstance(part, str):
-        return part
-    if not isinstance(part, dict):
-        return None
-    kind = part.get("type")
-    if kind in ("text", "output_text", "input_text", "reasoning", None):
-        for key in ("text", "content"):
-            if isinstance(part.get(key), str):
-                return str(part[key])
-    if kind in ("tool_call", "tool_call_response", "function_call", "function_call_output"):
-        return ""  # carried as tool calls / tool messages, not as text
-    return None
-
-
-def _tool_call(raw: dict[str, Any]) -> ToolCall | None:
-    function: dict[str, Any] = raw["function"] if isinstance(raw.get("function"), dict) else {}
-    name = raw.get("name") or function.get("name")
-    if not name:
-        return None
-    arguments = raw.get("arguments", function.get("arguments", raw.get("args")))
-    call_id = raw.get("call_id") or raw.get("id") or raw.get("tool_call_id")
-    return ToolCall(id=str(call_id) if call_id is not None else None, name=str(name),
-                    arguments=arguments)
-
-
-def _is_tool_definition(raw: dict[str, Any]) -> bool:
-    """LangChain puts tool *definitions* into the message list as `tool` messages."""
-    content = raw.get("content")
-    return (raw.get("role") == "tool" and isinstance(content, dict)
-            and content.get("type") == "function" and isinstance(content.get("function"), dict)
-            and not raw.get("tool_call_id"))
-
 
 def to_message(raw: Any, default_role: str = "user") -> Message | None:
-    """One chat message in any dialect we know, or None when it is not a message."""
-    if isinstance(raw, str):
-        return Message(role=default_role, content=raw)
-    if not isinstance(raw, dict):
-        return None
-    kind = raw.get("type")
-    # OpenAI Responses API items
-    if kind == "function_call" and "role" not in raw:
-        call = _tool_call(raw)
-        return Message(role="assistant", tool_calls=[call] if call else [])
-    if kind == "function_call_output" and "role" not in raw:
-        return Message(role="tool", content=as_text(raw.get("output")),
-                       tool_call_id=raw.get("call_id"))
-    if _is_tool_definition(raw):
-        return None
-    role_raw = raw.get("role") or (kind if kind in _ROLES else None)
-    if role_raw is None and isinstance(raw.get("message"), dict):  # gen_ai.choice events
-        return to_message(raw["message"], "assistant")
-    role = _ROLES.get(str(role_raw or default_role).lower())
-    if role is None:
-        return None
-    calls: list[ToolCall] = []
-    tool_call_id = raw.get("tool_call_id")
-    text_parts: list[str] = []
-    parts = raw.get("parts")
-    if isinstance(parts, list):  # OpenTelemetry GenAI message parts
-        for part in parts:
-            if not isinstance(part, dict):
-                continue
-            ptype = part.get("type")
-            if ptype == "tool_call":
-                call = _tool_call(part)
-                if call:
-                    calls.append(call)
-            elif ptype == "tool_call_response":
-                tool_call_id = tool_call_id or part.get("id")
-                text_parts.append(as_text(part.get("response")))
-            elif ptype == "text":
-                text_parts.append(as_text(part.get("content")))
-        content = "".join(text_parts)
-    else:
-        content = as_text(raw.get("content"))
-    raw_calls = raw.get("tool_calls")
-    if raw_calls is None and isinstance(raw.get("additional_kwargs"), dict):
-        raw_calls = raw["additional_kwargs"].get("tool_calls")  # LangChain
-    for item in raw_calls or []:
-        if isinstance(item, dict):
-            call = _tool_call(item)
-            if call:
-                calls.append(call)
-    name = raw.get("name")
-    return Message(role=role, content=content, tool_calls=calls,
-                   name=str(name) if isinstance(name, str) and name else None,
-                   tool_call_id=str(tool_call_id) if tool_call_id else None)
+    """The first message one raw message reads as (see :mod:`.dialects`), or None."""
+    messages = read_message(raw, default_role)
+    return messages[0] if messages else None
 
 
-def to_messages(value: Any, default_role: str = "user") -> list[Message]:
-    """A list of messages from whatever holds them (list, {"messages": [...]}, one message)."""
-    value = jsonish(value)
-    if value is None or value == "":
-        return []
-    if isinstance(value, dict):
-        for key in ("messages", "input_messages"):
-            if isinstance(value.get(key), list):
-                return to_messages(value[key], default_role)
-        if isinstance(value.get("output"), list) and value.get("object") == "response":
-            return to_messages(value["output"], "assistant")  # OpenAI Responses API
-        if isinstance(value.get("choices"), list):  # OpenAI chat completion
-            return [m for c in value["choices"] if isinstance(c, dict)
-                    for m in to_messages(c.get("message"), "assistant")]
-        if "message" in value and "role" not in value:
-            return to_messages(value["message"], "assistant")
-        if "role" not in value and "type" not in value and "parts" not in value:
-            if "text" in value:  # {"text": ..., "finish_reason": ...}
-                return [Message(role=default_role, content=as_text(value["text"]))]
-            return []
-        value = [value]
-    if isinstance(value, str):
-        return [Message(role=default_role, content=value)]
-    if not isinstance(value, list):
-        return []
-    out: list[Message] = []
-    for item in value:
-        if isinstance(item, list):  # LangChain batches: [[messages]]
-            out.extend(to_messages(item, default_role))
-            continue
-        message = to_message(jsonish(item), default_role)
-        if message is not None:
-            out.append(message)
-    return out
+def to_messages(value: Any, default_role: str = "user", part: str | None = None
+                ) -> list[Message]:
+    """A list of messages from whatever holds them, in any dialect (see :mod:`.dialects`)."""
+    return read_messages(value, default_role, part)
 
 
 def split_system(messages: list[Message]) -> tuple[str, list[Message]]:
@@ -197,9 +55,12 @@ def split_system(messages: list[Message]) -> tuple[str, list[Message]]:
 
 
 def last_answer(messages: list[Message]) -> str:
+    """The last assistant text (``"None"`` is no text)."""
     for message in reversed(messages):
         if message.role == "assistant" and message.content:
-            return message.content
+            text = answer_text(message.content)
+            if text:
+                return text
     return ""
 
 
