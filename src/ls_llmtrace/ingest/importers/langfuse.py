@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ls_llmtrace.ingest.importers.common import (
+    RECORD_ERRORS,
     as_text,
     feedback_record,
     is_bad,
@@ -26,6 +27,7 @@ from ls_llmtrace.ingest.importers.common import (
     number,
     split_system,
     to_messages,
+    unreadable,
 )
 from ls_llmtrace.ingest.importers.spans import attach_tool_results
 from ls_llmtrace.models import (
@@ -232,3 +234,5 @@ def read_langfuse(path: str | Path) -> Iterator[Trace | list[Rejected]]:
             yield langfuse_trace(record)
         except ValidationError as exc:
             yield rejects_from_validation(exc, str(path), location, str(record)[:2000])
+        except RECORD_ERRORS as exc:
+            yield [unreadable(str(path), location, exc, record)]

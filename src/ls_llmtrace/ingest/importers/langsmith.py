@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ls_llmtrace.ingest.importers.common import (
+    RECORD_ERRORS,
     as_text,
     feedback_record,
     is_bad,
@@ -27,6 +28,7 @@ from ls_llmtrace.ingest.importers.common import (
     number,
     split_system,
     to_messages,
+    unreadable,
 )
 from ls_llmtrace.ingest.importers.spans import attach_tool_results
 from ls_llmtrace.models import (
@@ -263,6 +265,8 @@ def read_langsmith(path: str | Path, max_pending: int = 10000
         except ValidationError as exc:
             yield rejects_from_validation(exc, file, where.pop(trace_id, "record"),
                                           str(runs)[:2000])
+        except RECORD_ERRORS as exc:
+            yield [unreadable(file, where.pop(trace_id, "record"), exc, runs)]
 
     for location, record in iter_json_records(path):
         if is_bad(record):
