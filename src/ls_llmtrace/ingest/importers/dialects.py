@@ -661,4 +661,25 @@ def read_messages(value: Any, default_role: str = "user", part: str | None = Non
         for message in read_message(item, default_role, part, tool_names):
             tool_names.update(c.name for c in message.tool_calls)
             out.append(message)
+    return _results_by_name(out)
+
+
+def _results_by_name(messages: list[Message]) -> list[Message]:
+    """Tool calls without ids (Gemini) get the result of the next tool message answering
+    their function by name, so the call shows its result."""
+    if not any(m.role == "tool" and not m.tool_call_id for m in messages):
+        return messages
+    out = list(messages)
+    for index, message in enumerate(out):
+        if message.role != "tool" or message.tool_call_id:
+            continue
+        for back in range(index - 1, -1, -1):
+            prior = out[back]
+            calls = list(prior.tool_calls)
+            hit = next((i for i, c in enumerate(calls) if c.id is None and c.result is None
+                        and (message.name is None or c.name == message.name)), None)
+            if hit is not None:
+                calls[hit] = calls[hit].model_copy(update={"result": message.content})
+                out[back] = prior.model_copy(update={"tool_calls": calls})
+                break
     return out
