@@ -136,16 +136,24 @@ def iter_json_records(path: Path, stream_prefix: str | None = None
         first = handle.readline(limit + 1)
         while first and not first.strip():
             first = handle.readline(limit + 1)
-        if first.lstrip().startswith(b"{") and len(first) <= limit and _complete_json(first):
+        if first.lstrip().startswith(b"{"):
+            too_long = len(first) > limit and not first.endswith(b"\n")
+            while too_long and first and not first.endswith(b"\n"):
+                first = handle.readline(1 << 20)
             more = handle.readline(limit + 1)
             while more and not more.strip():
                 more = handle.readline(limit + 1)
-            if not more:  # one JSON document on one line
+            complete = not too_long and _complete_json(first)
+            if complete and not more:  # one JSON document on one line
                 yield "record 0", _loads(first, max_depth)
                 return
-            handle.seek(0)
-            yield from _json_lines(handle, limit, max_depth)
-            return
+            # JSON Lines: a complete first line, or a broken / oversized one followed by a
+            # line that is a whole object itself (a pretty-printed document has neither)
+            if complete or too_long or (more.lstrip().startswith(b"{")
+                                        and len(more) <= limit and _complete_json(more)):
+                handle.seek(0)
+                yield from _json_lines(handle, limit, max_depth)
+                return
         handle.seek(0)
         head = handle.read(64)
         handle.seek(0)

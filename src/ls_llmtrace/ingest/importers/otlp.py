@@ -61,9 +61,12 @@ def any_value(value: Any) -> Any:
     if "boolValue" in value:
         return bool(value["boolValue"])
     if "arrayValue" in value:
-        return [any_value(v) for v in (value["arrayValue"] or {}).get("values", [])]
+        array = value["arrayValue"] if isinstance(value["arrayValue"], dict) else {}
+        items = array.get("values")
+        return [any_value(v) for v in items] if isinstance(items, list) else []
     if "kvlistValue" in value:
-        return attributes((value["kvlistValue"] or {}).get("values", []))
+        kvlist = value["kvlistValue"] if isinstance(value["kvlistValue"], dict) else {}
+        return attributes(kvlist.get("values"))
     if "bytesValue" in value:
         return value["bytesValue"]
     return None
@@ -71,7 +74,9 @@ def any_value(value: Any) -> Any:
 
 def attributes(items: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for item in items or []:
+    if not isinstance(items, list):
+        return out
+    for item in items:
         if isinstance(item, dict) and "key" in item:
             out[str(item["key"])] = any_value(item.get("value"))
     return out
@@ -114,9 +119,12 @@ def parse_span(raw: Any, resource: dict[str, Any]) -> SpanView:
     error = None
     if code in (2, "2", "STATUS_CODE_ERROR", "ERROR"):
         error = str(status.get("message") or "error")
-    events = [{"name": e.get("name", ""), "time": nanos_to_datetime(e.get("timeUnixNano")),
+    raw_events = raw.get("events")
+    events = [{"name": str(e.get("name") or ""),
+               "time": nanos_to_datetime(e.get("timeUnixNano")),
                "attributes": attributes(e.get("attributes"))}
-              for e in raw.get("events") or [] if isinstance(e, dict)]
+              for e in (raw_events if isinstance(raw_events, list) else [])
+              if isinstance(e, dict)]
     return SpanView(trace_id=trace_id, span_id=span_id, parent_span_id=parent_id,
                     name=str(raw.get("name") or ""),
                     start=nanos_to_datetime(raw.get("startTimeUnixNano")),
@@ -138,10 +146,13 @@ def envelope_spans(
         if not isinstance(rs, dict):
             yield Rejected(file, location, f"resourceSpans.{ri}", "not an object")
             continue
-        resource = attributes((rs.get("resource") or {}).get("attributes"))
-        for si, ss in enumerate(rs.get("scopeSpans") or rs.get("instrumentationLibrarySpans")
-                                or []):
-            for pi, raw in enumerate((ss or {}).get("spans") or []):
+        resource_raw = rs.get("resource")
+        resource = attributes(resource_raw.get("attributes")
+                              if isinstance(resource_raw, dict) else None)
+        scopes = rs.get("scopeSpans") or rs.get("instrumentationLibrarySpans") or []
+        for si, ss in enumerate(scopes if isinstance(scopes, list) else []):
+            raw_spans = ss.get("spans") if isinstance(ss, dict) else None
+            for pi, raw in enumerate(raw_spans if isinstance(raw_spans, list) else []):
                 try:
                     yield parse_span(raw, resource)
                 except _SpanError as exc:
@@ -202,9 +213,10 @@ def envelope_logs(envelope: dict[str, Any], file: str, location: str
         if not isinstance(rl, dict):
             yield Rejected(file, location, f"resourceLogs.{ri}", "not an object")
             continue
-        for si, sl in enumerate(rl.get("scopeLogs") or []):
-            for li, raw in enumerate((sl or {}).get("logRecords") or [] if isinstance(sl, dict)
-                                     else []):
+        scopes = rl.get("scopeLogs")
+        for si, sl in enumerate(scopes if isinstance(scopes, list) else []):
+            records = sl.get("logRecords") if isinstance(sl, dict) else None
+            for li, raw in enumerate(records if isinstance(records, list) else []):
                 try:
                     yield log_event(raw)
                 except RECORD_ERRORS as exc:
