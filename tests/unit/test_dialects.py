@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from tests.support.groundtruth import dialect_folders, match_folder, table
 
 from ls_llmtrace.ingest.importers.dialects import (
     answer_text,
@@ -14,7 +15,6 @@ from ls_llmtrace.ingest.importers.dialects import (
     reading,
     transcript,
 )
-from tests.support.groundtruth import dialect_folders, match_folder, table
 
 TOOL_RESULT = '{"temp_c": 18,  "sky": "sunny"}'  # own spacing: must come through unchanged
 

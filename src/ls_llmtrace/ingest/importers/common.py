@@ -28,7 +28,8 @@ from ls_llmtrace.models import AnnotationRecord, Message, Rejected, Scope, Sourc
 from ls_llmtrace.timeutil import to_utc
 
 __all__ = [
-    "IMPORTED_SCHEMA_ID", "RECORD_ERRORS", "answer_text", "as_text", "bad", "depth_over", "feedback_record",
+    "IMPORTED_SCHEMA_ID", "RECORD_ERRORS", "answer_text", "as_text", "bad", "depth_over",
+    "feedback_record",
     "is_bad", "iter_json_records", "jsonish", "last_answer", "number", "split_system",
     "to_message", "to_messages", "unreadable",
 ]

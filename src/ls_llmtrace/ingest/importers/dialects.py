@@ -323,7 +323,7 @@ def _blocks(role: str, blocks: list[Any], base: dict[str, Any]) -> tuple[list[Me
     content = "".join(texts)
     if results and not content and not calls:
         return results, dialect
-    main = Message(role=role, content=content, tool_calls=calls,  # type: ignore[arg-type]
+    main = Message(role=role, content=content, tool_calls=calls,
                    name=_str(base.get("name")), tool_call_id=_str(base.get("tool_call_id")))
     # tool results come first in a turn (Anthropic requires it), then the text
     return ([*results, main] if role == "user" else [main, *results]), dialect
@@ -438,12 +438,12 @@ def read_message(raw: Any, default_role: str = "user", part: str = "input",
     text and noted as unread."""
     if isinstance(raw, str):
         _note(part, "text")
-        return [Message(role=default_role, content=raw)]  # type: ignore[arg-type]
+        return [Message(role=default_role, content=raw)]
     if not isinstance(raw, dict):
         if raw is None:
             return []
         _note(part, "raw")
-        return [Message(role=default_role, content=_unread(part, raw))]  # type: ignore[arg-type]
+        return [Message(role=default_role, content=_unread(part, raw))]
     kind = raw.get("type")
     # OpenAI Responses API / Agents SDK items
     if "role" not in raw and kind in ("function_call", "function_call_output", "reasoning",
@@ -463,7 +463,7 @@ def read_message(raw: Any, default_role: str = "user", part: str = "input",
         role, body = lc
         if role is None:
             _note(part, "raw")
-            return [Message(role=default_role, content=_unread(part, raw))]  # type: ignore
+            return [Message(role=default_role, content=_unread(part, raw))]
         _note(part, "langchain")
         return _chat_like(body, role, part, tool_names)
     if "role" not in raw and "type" not in raw and isinstance(raw.get("message"), dict):
@@ -478,7 +478,7 @@ def read_message(raw: Any, default_role: str = "user", part: str = "input",
         role_raw = default_role
     if not isinstance(role_raw, str):
         _note(part, "raw")
-        return [Message(role=default_role, content=_unread(part, raw))]  # type: ignore
+        return [Message(role=default_role, content=_unread(part, raw))]
     role = ROLES.get(role_raw.lower().removeprefix("messagerole."))
     if role is None:
         # LangChain JS / LangGraph: a tool result whose role is the tool's name
@@ -487,7 +487,7 @@ def read_message(raw: Any, default_role: str = "user", part: str = "input",
             return [_tool_message(result_text(raw.get("content")), raw.get("tool_call_id"),
                                   role_raw)]
         _note(part, "raw")
-        return [Message(role=default_role, content=_unread(part, raw))]  # type: ignore
+        return [Message(role=default_role, content=_unread(part, raw))]
     parts = raw.get("parts")
     if isinstance(parts, list):
         if any(isinstance(p, dict) and "type" in p for p in parts):
@@ -532,7 +532,7 @@ def _chat_like(raw: dict[str, Any], role: str, part: str, tool_names: set[str] |
         text = _dumps(content)
     if role == "tool":
         text = result_text(content) if content is not None else ""
-    return [Message(role=role, content=text, tool_calls=calls,  # type: ignore[arg-type]
+    return [Message(role=role, content=text, tool_calls=calls,
                     name=str(name) if isinstance(name, str) and name else None,
                     tool_call_id=_str(raw.get("tool_call_id", raw.get("tool_use_id"))))]
 
@@ -552,7 +552,7 @@ def transcript(text: str) -> list[Message] | None:
         if index + 1 < len(matches) and body.endswith("\n"):
             body = body[:-1]
         role = ROLES[match.group(1).lower()]
-        out.append(Message(role=role, content=body))  # type: ignore[arg-type]
+        out.append(Message(role=role, content=body))
     return out
 
 
@@ -609,7 +609,7 @@ def _container(value: dict[str, Any], default_role: str, part: str) -> list[Mess
             "lc" not in value and "content" not in value:
         if isinstance(value.get("text"), str):  # {"text": ..., "finish_reason": ...}
             _note(part, "text")
-            return [Message(role=default_role, content=value["text"])]  # type: ignore
+            return [Message(role=default_role, content=value["text"])]
         return []
     return None
 
@@ -642,7 +642,7 @@ def read_messages(value: Any, default_role: str = "user", part: str | None = Non
             _note(part, "transcript")
             return turns
         _note(part, "text")
-        return [Message(role=default_role, content=value)]  # type: ignore[arg-type]
+        return [Message(role=default_role, content=value)]
     if isinstance(value, dict):
         found = _container(value, default_role, part)
         if found is not None:
@@ -650,7 +650,7 @@ def read_messages(value: Any, default_role: str = "user", part: str | None = Non
         value = [value]
     if not isinstance(value, list):
         _note(part, "raw")
-        return [Message(role=default_role, content=_unread(part, value))]  # type: ignore
+        return [Message(role=default_role, content=_unread(part, value))]
     out: list[Message] = []
     tool_names: set[str] = set()
     for item in value:
