@@ -171,7 +171,7 @@ def langfuse_trace(export: dict[str, Any]) -> Trace:
         system_prompt, messages = split_system(inputs)
         output = last_answer(outputs)
         if not output and outputs:
-            messages = [*messages, *outputs]
+            messages = [*messages, *(o for o in outputs if o.content or o.tool_calls)]
     if not output:
         output = as_text(jsonish(raw.get("output")))
         if output == "None":  # what some SDKs send for "no output"

@@ -207,7 +207,7 @@ def build_run_tree(trace_id: str, runs: list[dict[str, Any]],
     system_prompt, messages = split_system(inputs)
     output = last_answer(outputs)
     if not output and outputs:
-        messages = [*messages, *outputs]
+        messages = [*messages, *(o for o in outputs if o.content or o.tool_calls)]
     if not output and main is not root:
         output = last_answer(_output_messages(root))
     messages = attach_tool_results(messages, tool_results)

@@ -382,7 +382,8 @@ def build_trace(trace_id: str, spans: list[SpanView], source: str) -> Trace:
         system_prompt, messages = split_system(inputs)
         output = last_answer(outputs)
         if not output and outputs:
-            messages = [*messages, *outputs]  # the last step was a tool call
+            # the last step was a tool call
+            messages = [*messages, *(o for o in outputs if o.content or o.tool_calls)]
     if not output:
         output = answer_text(jsonish(_first(root.attributes, "output.value", "output",
                                             "ai.response.text")))
