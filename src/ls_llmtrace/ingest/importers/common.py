@@ -29,6 +29,7 @@ from ls_llmtrace.timeutil import to_utc
 
 __all__ = [
     "IMPORTED_SCHEMA_ID", "RECORD_ERRORS", "answer_text", "as_text", "bad", "depth_over",
+    "may_nest",
     "feedback_record",
     "is_bad", "iter_json_records", "jsonish", "last_answer", "number", "split_system",
     "to_message", "to_messages", "unreadable",
@@ -205,10 +206,18 @@ def _loads(text: bytes, max_depth: int) -> Any:
                     text[:2000].decode("utf-8", "replace"))
     except ValueError as exc:
         return _Bad(f"not valid JSON: {exc}", text[:2000].decode("utf-8", "replace"))
-    if depth_over(value, max_depth):
+    if may_nest(text, max_depth) and depth_over(value, max_depth):
         return _Bad(f"nested deeper than LS_LLMTRACE_MAX_DEPTH ({max_depth})",
                     text[:2000].decode("utf-8", "replace"))
     return value
+
+
+def may_nest(text: bytes | str, max_depth: int) -> bool:
+    """Whether a text has enough brackets to nest deeper than ``max_depth`` (a C-speed
+    count that spares the walk for nearly every real record)."""
+    if isinstance(text, str):
+        return text.count("[") + text.count("{") > max_depth
+    return text.count(b"[") + text.count(b"{") > max_depth
 
 
 def depth_over(value: Any, max_depth: int) -> bool:

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from ls_llmtrace import settings
 from ls_llmtrace.errors import InputError
-from ls_llmtrace.ingest.importers.common import depth_over, unreadable
+from ls_llmtrace.ingest.importers.common import depth_over, may_nest, unreadable
 from ls_llmtrace.models import Rejected, Trace, rejects_from_validation
 
 
@@ -52,7 +52,7 @@ def read_native(path: str | Path) -> Iterator[Trace | list[Rejected]]:
                 continue
             except RecursionError:
                 raw = None
-            if raw is None or depth_over(raw, max_depth):
+            if raw is None or (may_nest(text, max_depth) and depth_over(raw, max_depth)):
                 yield [Rejected(str(path), where, "(record)", "nested deeper than "
                                 f"LS_LLMTRACE_MAX_DEPTH ({max_depth})", text[:2000])]
                 continue
