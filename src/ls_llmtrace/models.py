@@ -17,7 +17,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 
 class StrictModel(BaseModel):
@@ -178,6 +178,18 @@ class Trace(StrictModel):
         description="Feedback that came inside the trace (scores, thumbs, corrections); "
         "stored as records on import.",
     )
+
+    # how an importer read it (ls_llmtrace.ingest.importers.dialects.Reading), for
+    # `import --explain` and the summary's unread count; not part of the trace's data
+    _reading: Any = PrivateAttr(default=None)
+
+    @property
+    def reading(self) -> Any:
+        return self._reading
+
+    @reading.setter
+    def reading(self, value: Any) -> None:
+        self._reading = value
 
     def tool_calls(self) -> list[ToolCall]:
         """Every tool call in the conversation, results attached from `tool` messages."""

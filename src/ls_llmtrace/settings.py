@@ -53,6 +53,8 @@ that names the variable and the value expected.
 | ``LS_LLMTRACE_MAX_CHARS`` | ``20000`` | longest text a reviewer sees per field; longer ones are cut with a visible marker |
 | ``LS_LLMTRACE_REDACT`` | unset | comma-separated redactions applied before anything goes to Label Studio: ``email,phone,api_key`` (or ``all``) |
 | ``LS_LLMTRACE_REDACT_PATTERNS`` | unset | JSON list of extra regular expressions to replace with ``[redacted]`` |
+| ``LS_LLMTRACE_MAX_RECORD_BYTES`` | ``67108864`` (64 MiB) | largest trace record an importer reads (a line, an array item, a whole-file JSON document or protobuf file); a larger one is rejected and the import goes on |
+| ``LS_LLMTRACE_MAX_DEPTH`` | ``100`` | deepest nesting of arrays and objects in a trace record; a deeper one is rejected (memory stays bounded on adversarial input) |
 | ``LS_LLMTRACE_CLAIM_LEASE_S`` | ``600`` | seconds after which an unfinished queue claim of a crashed import may be taken over |
 """
 
@@ -249,6 +251,14 @@ def redaction_patterns() -> tuple[str, ...]:
         raise ConfigError('LS_LLMTRACE_REDACT_PATTERNS must be a JSON list of regular '
                           'expressions, e.g. ["ACME-\\d+"]')
     return tuple(patterns)
+
+
+def max_record_bytes() -> int:
+    return _int("LS_LLMTRACE_MAX_RECORD_BYTES", 64 * 1024 * 1024, minimum=1024)
+
+
+def max_depth() -> int:
+    return _int("LS_LLMTRACE_MAX_DEPTH", 100, minimum=8)
 
 
 def claim_lease_s() -> float:

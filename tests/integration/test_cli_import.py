@@ -46,10 +46,14 @@ def test_import_reports_bad_lines_and_keeps_the_rest(
     assert [k["location"] for k in kept] == ["line 2", "line 3", "line 5", "line 7"]
     assert kept[0]["raw"] == "{not json"
 
-    # re-running changes nothing; --strict turns rejects into a failing exit code
+    # --strict is all or nothing: with rejects, nothing is sent and the exit code is 4
     again = runner.invoke(main, ["import", str(path), "--queue", "cli", "--strict"])
     assert again.exit_code == 4
-    assert "imported 0, skipped as duplicates 2" in again.stdout
+    assert "--strict: 4 rejected, nothing imported" in again.stdout
+    # re-running changes nothing
+    rerun = runner.invoke(main, ["import", str(path), "--queue", "cli"])
+    assert rerun.exit_code == 0, rerun.output
+    assert "imported 0, skipped as duplicates 2" in rerun.stdout
 
     project_id = ls_client.find_project("llmtrace cli | default@v1")
     assert project_id is not None

@@ -75,11 +75,17 @@ def queue_option(fn: F) -> F:
     )(fn)
 
 
+SHOWN_REJECTS = 5  # rejects printed before the rest are only counted
+
+
 def keep_rejects(lines: list[str], write: Callable[[Path], None], source: Path,
                   explicit: Path | None) -> None:
-    """Report rejected items and keep them aside (default <home>/rejects/<file>.rejects.jsonl)."""
-    for line in lines:
-        click.echo(f"rejected: {line}", err=True)
+    """Report rejected items (the first few, then the count) and keep them all aside
+    (default <home>/rejects/<file>.rejects.jsonl)."""
+    for line in lines[:SHOWN_REJECTS]:
+        click.echo(f"rejected: {line[:300]}", err=True)
+    if len(lines) > SHOWN_REJECTS:
+        click.echo(f"... and {len(lines) - SHOWN_REJECTS} more rejected", err=True)
     if lines:
         path = explicit or settings.home() / "rejects" / f"{source.name}.rejects.jsonl"
         write(path)

@@ -1,4 +1,4 @@
-"""Pieces every trace format shares: lenient JSON, chat messages in their many dialects,
+"""Pieces every trace format shares: lenient JSON, chat messages (read by :mod:`.dialects`),
 feedback records, and streaming a file's records with their location.
 
 Real exporters put JSON inside strings (sometimes a JSON string of a JSON string), spell
@@ -15,176 +15,40 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from ls_llmtrace import settings
 from ls_llmtrace.errors import InputError
-from ls_llmtrace.models import AnnotationRecord, Message, Scope, Source, ToolCall
+from ls_llmtrace.ingest.importers.dialects import (
+    answer_text,
+    as_text,
+    jsonish,
+    read_message,
+    read_messages,
+)
+from ls_llmtrace.models import AnnotationRecord, Message, Rejected, Scope, Source
 from ls_llmtrace.timeutil import to_utc
+
+__all__ = [
+    "IMPORTED_SCHEMA_ID", "RECORD_ERRORS", "answer_text", "as_text", "bad", "depth_over",
+    "may_nest",
+    "feedback_record",
+    "is_bad", "iter_json_records", "jsonish", "last_answer", "number", "split_system",
+    "to_message", "to_messages", "unreadable",
+]
 
 # Schema id of feedback that came with the traces (not from one of our schema versions).
 IMPORTED_SCHEMA_ID = "imported"
 
-_ROLES = {
-    "system": "system", "developer": "developer", "user": "user", "human": "user",
-    "assistant": "assistant", "ai": "assistant", "model": "assistant", "bot": "assistant",
-    "tool": "tool", "function": "tool", "ipython": "tool",
-}
-
-
-def jsonish(value: Any, depth: int = 3) -> Any:
-    """Parse a string that holds JSON (possibly JSON of a JSON string); else return it."""
-    while depth and isinstance(value, str):
-        text = value.strip()
-        if not text or text[0] not in '[{"':
-            return value
-        try:
-            value = json.loads(text)
-        except ValueError:
-            return value
-        depth -= 1
-    return value
-
-
-def as_text(value: Any) -> str:
-    """Readable text of a content value: strings as they are, parts joined, the rest JSON."""
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, list):
-        texts = [_part_text(p) for p in value]
-        if all(t is not None for t in texts):
-            return "".join(t for t in texts if t)
-    if isinstance(value, dict):
-        text = _part_text(value)
-        if text is not None:
-            return text
-    return json.dumps(value, ensure_ascii=False, sort_keys=True)
-
-
-def _part_text(part: Any) -> str | None:
-    if isinstance(part, str):
-        return part
-    if not isinstance(part, dict):
-        return None
-    kind = part.get("type")
-    if kind in ("text", "output_text", "input_text", "reasoning", None):
-        for key in ("text", "content"):
-            if isinstance(part.get(key), str):
-                return str(part[key])
-    if kind in ("tool_call", "tool_call_response", "function_call", "function_call_output"):
-        return ""  # carried as tool calls / tool messages, not as text
-    return None
-
-
-def _tool_call(raw: dict[str, Any]) -> ToolCall | None:
-    function: dict[str, Any] = raw["function"] if isinstance(raw.get("function"), dict) else {}
-    name = raw.get("name") or function.get("name")
-    if not name:
-        return None
-    arguments = raw.get("arguments", function.get("arguments", raw.get("args")))
-    call_id = raw.get("call_id") or raw.get("id") or raw.get("tool_call_id")
-    return ToolCall(id=str(call_id) if call_id is not None else None, name=str(name),
-                    arguments=arguments)
-
-
-def _is_tool_definition(raw: dict[str, Any]) -> bool:
-    """LangChain puts tool *definitions* into the message list as `tool` messages."""
-    content = raw.get("content")
-    return (raw.get("role") == "tool" and isinstance(content, dict)
-            and content.get("type") == "function" and isinstance(content.get("function"), dict)
-            and not raw.get("tool_call_id"))
-
 
 def to_message(raw: Any, default_role: str = "user") -> Message | None:
-    """One chat message in any dialect we know, or None when it is not a message."""
-    if isinstance(raw, str):
-        return Message(role=default_role, content=raw)
-    if not isinstance(raw, dict):
-        return None
-    kind = raw.get("type")
-    # OpenAI Responses API items
-    if kind == "function_call" and "role" not in raw:
-        call = _tool_call(raw)
-        return Message(role="assistant", tool_calls=[call] if call else [])
-    if kind == "function_call_output" and "role" not in raw:
-        return Message(role="tool", content=as_text(raw.get("output")),
-                       tool_call_id=raw.get("call_id"))
-    if _is_tool_definition(raw):
-        return None
-    role_raw = raw.get("role") or (kind if kind in _ROLES else None)
-    if role_raw is None and isinstance(raw.get("message"), dict):  # gen_ai.choice events
-        return to_message(raw["message"], "assistant")
-    role = _ROLES.get(str(role_raw or default_role).lower())
-    if role is None:
-        return None
-    calls: list[ToolCall] = []
-    tool_call_id = raw.get("tool_call_id")
-    text_parts: list[str] = []
-    parts = raw.get("parts")
-    if isinstance(parts, list):  # OpenTelemetry GenAI message parts
-        for part in parts:
-            if not isinstance(part, dict):
-                continue
-            ptype = part.get("type")
-            if ptype == "tool_call":
-                call = _tool_call(part)
-                if call:
-                    calls.append(call)
-            elif ptype == "tool_call_response":
-                tool_call_id = tool_call_id or part.get("id")
-                text_parts.append(as_text(part.get("response")))
-            elif ptype == "text":
-                text_parts.append(as_text(part.get("content")))
-        content = "".join(text_parts)
-    else:
-        content = as_text(raw.get("content"))
-    raw_calls = raw.get("tool_calls")
-    if raw_calls is None and isinstance(raw.get("additional_kwargs"), dict):
-        raw_calls = raw["additional_kwargs"].get("tool_calls")  # LangChain
-    for item in raw_calls or []:
-        if isinstance(item, dict):
-            call = _tool_call(item)
-            if call:
-                calls.append(call)
-    name = raw.get("name")
-    return Message(role=role, content=content, tool_calls=calls,
-                   name=str(name) if isinstance(name, str) and name else None,
-                   tool_call_id=str(tool_call_id) if tool_call_id else None)
+    """The first message one raw message reads as (see :mod:`.dialects`), or None."""
+    messages = read_message(raw, default_role)
+    return messages[0] if messages else None
 
 
-def to_messages(value: Any, default_role: str = "user") -> list[Message]:
-    """A list of messages from whatever holds them (list, {"messages": [...]}, one message)."""
-    value = jsonish(value)
-    if value is None or value == "":
-        return []
-    if isinstance(value, dict):
-        for key in ("messages", "input_messages"):
-            if isinstance(value.get(key), list):
-                return to_messages(value[key], default_role)
-        if isinstance(value.get("output"), list) and value.get("object") == "response":
-            return to_messages(value["output"], "assistant")  # OpenAI Responses API
-        if isinstance(value.get("choices"), list):  # OpenAI chat completion
-            return [m for c in value["choices"] if isinstance(c, dict)
-                    for m in to_messages(c.get("message"), "assistant")]
-        if "message" in value and "role" not in value:
-            return to_messages(value["message"], "assistant")
-        if "role" not in value and "type" not in value and "parts" not in value:
-            if "text" in value:  # {"text": ..., "finish_reason": ...}
-                return [Message(role=default_role, content=as_text(value["text"]))]
-            return []
-        value = [value]
-    if isinstance(value, str):
-        return [Message(role=default_role, content=value)]
-    if not isinstance(value, list):
-        return []
-    out: list[Message] = []
-    for item in value:
-        if isinstance(item, list):  # LangChain batches: [[messages]]
-            out.extend(to_messages(item, default_role))
-            continue
-        message = to_message(jsonish(item), default_role)
-        if message is not None:
-            out.append(message)
-    return out
+def to_messages(value: Any, default_role: str = "user", part: str | None = None
+                ) -> list[Message]:
+    """A list of messages from whatever holds them, in any dialect (see :mod:`.dialects`)."""
+    return read_messages(value, default_role, part)
 
 
 def split_system(messages: list[Message]) -> tuple[str, list[Message]]:
@@ -197,9 +61,12 @@ def split_system(messages: list[Message]) -> tuple[str, list[Message]]:
 
 
 def last_answer(messages: list[Message]) -> str:
+    """The last assistant text (``"None"`` is no text)."""
     for message in reversed(messages):
         if message.role == "assistant" and message.content:
-            return message.content
+            text = answer_text(message.content)
+            if text:
+                return text
     return ""
 
 
@@ -252,72 +119,222 @@ def feedback_record(
 
 def iter_json_records(path: Path, stream_prefix: str | None = None
                       ) -> Iterator[tuple[str, Any]]:
-    """(location, parsed JSON or an error string) per record of a file, streaming.
+    """(location, parsed JSON or a bad-record reason) per record of a file, streaming.
 
     A file is either JSON Lines (one record per line) or one JSON document; a document
-    that is an array is streamed item by item (ijson), so memory stays flat; so is an
-    object document's list at ``stream_prefix`` (ijson prefix, e.g. ``resourceSpans.item``),
-    each item yielded as ``{key: [item]}``.
+    that is an array is streamed item by item, so memory stays flat; so is an object
+    document's list at ``stream_prefix`` (``key.item``, e.g. ``resourceSpans.item``), each
+    item yielded as ``{key: [item]}``. Memory is bounded on any input: a record larger than
+    ``LS_LLMTRACE_MAX_RECORD_BYTES`` or nested deeper than ``LS_LLMTRACE_MAX_DEPTH`` is a bad
+    record (and the reader goes on with the next one), never a crash.
     """
+    limit = settings.max_record_bytes()
+    max_depth = settings.max_depth()
     try:
         handle = path.open("rb")
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror}") from exc
     with handle:
-        first = handle.readline()
+        first = handle.readline(limit + 1)
         while first and not first.strip():
-            first = handle.readline()
-        if first.lstrip().startswith(b"{") and _complete_json(first):
-            more = handle.readline()
+            first = handle.readline(limit + 1)
+        if first.lstrip().startswith(b"{"):
+            too_long = len(first) > limit and not first.endswith(b"\n")
+            while too_long and first and not first.endswith(b"\n"):
+                first = handle.readline(1 << 20)
+            more = handle.readline(limit + 1)
             while more and not more.strip():
-                more = handle.readline()
-            if not more:  # one JSON document on one line
-                yield "record 0", json.loads(first)
+                more = handle.readline(limit + 1)
+            complete = not too_long and _complete_json(first)
+            if complete and not more:  # one JSON document on one line
+                yield "record 0", _loads(first, max_depth)
                 return
-            handle.seek(0)
-            for number_, line in enumerate(handle, start=1):
-                text = line.strip()
-                if not text:
-                    continue
-                try:
-                    yield f"line {number_}", json.loads(text)
-                except ValueError as exc:
-                    yield f"line {number_}", _Bad(f"not valid JSON: {exc}",
-                                                  text.decode("utf-8", "replace"))
-            return
+            # JSON Lines: a complete first line, or a broken / oversized one followed by a
+            # line that is a whole object itself (a pretty-printed document has neither)
+            if complete or too_long or (more.lstrip().startswith(b"{")
+                                        and len(more) <= limit and _complete_json(more)):
+                handle.seek(0)
+                yield from _json_lines(handle, limit, max_depth)
+                return
         handle.seek(0)
         head = handle.read(64)
         handle.seek(0)
         stripped = head.lstrip()
         if stripped.startswith(b"["):
-            import ijson  # streaming parser: big arrays never sit in memory whole
-
-            index = 0
-            try:
-                for index, item in enumerate(ijson.items(handle, "item", use_float=True)):
-                    yield f"record {index}", item
-            except ijson.JSONError as exc:
-                yield f"record {index + 1}", _Bad(f"not valid JSON: {exc}", "")
+            yield from stream_items(handle, None, limit, max_depth)
             return
-        if stream_prefix and head.lstrip().startswith(b"{"):
-            import ijson
-
+        if stream_prefix and stripped.startswith(b"{"):
             key = stream_prefix.split(".")[0]
             count = 0
-            try:
-                for count, item in enumerate(ijson.items(handle, stream_prefix, use_float=True),
-                                             start=1):
-                    yield f"record {count - 1}", {key: [item]}
-            except ijson.JSONError as exc:
-                yield f"record {count}", _Bad(f"not valid JSON: {exc}", "")
-                return
+            for location, item in stream_items(handle, key, limit, max_depth):
+                count += 1
+                yield location, item if is_bad(item) else {key: [item]}
             if count:
                 return
             handle.seek(0)
-        try:
-            yield "record 0", json.load(handle)
-        except ValueError as exc:
-            yield "record 0", _Bad(f"not valid JSON: {exc}", "")
+        if path.stat().st_size > limit:
+            yield "record 0", _Bad(f"a JSON document of {path.stat().st_size} bytes is larger "
+                                   f"than LS_LLMTRACE_MAX_RECORD_BYTES ({limit}); write it as "
+                                   "JSON Lines or an array", "")
+            return
+        yield "record 0", _loads(handle.read(), max_depth)
+
+
+def _json_lines(handle: Any, limit: int, max_depth: int) -> Iterator[tuple[str, Any]]:
+    number_ = 0
+    while True:
+        line = handle.readline(limit + 1)
+        if not line:
+            return
+        number_ += 1
+        if len(line) > limit and not line.endswith(b"\n"):
+            while line and not line.endswith(b"\n"):  # skip the rest, a chunk at a time
+                line = handle.readline(1 << 20)
+            yield f"line {number_}", _Bad(f"a line longer than LS_LLMTRACE_MAX_RECORD_BYTES "
+                                          f"({limit} bytes)", "")
+            continue
+        text = line.strip()
+        if text:
+            yield f"line {number_}", _loads(text, max_depth)
+
+
+def _loads(text: bytes, max_depth: int) -> Any:
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        return _Bad(f"nested deeper than LS_LLMTRACE_MAX_DEPTH ({max_depth})",
+                    text[:2000].decode("utf-8", "replace"))
+    except ValueError as exc:
+        return _Bad(f"not valid JSON: {exc}", text[:2000].decode("utf-8", "replace"))
+    if may_nest(text, max_depth) and depth_over(value, max_depth):
+        return _Bad(f"nested deeper than LS_LLMTRACE_MAX_DEPTH ({max_depth})",
+                    text[:2000].decode("utf-8", "replace"))
+    return value
+
+
+def may_nest(text: bytes | str, max_depth: int) -> bool:
+    """Whether a text has enough brackets to nest deeper than ``max_depth`` (a C-speed
+    count that spares the walk for nearly every real record)."""
+    if isinstance(text, str):
+        return text.count("[") + text.count("{") > max_depth
+    return text.count(b"[") + text.count(b"{") > max_depth
+
+
+def depth_over(value: Any, max_depth: int) -> bool:
+    """Whether a parsed value nests containers deeper than ``max_depth`` (iterative)."""
+    if not isinstance(value, dict | list):
+        return False
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > max_depth:
+            return True
+        children = node.values() if isinstance(node, dict) else node
+        for child in children:
+            if isinstance(child, dict | list):
+                stack.append((child, depth + 1))
+    return False
+
+
+def stream_items(handle: Any, key: str | None, limit: int, max_depth: int
+                 ) -> Iterator[tuple[str, Any]]:
+    """The items of a top-level array (``key`` None) or of the array at the top-level
+    object's ``key``, built from the parser's events one at a time: an item nested deeper
+    than ``max_depth`` or larger than about ``limit`` bytes is skipped (a bad record) and
+    the stream goes on; a syntax error ends the stream with a bad record."""
+    import ijson  # streaming parser: big arrays never sit in memory whole
+
+    index = 0
+    stack: list[Any] = []  # containers of the item being built
+    keys: list[Any] = []
+    size = 0
+    skipping = 0  # > 0: inside an item being skipped, this many containers deep
+    reason = ""
+    outer = 0  # containers open outside the items
+    in_key: Any = None
+    target = False
+    try:
+        for event, value in ijson.basic_parse(handle, use_float=True):
+            opening = event in ("start_map", "start_array")
+            closing = event in ("end_map", "end_array")
+            if not stack and not skipping:
+                at_items = outer == 1 if key is None else (target and outer == 2)
+                if at_items and event == "end_array":
+                    outer -= 1
+                    target = False
+                    continue
+                if not at_items:
+                    if key is None:
+                        if outer == 0 and event == "start_array":
+                            outer = 1
+                            continue
+                        yield "record 0", _Bad("not a JSON array", "")
+                        return
+                    if event == "map_key" and outer == 1:
+                        in_key = value
+                    elif opening:
+                        outer += 1
+                        target = event == "start_array" and outer == 2 and in_key == key
+                    elif closing:
+                        outer -= 1
+                    continue
+            if skipping:
+                if opening:
+                    skipping += 1
+                elif closing:
+                    skipping -= 1
+                if skipping == 0:
+                    yield f"record {index}", _Bad(reason, "")
+                    index += 1
+                continue
+            if opening:
+                if len(stack) + 1 > max_depth:
+                    skipping = len(stack) + 1
+                    reason = f"nested deeper than LS_LLMTRACE_MAX_DEPTH ({max_depth})"
+                    stack, keys, size = [], [], 0
+                    continue
+                container: Any = {} if event == "start_map" else []
+                _add(stack, keys, container)
+                stack.append(container)
+                keys.append(None)
+                continue
+            if event == "map_key":
+                keys[-1] = value
+                size += len(value) + 4
+                continue
+            if closing:
+                done = stack.pop()
+                keys.pop()
+                if not stack:
+                    yield f"record {index}", done
+                    index += 1
+                    size = 0
+                continue
+            size += len(value) + 2 if isinstance(value, str) else 8
+            if not stack:
+                yield f"record {index}", value
+                index += 1
+                continue
+            if size > limit:
+                skipping = len(stack)
+                reason = f"larger than LS_LLMTRACE_MAX_RECORD_BYTES ({limit} bytes)"
+                stack, keys, size = [], [], 0
+                continue
+            _add(stack, keys, value)
+    except ijson.JSONError as exc:
+        yield f"record {index}", _Bad(f"not valid JSON: {exc}", "")
+    except UnicodeDecodeError as exc:
+        yield f"record {index}", _Bad(f"not valid UTF-8: {exc.reason}", "")
+
+
+def _add(stack: list[Any], keys: list[Any], value: Any) -> None:
+    if not stack:
+        return
+    parent = stack[-1]
+    if isinstance(parent, dict):
+        parent[keys[-1]] = value
+    else:
+        parent.append(value)
 
 
 class _Bad(str):
@@ -335,9 +352,28 @@ def is_bad(value: Any) -> bool:
     return isinstance(value, _Bad)
 
 
+# what converting one odd record may raise besides a ValidationError: kept as its reject
+RECORD_ERRORS = (ValueError, TypeError, KeyError, AttributeError, IndexError, OverflowError,
+                 RecursionError, UnicodeError)
+
+
+def unreadable(file: str, location: str, exc: BaseException, raw: Any = "") -> Rejected:
+    """The reject of a record whose conversion failed in an unexpected way."""
+    reason = "nested too deeply to read" if isinstance(exc, RecursionError) \
+        else f"unreadable: {type(exc).__name__}: {str(exc)[:300]}"
+    return Rejected(file, location, "(record)", reason, str(raw)[:2000])
+
+
+def bad(reason: str, raw: str = "") -> Any:
+    """A bad record: ``reason`` with the raw text on ``.raw`` (see :func:`is_bad`)."""
+    return _Bad(reason, raw)
+
+
 def _complete_json(line: bytes) -> bool:
     try:
         json.loads(line)
+    except RecursionError:
+        return True  # complete, but too deep: the line reader rejects it
     except ValueError:
         return False
     return True

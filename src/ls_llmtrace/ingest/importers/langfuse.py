@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ls_llmtrace.ingest.importers.common import (
+    RECORD_ERRORS,
     as_text,
     feedback_record,
     is_bad,
@@ -26,6 +27,7 @@ from ls_llmtrace.ingest.importers.common import (
     number,
     split_system,
     to_messages,
+    unreadable,
 )
 from ls_llmtrace.ingest.importers.spans import attach_tool_results
 from ls_llmtrace.models import (
@@ -169,7 +171,7 @@ def langfuse_trace(export: dict[str, Any]) -> Trace:
         system_prompt, messages = split_system(inputs)
         output = last_answer(outputs)
         if not output and outputs:
-            messages = [*messages, *outputs]
+            messages = [*messages, *(o for o in outputs if o.content or o.tool_calls)]
     if not output:
         output = as_text(jsonish(raw.get("output")))
         if output == "None":  # what some SDKs send for "no output"
@@ -232,3 +234,5 @@ def read_langfuse(path: str | Path) -> Iterator[Trace | list[Rejected]]:
             yield langfuse_trace(record)
         except ValidationError as exc:
             yield rejects_from_validation(exc, str(path), location, str(record)[:2000])
+        except RECORD_ERRORS as exc:
+            yield [unreadable(str(path), location, exc, record)]

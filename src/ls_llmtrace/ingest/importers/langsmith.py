@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ls_llmtrace.ingest.importers.common import (
+    RECORD_ERRORS,
     as_text,
     feedback_record,
     is_bad,
@@ -27,6 +28,7 @@ from ls_llmtrace.ingest.importers.common import (
     number,
     split_system,
     to_messages,
+    unreadable,
 )
 from ls_llmtrace.ingest.importers.spans import attach_tool_results
 from ls_llmtrace.models import (
@@ -205,7 +207,7 @@ def build_run_tree(trace_id: str, runs: list[dict[str, Any]],
     system_prompt, messages = split_system(inputs)
     output = last_answer(outputs)
     if not output and outputs:
-        messages = [*messages, *outputs]
+        messages = [*messages, *(o for o in outputs if o.content or o.tool_calls)]
     if not output and main is not root:
         output = last_answer(_output_messages(root))
     messages = attach_tool_results(messages, tool_results)
@@ -263,6 +265,8 @@ def read_langsmith(path: str | Path, max_pending: int = 10000
         except ValidationError as exc:
             yield rejects_from_validation(exc, file, where.pop(trace_id, "record"),
                                           str(runs)[:2000])
+        except RECORD_ERRORS as exc:
+            yield [unreadable(file, where.pop(trace_id, "record"), exc, runs)]
 
     for location, record in iter_json_records(path):
         if is_bad(record):

@@ -8,7 +8,9 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from ls_llmtrace import settings
 from ls_llmtrace.errors import InputError
+from ls_llmtrace.ingest.importers.common import depth_over, may_nest, unreadable
 from ls_llmtrace.models import Rejected, Trace, rejects_from_validation
 
 
@@ -19,9 +21,22 @@ def read_native(path: str | Path) -> Iterator[Trace | list[Rejected]]:
         handle = path.open("rb")
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror}") from exc
+    limit = settings.max_record_bytes()
+    max_depth = settings.max_depth()
     with handle:
-        for number, raw_line in enumerate(handle, start=1):
+        number = 0
+        while True:
+            raw_line = handle.readline(limit + 1)
+            if not raw_line:
+                return
+            number += 1
             where = f"line {number}"
+            if len(raw_line) > limit and not raw_line.endswith(b"\n"):
+                while raw_line and not raw_line.endswith(b"\n"):
+                    raw_line = handle.readline(1 << 20)
+                yield [Rejected(str(path), where, "(record)", "a line longer than "
+                                f"LS_LLMTRACE_MAX_RECORD_BYTES ({limit} bytes)")]
+                continue
             try:
                 text = raw_line.decode("utf-8").strip()
             except UnicodeDecodeError as exc:
@@ -35,6 +50,12 @@ def read_native(path: str | Path) -> Iterator[Trace | list[Rejected]]:
             except json.JSONDecodeError as exc:
                 yield [Rejected(str(path), where, "(record)", f"not valid JSON: {exc.msg}", text)]
                 continue
+            except RecursionError:
+                raw = None
+            if raw is None or (may_nest(text, max_depth) and depth_over(raw, max_depth)):
+                yield [Rejected(str(path), where, "(record)", "nested deeper than "
+                                f"LS_LLMTRACE_MAX_DEPTH ({max_depth})", text[:2000])]
+                continue
             if not isinstance(raw, dict):
                 yield [Rejected(str(path), where, "(record)", "a line must be a JSON object", text)]
                 continue
@@ -42,3 +63,5 @@ def read_native(path: str | Path) -> Iterator[Trace | list[Rejected]]:
                 yield Trace.model_validate(raw)
             except ValidationError as exc:
                 yield rejects_from_validation(exc, str(path), where, text)
+            except (ValueError, TypeError, OverflowError, RecursionError) as exc:
+                yield [unreadable(str(path), where, exc, text)]

@@ -7,6 +7,11 @@ root span has been read (exporters send a span when it ends, so the root comes l
 whatever is left at the end of the file is emitted then. At most ``max_pending`` traces
 wait for their root at once (the oldest is emitted first), which keeps memory flat.
 
+Log records (``resourceLogs``: the GenAI instrumentations' message events, linked to
+spans by trace and span id) are read first, from the same file or from other files of the
+export, and attached to their spans. Binary files are OTLP protobuf
+(``ExportTraceServiceRequest`` / ``ExportLogsServiceRequest``, via ``opentelemetry-proto``).
+
 A flat attribute map (``{"gen_ai.operation.name": "chat", ...}``, what span processors
 and test fixtures hold) is read as a one-span trace whose id is the file name and record.
 """
@@ -21,9 +26,18 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ls_llmtrace.ingest.importers.common import is_bad, iter_json_records
+from pydantic import ValidationError
+
+from ls_llmtrace import settings
+from ls_llmtrace.ingest.importers.common import (
+    RECORD_ERRORS,
+    bad,
+    is_bad,
+    iter_json_records,
+    unreadable,
+)
 from ls_llmtrace.ingest.importers.spans import SpanView, build_trace, nanos_to_datetime
-from ls_llmtrace.models import Rejected
+from ls_llmtrace.models import Rejected, Trace, rejects_from_validation
 
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
 
@@ -47,9 +61,12 @@ def any_value(value: Any) -> Any:
     if "boolValue" in value:
         return bool(value["boolValue"])
     if "arrayValue" in value:
-        return [any_value(v) for v in (value["arrayValue"] or {}).get("values", [])]
+        array = value["arrayValue"] if isinstance(value["arrayValue"], dict) else {}
+        items = array.get("values")
+        return [any_value(v) for v in items] if isinstance(items, list) else []
     if "kvlistValue" in value:
-        return attributes((value["kvlistValue"] or {}).get("values", []))
+        kvlist = value["kvlistValue"] if isinstance(value["kvlistValue"], dict) else {}
+        return attributes(kvlist.get("values"))
     if "bytesValue" in value:
         return value["bytesValue"]
     return None
@@ -57,7 +74,9 @@ def any_value(value: Any) -> Any:
 
 def attributes(items: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for item in items or []:
+    if not isinstance(items, list):
+        return out
+    for item in items:
         if isinstance(item, dict) and "key" in item:
             out[str(item["key"])] = any_value(item.get("value"))
     return out
@@ -100,9 +119,12 @@ def parse_span(raw: Any, resource: dict[str, Any]) -> SpanView:
     error = None
     if code in (2, "2", "STATUS_CODE_ERROR", "ERROR"):
         error = str(status.get("message") or "error")
-    events = [{"name": e.get("name", ""), "time": nanos_to_datetime(e.get("timeUnixNano")),
+    raw_events = raw.get("events")
+    events = [{"name": str(e.get("name") or ""),
+               "time": nanos_to_datetime(e.get("timeUnixNano")),
                "attributes": attributes(e.get("attributes"))}
-              for e in raw.get("events") or [] if isinstance(e, dict)]
+              for e in (raw_events if isinstance(raw_events, list) else [])
+              if isinstance(e, dict)]
     return SpanView(trace_id=trace_id, span_id=span_id, parent_span_id=parent_id,
                     name=str(raw.get("name") or ""),
                     start=nanos_to_datetime(raw.get("startTimeUnixNano")),
@@ -124,52 +146,243 @@ def envelope_spans(
         if not isinstance(rs, dict):
             yield Rejected(file, location, f"resourceSpans.{ri}", "not an object")
             continue
-        resource = attributes((rs.get("resource") or {}).get("attributes"))
-        for si, ss in enumerate(rs.get("scopeSpans") or rs.get("instrumentationLibrarySpans")
-                                or []):
-            for pi, raw in enumerate((ss or {}).get("spans") or []):
+        resource_raw = rs.get("resource")
+        resource = attributes(resource_raw.get("attributes")
+                              if isinstance(resource_raw, dict) else None)
+        scopes = rs.get("scopeSpans") or rs.get("instrumentationLibrarySpans") or []
+        for si, ss in enumerate(scopes if isinstance(scopes, list) else []):
+            raw_spans = ss.get("spans") if isinstance(ss, dict) else None
+            for pi, raw in enumerate(raw_spans if isinstance(raw_spans, list) else []):
                 try:
                     yield parse_span(raw, resource)
                 except _SpanError as exc:
                     where = f"resourceSpans.{ri}.scopeSpans.{si}.spans.{pi}.{exc.field}"
                     yield Rejected(file, location, where, str(exc), str(raw)[:2000])
+                except RECORD_ERRORS as exc:
+                    yield unreadable(file, f"{location}: resourceSpans.{ri}.scopeSpans.{si}"
+                                     f".spans.{pi}", exc, raw)
 
 
 def is_flat_attribute_map(record: Any) -> bool:
     return (isinstance(record, dict) and "resourceSpans" not in record
+            and "resourceLogs" not in record
             and any(isinstance(k, str) and (k.startswith("gen_ai.") or k.startswith("llm.")
+                                            or k.startswith("ai.")
                                             or k == "openinference.span.kind")
                     for k in record))
 
 
 def flat_span(record: dict[str, Any], trace_id: str) -> SpanView:
     return SpanView(trace_id=trace_id, span_id="0" * 16, name=str(
-        record.get("gen_ai.operation.name") or record.get("openinference.span.kind") or ""),
-        attributes=dict(record))
+        record.get("gen_ai.operation.name") or record.get("openinference.span.kind")
+        or record.get("operation.name") or ""), attributes=dict(record))
 
 
-def read_otlp(path: str | Path, max_pending: int = 10000) -> Iterator[Any]:
-    """Yield a Trace per trace id and a list of Rejected per bad span or record."""
+# --- log records (GenAI events) ----------------------------------------------------------
+
+SpanKey = tuple[str, str]
+# a log event carrying a whole call's content (the GenAI conventions' latest form)
+_DETAILS_EVENTS = ("gen_ai.client.inference.operation.details",)
+
+
+def log_event(raw: Any) -> tuple[SpanKey | None, dict[str, Any]]:
+    """One OTLP log record as ((trace id, span id) or None, event)."""
+    if not isinstance(raw, dict):
+        raise _SpanError("(logRecord)", "a log record must be a JSON object")
+    attrs = attributes(raw.get("attributes"))
+    body = any_value(raw.get("body"))
+    name = str(raw.get("eventName") or attrs.pop("event.name", "") or "")
+    if isinstance(body, dict):
+        for key, value in body.items():
+            attrs.setdefault(key, value)
+    elif body not in (None, ""):
+        attrs.setdefault("body", body)
+    trace_id = decode_id(raw.get("traceId"), 16)
+    span_id = decode_id(raw.get("spanId"), 8)
+    event = {"name": name, "attributes": attrs,
+             "time": nanos_to_datetime(raw.get("timeUnixNano") or raw.get("observedTimeUnixNano"))}
+    return ((trace_id, span_id) if trace_id and span_id else None), event
+
+
+def envelope_logs(envelope: dict[str, Any], file: str, location: str
+                  ) -> Iterator[tuple[SpanKey | None, dict[str, Any]] | Rejected]:
+    resource_logs = envelope.get("resourceLogs")
+    if not isinstance(resource_logs, list):
+        return
+    for ri, rl in enumerate(resource_logs):
+        if not isinstance(rl, dict):
+            yield Rejected(file, location, f"resourceLogs.{ri}", "not an object")
+            continue
+        scopes = rl.get("scopeLogs")
+        for si, sl in enumerate(scopes if isinstance(scopes, list) else []):
+            records = sl.get("logRecords") if isinstance(sl, dict) else None
+            for li, raw in enumerate(records if isinstance(records, list) else []):
+                try:
+                    yield log_event(raw)
+                except RECORD_ERRORS as exc:
+                    yield unreadable(file, f"{location}: resourceLogs.{ri}.scopeLogs.{si}"
+                                     f".logRecords.{li}", exc, raw)
+                except _SpanError as exc:
+                    yield Rejected(file, location,
+                                   f"resourceLogs.{ri}.scopeLogs.{si}.logRecords.{li}.{exc.field}",
+                                   str(exc), str(raw)[:2000])
+
+
+def attach_events(span: SpanView, events: list[dict[str, Any]]) -> None:
+    """Log-record events into their span: a call's details event gives its attributes
+    (the span's own win), the older per-message events join the span's events."""
+    for event in events:
+        if event["name"] in _DETAILS_EVENTS or "gen_ai.input.messages" in event["attributes"]:
+            for key, value in event["attributes"].items():
+                span.attributes.setdefault(key, value)
+        else:
+            span.events.append(event)
+
+
+def _has_logs(path: Path) -> bool:
+    """Whether a JSON file holds OTLP log records (a byte scan, no parsing)."""
+    import mmap
+
+    try:
+        with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0,
+                                                  access=mmap.ACCESS_READ) as data:
+            return data.find(b'"resourceLogs"') >= 0
+    except (OSError, ValueError):  # empty files cannot be mapped
+        return False
+
+
+def _records(path: Path, prefix: str) -> Iterator[tuple[str, Any]]:
+    if is_protobuf(path):
+        yield from protobuf_records(path)
+    else:
+        yield from iter_json_records(path, stream_prefix=prefix)
+
+
+def collect_logs(paths: list[Path], rejects: list[Rejected]
+                 ) -> dict[SpanKey, list[dict[str, Any]]]:
+    """Every GenAI log event of the files, by the span it belongs to."""
+    out: dict[SpanKey, list[dict[str, Any]]] = {}
+    for path in paths:
+        if not is_protobuf(path) and not _has_logs(path):
+            continue
+        for location, record in _records(path, "resourceLogs.item"):
+            if is_bad(record) or not isinstance(record, dict) or "resourceLogs" not in record:
+                continue
+            for item in envelope_logs(record, str(path), location):
+                if isinstance(item, Rejected):
+                    rejects.append(item)
+                    continue
+                key, event = item
+                if key is not None:
+                    out.setdefault(key, []).append(event)
+    return out
+
+
+# --- protobuf ---------------------------------------------------------------------------
+
+def is_protobuf(path: Path) -> bool:
+    """A binary file (not JSON text): read as OTLP protobuf."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(64)
+    except OSError:
+        return False
+    stripped = head.lstrip()
+    if not stripped:
+        return False
+    if stripped[:1] in (b"{", b"["):
+        return False
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return b"\x00" in head or head[:1] == b"\x0a"
+
+
+def protobuf_records(path: Path) -> Iterator[tuple[str, Any]]:
+    """An ``ExportTraceServiceRequest`` or ``ExportLogsServiceRequest`` file as the OTLP/JSON
+    dict it stands for (protobuf's JSON mapping: camelCase, base64 ids)."""
+    from google.protobuf import json_format
+    from google.protobuf.message import DecodeError
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+
+    size = path.stat().st_size
+    if size > settings.max_record_bytes():
+        yield "record 0", bad(f"a protobuf file of {size} bytes is larger than "
+                              f"LS_LLMTRACE_MAX_RECORD_BYTES ({settings.max_record_bytes()})", "")
+        return
+    data = path.read_bytes()
+    problems = []
+    for kind in (ExportTraceServiceRequest, ExportLogsServiceRequest):
+        try:
+            message = kind.FromString(data)
+        except DecodeError as exc:
+            problems.append(str(exc))
+            continue
+        if kind is ExportTraceServiceRequest and any(
+                len(span.trace_id) == 16 for rs in message.resource_spans
+                for ss in rs.scope_spans for span in ss.spans):
+            yield "record 0", json_format.MessageToDict(message)
+            return
+        if kind is ExportLogsServiceRequest and any(
+                sl.log_records for rl in message.resource_logs for sl in rl.scope_logs):
+            yield "record 0", json_format.MessageToDict(message)
+            return
+    yield "record 0", bad("not an OTLP ExportTraceServiceRequest or ExportLogsServiceRequest "
+                          "(no spans, no log records)", "")
+
+
+def _build(trace_id: str, spans: list[SpanView], source: str, file: str, location: str
+           ) -> Trace | list[Rejected]:
+    try:
+        return build_trace(trace_id, spans, source)
+    except ValidationError as exc:
+        return rejects_from_validation(exc, file, f"{location} (trace {trace_id})", "")
+    except RECORD_ERRORS as exc:
+        return [unreadable(file, f"{location} (trace {trace_id})", exc)]
+
+
+# --- the reader --------------------------------------------------------------------------
+
+def read_otlp(path: str | Path, max_pending: int = 10000, logs: list[Path] | None = None
+              ) -> Iterator[Any]:
+    """Yield a Trace per trace id and a list of Rejected per bad span or record.
+
+    Log records (GenAI events) in the file itself or in ``logs`` (other files of the same
+    export) are attached to their spans before each trace is assembled."""
     path = Path(path)
     file = str(path)
+    log_rejects: list[Rejected] = []
+    events = collect_logs([path, *(Path(p) for p in logs or [])], log_rejects)
+    if log_rejects:
+        yield log_rejects
     pending: OrderedDict[str, list[SpanView]] = OrderedDict()
-    for location, record in iter_json_records(path, stream_prefix="resourceSpans.item"):
+    for location, record in _records(path, "resourceSpans.item"):
         if is_bad(record):
             yield [Rejected(file, location, "(record)", str(record), getattr(record, "raw", ""))]
             continue
         if is_flat_attribute_map(record):
             trace_id = f"{path.stem}:{location.replace(' ', '')}"
-            yield build_trace(trace_id, [flat_span(record, trace_id)], "otel-attributes")
+            yield _build(trace_id, [flat_span(record, trace_id)], "otel-attributes", file,
+                         location)
             continue
         if not isinstance(record, dict):
             yield [Rejected(file, location, "(record)", "an OTLP record must be a JSON object")]
             continue
+        if "resourceLogs" in record and "resourceSpans" not in record:
+            continue  # read before the spans
         rejects: list[Rejected] = []
         done: list[str] = []
         for item in envelope_spans(record, file, location):
             if isinstance(item, Rejected):
                 rejects.append(item)
                 continue
+            found = events.pop((item.trace_id, item.span_id), None)
+            if found:
+                attach_events(item, found)
             spans = pending.get(item.trace_id)
             if spans is None:
                 spans = pending[item.trace_id] = []
@@ -181,9 +394,14 @@ def read_otlp(path: str | Path, max_pending: int = 10000) -> Iterator[Any]:
         for trace_id in done:
             spans = pending.pop(trace_id, None)
             if spans:
-                yield build_trace(trace_id, spans, "otlp")
+                yield _build(trace_id, spans, "otlp", file, location)
         while len(pending) > max_pending:
             trace_id, spans = pending.popitem(last=False)
-            yield build_trace(trace_id, spans, "otlp")
+            yield _build(trace_id, spans, "otlp", file, location)
     for trace_id, spans in pending.items():
-        yield build_trace(trace_id, spans, "otlp")
+        yield _build(trace_id, spans, "otlp", file, f"trace {trace_id}")
+    if events:
+        yield [Rejected(file, "end of file", "logRecords.spanId",
+                        f"{sum(len(v) for v in events.values())} log records name spans that "
+                        f"are not in the export (e.g. trace {key[0]} span {key[1]}): pass the "
+                        "span file and its log file together", "") for key in list(events)[:1]]

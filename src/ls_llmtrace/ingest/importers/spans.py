@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ls_llmtrace.ingest.importers.common import (
+    answer_text,
     as_text,
     feedback_record,
     jsonish,
@@ -24,6 +25,7 @@ from ls_llmtrace.ingest.importers.common import (
     split_system,
     to_messages,
 )
+from ls_llmtrace.ingest.importers.dialects import Reading, reading
 from ls_llmtrace.models import (
     AnnotationRecord,
     Document,
@@ -138,6 +140,8 @@ def span_messages(span: SpanView) -> tuple[list[Message], list[Message]]:
     elif "gen_ai.prompt" in a or "gen_ai.completion" in a:
         inputs = to_messages(a.get("gen_ai.prompt"))
         outputs = to_messages(a.get("gen_ai.completion"), "assistant")
+    elif "ai.prompt.messages" in a or "ai.prompt" in a:
+        inputs, outputs = vercel_messages(a)
     if not inputs and not outputs:
         for event in span.events:
             role = _EVENT_ROLES.get(event.get("name", ""))
@@ -159,6 +163,29 @@ def span_messages(span: SpanView) -> tuple[list[Message], list[Message]]:
     return inputs, outputs
 
 
+def vercel_messages(a: dict[str, Any]) -> tuple[list[Message], list[Message]]:
+    """The Vercel AI SDK's ``ai.*`` span attributes: ``ai.prompt.messages`` (a call's
+    messages) or ``ai.prompt`` (``{system, prompt | messages}``), and the response as
+    ``ai.response.text`` / ``ai.response.object`` / ``ai.response.toolCalls``."""
+    if "ai.prompt.messages" in a:
+        inputs = to_messages(a["ai.prompt.messages"])
+    else:
+        inputs = to_messages(jsonish(a.get("ai.prompt")))
+    calls = []
+    for raw in jsonish(a.get("ai.response.toolCalls")) or []:
+        if isinstance(raw, dict) and raw.get("toolName"):
+            args = raw.get("input", raw.get("args"))
+            calls.append(ToolCall(id=_str(raw.get("toolCallId")), name=str(raw["toolName"]),
+                                  arguments=args))
+    text = a.get("ai.response.text")
+    if text is None and a.get("ai.response.object") is not None:
+        text = a["ai.response.object"]
+    outputs = []
+    if text is not None or calls:
+        outputs = [Message(role="assistant", content=as_text(text), tool_calls=calls)]
+    return inputs, outputs
+
+
 def _looks_chat(value: Any) -> bool:
     value = jsonish(value)
     if isinstance(value, dict):
@@ -166,24 +193,35 @@ def _looks_chat(value: Any) -> bool:
     return isinstance(value, list) and any(isinstance(v, dict) and "role" in v for v in value)
 
 
+_LLM_OPERATIONS = ("chat", "text_completion", "generate_content")
+
+
+def _is_vercel_call(span: SpanView) -> bool:
+    """A Vercel AI SDK provider call (``ai.generateText.doGenerate``, ``...doStream``)."""
+    op = str(span.attributes.get("ai.operationId") or span.attributes.get("operation.name")
+             or span.name)
+    return op.startswith("ai.") and (".doGenerate" in op or ".doStream" in op)
+
+
 def _is_llm(span: SpanView) -> bool:
     a = span.attributes
     return (str(a.get("openinference.span.kind", "")).upper() == "LLM"
-            or a.get("gen_ai.operation.name") in ("chat", "text_completion", "generate_content"))
+            or a.get("gen_ai.operation.name") in _LLM_OPERATIONS or _is_vercel_call(span))
 
 
 def span_kind(span: SpanView) -> SpanKind:
     a = span.attributes
     oi = str(a.get("openinference.span.kind", "")).upper()
     op = a.get("gen_ai.operation.name")
-    if oi == "LLM" or op in ("chat", "text_completion", "generate_content"):
+    if oi == "LLM" or op in _LLM_OPERATIONS or _is_vercel_call(span):
         return SpanKind.llm
-    if oi == "TOOL" or op == "execute_tool":
+    if oi == "TOOL" or op == "execute_tool" or "ai.toolCall.name" in a:
         return SpanKind.tool
     if oi in ("RETRIEVER", "RERANKER") or "retrieval.documents.0.document.content" in a \
             or "gen_ai.retrieval.documents" in a:
         return SpanKind.retrieval
-    if oi == "AGENT" or op in ("invoke_agent", "create_agent"):
+    if oi == "AGENT" or op in ("invoke_agent", "create_agent") or (
+            str(a.get("ai.operationId") or "").startswith("ai.")):
         return SpanKind.agent
     if oi == "CHAIN":
         return SpanKind.chain
@@ -216,14 +254,17 @@ def _str(value: Any) -> str | None:
 def span_tool_call(span: SpanView) -> ToolCall | None:
     """The call a tool span ran, with its result."""
     a = span.attributes
-    name = a.get("gen_ai.tool.name") or a.get("tool.name") or span.name
+    name = a.get("gen_ai.tool.name") or a.get("tool.name") or a.get("ai.toolCall.name") \
+        or span.name
     if not name:
         return None
-    arguments = a.get("gen_ai.tool.call.arguments", a.get("tool.parameters",
-                      a.get("input.value", a.get("input"))))
-    result = a.get("gen_ai.tool.call.result", a.get("output.value", a.get("output")))
-    return ToolCall(id=_str(a.get("gen_ai.tool.call.id") or a.get("tool_call.id")),
-                    name=str(name), arguments=jsonish(arguments), result=jsonish(result))
+    arguments = _first(a, "gen_ai.tool.call.arguments", "tool.parameters", "ai.toolCall.args",
+                       "ai.toolCall.input", "input.value", "input")
+    result = _first(a, "gen_ai.tool.call.result", "ai.toolCall.result", "ai.toolCall.output",
+                    "output.value", "output")
+    return ToolCall(id=_str(a.get("gen_ai.tool.call.id") or a.get("tool_call.id")
+                            or a.get("ai.toolCall.id")),
+                    name=str(name), arguments=jsonish(arguments), result=result)
 
 
 def span_evaluations(span: SpanView, trace_id: str) -> list[AnnotationRecord]:
@@ -267,9 +308,10 @@ def _first(attrs: dict[str, Any], *keys: str) -> Any:
 
 
 def _meta_lookup(attrs: dict[str, Any], names: tuple[str, ...]) -> str | None:
-    """A metadata value from plain attributes or OpenInference's ``metadata`` JSON."""
+    """A metadata value from plain attributes, OpenInference's ``metadata`` JSON or the
+    Vercel AI SDK's ``ai.telemetry.metadata.*``."""
     for name in names:
-        for key in (name, f"app.{name}", f"metadata.{name}"):
+        for key in (name, f"app.{name}", f"metadata.{name}", f"ai.telemetry.metadata.{name}"):
             if attrs.get(key) not in (None, ""):
                 return str(attrs[key])
     meta = jsonish(attrs.get("metadata"))
@@ -291,17 +333,20 @@ def build_trace(trace_id: str, spans: list[SpanView], source: str) -> Trace:
     tool_results: list[ToolCall] = []
     feedback: list[AnnotationRecord] = []
     out_spans: list[Span] = []
-    input_tokens = output_tokens = 0
-    have_tokens = False
     cost = 0.0
     have_cost = False
+    kinds = {s.span_id: span_kind(s) for s in spans}
+    readings: dict[str, Reading] = {}
+    usage: list[tuple[SpanView, int | None, int | None, bool]] = []
     for span in by_end:
-        kind = span_kind(span)
-        inputs, outputs = span_messages(span) if kind in (SpanKind.llm, SpanKind.other) \
-            else ([], [])
+        kind = kinds[span.span_id]
+        with reading() as read:
+            inputs, outputs = span_messages(span) if kind in (SpanKind.llm, SpanKind.other) \
+                else ([], [])
         if inputs or outputs:
-            kind = SpanKind.llm
+            kind = kinds[span.span_id] = SpanKind.llm
             llm.append((span, inputs, outputs))
+            readings[span.span_id] = read
         if kind == SpanKind.retrieval:
             documents.extend(span_documents(span))
         if kind == SpanKind.tool:
@@ -310,13 +355,13 @@ def build_trace(trace_id: str, spans: list[SpanView], source: str) -> Trace:
                 tool_results.append(call)
         a = span.attributes
         tin = _int(_first(a, "gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens",
-                          "llm.token_count.prompt"))
+                          "llm.token_count.prompt", "ai.usage.inputTokens",
+                          "ai.usage.promptTokens"))
         tout = _int(_first(a, "gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens",
-                           "llm.token_count.completion"))
+                           "llm.token_count.completion", "ai.usage.outputTokens",
+                           "ai.usage.completionTokens"))
         if tin is not None or tout is not None:
-            have_tokens = True
-            input_tokens += tin or 0
-            output_tokens += tout or 0
+            usage.append((span, tin, tout, kind == SpanKind.llm))
         c = number(_first(a, "gen_ai.usage.cost", "llm.cost.total"))
         if c is not None and c >= 0:
             have_cost, cost = True, cost + c
@@ -325,20 +370,28 @@ def build_trace(trace_id: str, spans: list[SpanView], source: str) -> Trace:
                               name=span.name, kind=kind, start_time=span.start,
                               end_time=span.end, error=span.error,
                               attributes=_span_summary(a)))
+    input_tokens, output_tokens, have_tokens = _count_tokens(usage, kinds)
     system_prompt, output = "", ""
     messages: list[Message] = []
     main_attrs: dict[str, Any] = {}
+    trace_reading = Reading()
     if llm:
         main, inputs, outputs = llm[-1]
         main_attrs = main.attributes
+        trace_reading = readings.get(main.span_id, trace_reading)
         system_prompt, messages = split_system(inputs)
         output = last_answer(outputs)
         if not output and outputs:
-            messages = [*messages, *outputs]  # the last step was a tool call
+            # the last step was a tool call
+            messages = [*messages, *(o for o in outputs if o.content or o.tool_calls)]
     if not output:
-        output = as_text(jsonish(_first(root.attributes, "output.value", "output")))
+        output = answer_text(jsonish(_first(root.attributes, "output.value", "output",
+                                            "ai.response.text")))
     messages = attach_tool_results(messages, tool_results)
     ra = {**root.resource, **root.attributes}
+    if not main_attrs:  # no LLM span with messages: the last one that names a model
+        main_attrs = next((s.attributes for s in reversed(by_end)
+                           if _first(s.attributes, *_MODEL_KEYS) is not None), {})
     ma = {**root.resource, **main_attrs} if main_attrs else ra
     invocation = jsonish(ma.get("llm.invocation_parameters"))
     invocation = invocation if isinstance(invocation, dict) else {}
@@ -348,10 +401,12 @@ def build_trace(trace_id: str, spans: list[SpanView], source: str) -> Trace:
     errors = [s.error for s in spans if s.error]
     root_error = root.error or (errors[0] if errors else None)
     metadata = TraceMetadata(
-        model=_str(_first(ma, "gen_ai.request.model") or invocation.get("model")
-                   or ma.get("llm.model_name")),
-        model_version=_str(_first(ma, "gen_ai.response.model", "llm.model_name")),
-        prompt_name=_str(_first(ma, "gen_ai.prompt.name", "llm.prompt_template.name")),
+        model=_str(_first(ma, "gen_ai.request.model", "llm.request.model_name")
+                   or invocation.get("model") or _first(ma, "llm.model_name", "ai.model.id")),
+        model_version=_str(_first(ma, "gen_ai.response.model", "llm.response.model_name",
+                                  "ai.response.model", "llm.model_name")),
+        prompt_name=_str(_first(ma, "gen_ai.prompt.name", "llm.prompt_template.name")
+                         or _first(ra, "ai.telemetry.functionId")),
         prompt_version=_str(_first(ma, "llm.prompt_template.version", "gen_ai.prompt.version")),
         product_area=_meta_lookup(ra, ("product_area", "product.area")),
         user_segment=_meta_lookup(ra, ("user_segment", "user.segment")),
@@ -365,7 +420,8 @@ def build_trace(trace_id: str, spans: list[SpanView], source: str) -> Trace:
         start_time=root.start, end_time=root.end,
         extra={k: v for k, v in {
             "root span": root.name,
-            "provider": _first(ma, "gen_ai.provider.name", "gen_ai.system", "llm.provider"),
+            "provider": _first(ma, "gen_ai.provider.name", "gen_ai.system", "llm.provider",
+                               "ai.model.provider"),
             "conversation id": _first(ra, "gen_ai.conversation.id", "session.id"),
             "user id": _first(ra, "user.id"),
             "service": _first(ra, "service.name"),
@@ -373,9 +429,33 @@ def build_trace(trace_id: str, spans: list[SpanView], source: str) -> Trace:
             "agent": _first(ra, "gen_ai.agent.name"),
         }.items() if v not in (None, "")},
     )
-    return Trace(trace_id=trace_id, system_prompt=system_prompt, messages=messages,
-                 documents=documents, output=output, spans=out_spans, metadata=metadata,
-                 source=source, feedback=feedback)
+    trace = Trace(trace_id=trace_id, system_prompt=system_prompt, messages=messages,
+                  documents=documents, output=output, spans=out_spans, metadata=metadata,
+                  source=source, feedback=feedback)
+    trace.reading = trace_reading
+    return trace
+
+
+_MODEL_KEYS = ("gen_ai.request.model", "gen_ai.response.model", "llm.model_name",
+               "ai.model.id")
+
+
+def _count_tokens(usage: list[tuple[SpanView, int | None, int | None, bool]],
+                  kinds: dict[str, SpanKind]) -> tuple[int, int, bool]:
+    """Tokens of the trace: summed over LLM spans, leaving out an LLM span inside another
+    (two instrumentations of one call, e.g. OpenInference over the SDK's own spans); from
+    the other spans only when no LLM span counts any (and again only the outermost)."""
+    llm_rows = [u for u in usage if u[3]]
+    rows = llm_rows or usage
+    counted = {u[0].span_id for u in rows}
+    tin = tout = 0
+    for span, a, b, _ in rows:
+        if span.parent_span_id in counted and (
+                not llm_rows or kinds.get(span.parent_span_id) == SpanKind.llm):
+            continue
+        tin += a or 0
+        tout += b or 0
+    return tin, tout, bool(rows)
 
 
 _SUMMARY_KEYS = ("gen_ai.operation.name", "gen_ai.request.model", "gen_ai.response.model",

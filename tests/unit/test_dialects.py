@@ -1,0 +1,175 @@
+"""The message-dialect layer: each provider's and framework's way of writing messages,
+tool calls and tool results, read into the same messages; and the fixtures from the real
+producers (tests/fixtures/<dialect>/generate.py) matched against their ground truth."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from tests.support.groundtruth import dialect_folders, match_folder, table
+
+from ls_llmtrace.ingest.importers.dialects import (
+    answer_text,
+    read_messages,
+    reading,
+    transcript,
+)
+
+TOOL_RESULT = '{"temp_c": 18,  "sky": "sunny"}'  # own spacing: must come through unchanged
+
+
+def _shape(messages):
+    return [(m.role, m.content, [(c.id, c.name, c.arguments) for c in m.tool_calls],
+             m.tool_call_id) for m in messages]
+
+
+def test_anthropic_blocks_tool_use_tool_result_thinking() -> None:
+    raw = [
+        {"role": "user", "content": "Weather?"},
+        {"role": "assistant", "content": [
+            {"type": "thinking", "thinking": "I should call the tool", "signature": "x"},
+            {"type": "text", "text": "Let me check."},
+            {"type": "tool_use", "id": "toolu_1", "name": "get_weather",
+             "input": {"city": "Paris"}}]},
+        {"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": "toolu_1", "content": TOOL_RESULT},
+            {"type": "text", "text": "and tomorrow?"}]},
+    ]
+    with reading() as read:
+        messages = read_messages(raw)
+    assert _shape(messages) == [
+        ("user", "Weather?", [], None),
+        ("assistant", "Let me check.", [("toolu_1", "get_weather", {"city": "Paris"})], None),
+        ("tool", TOOL_RESULT, [], "toolu_1"),
+        ("user", "and tomorrow?", [], None),
+    ]
+    assert read.parts[("input", "anthropic")] == 2 and not read.unread
+
+
+def test_gemini_contents_parts_function_call_and_response() -> None:
+    request = {"contents": [
+        {"role": "user", "parts": [{"text": "Weather?"}]},
+        {"role": "model", "parts": [{"function_call": {"name": "get_weather",
+                                                      "args": {"city": "Paris"}}}]},
+        {"role": "user", "parts": [{"functionResponse": {
+            "name": "get_weather", "response": {"temp_c": 18, "sky": "sunny"}}}]}],
+        "system_instruction": {"parts": [{"text": "Be terse."}]}}
+    messages = read_messages(request)
+    assert _shape(messages) == [
+        ("system", "Be terse.", [], None),
+        ("user", "Weather?", [], None),
+        ("assistant", "", [(None, "get_weather", {"city": "Paris"})], None),
+        ("tool", '{"temp_c": 18, "sky": "sunny"}', [], None),  # the object's own key order
+    ]
+    assert messages[2].tool_calls[0].result == '{"temp_c": 18, "sky": "sunny"}'
+    answer = read_messages({"candidates": [{"content": {"role": "model", "parts": [
+        {"text": "Sunny", "thought": False}, {"text": " all day."}]}}]}, "assistant")
+    assert _shape(answer) == [("assistant", "Sunny all day.", [], None)]
+    assert _shape(read_messages({"contents": "Just a string"})) == [("user", "Just a string",
+                                                                      [], None)]
+
+
+def test_otel_genai_parts_and_pydantic_ai_tool_call_response_results() -> None:
+    raw = [{"role": "user", "parts": [
+        {"type": "tool_call_response", "id": "a", "name": "f", "result": TOOL_RESULT},
+        {"type": "tool_call_response", "id": "b", "name": "g", "result": {"n": 1}},
+        {"type": "tool_call_response", "id": "c", "name": "h", "result": "plain"}]}]
+    assert _shape(read_messages(raw)) == [("tool", TOOL_RESULT, [], "a"),
+                                          ("tool", '{"n": 1}', [], "b"),
+                                          ("tool", "plain", [], "c")]
+
+
+def test_openai_responses_and_agents_items() -> None:
+    raw = {"instructions": "Be terse.", "input": [
+        {"role": "user", "content": [{"type": "input_text", "text": "Weather?"}]},
+        {"type": "reasoning", "summary": []},
+        {"type": "function_call", "call_id": "c1", "name": "get_weather",
+         "arguments": '{"city":"Paris"}'},
+        {"type": "function_call_output", "call_id": "c1", "output": TOOL_RESULT}]}
+    assert _shape(read_messages(raw)) == [
+        ("system", "Be terse.", [], None), ("user", "Weather?", [], None),
+        ("assistant", "", [("c1", "get_weather", '{"city":"Paris"}')], None),
+        ("tool", TOOL_RESULT, [], "c1")]
+
+
+def test_vercel_ai_parts() -> None:
+    raw = [{"role": "assistant", "content": [
+        {"type": "text", "text": "Checking."},
+        {"type": "tool-call", "toolCallId": "t1", "toolName": "get_weather",
+         "input": {"city": "Paris"}}]},
+        {"role": "tool", "content": [{"type": "tool-result", "toolCallId": "t1",
+                                      "toolName": "get_weather",
+                                      "output": {"type": "text", "value": TOOL_RESULT}}]}]
+    assert _shape(read_messages(raw)) == [
+        ("assistant", "Checking.", [("t1", "get_weather", {"city": "Paris"})], None),
+        ("tool", TOOL_RESULT, [], "t1")]
+
+
+def test_langchain_types_serialized_and_tool_name_role() -> None:
+    raw = [
+        {"lc": 1, "type": "constructor", "id": ["langchain", "schema", "messages",
+                                                "SystemMessage"],
+         "kwargs": {"content": "Be terse."}},
+        {"type": "human", "content": "Weather?"},
+        {"type": "ai", "content": "", "tool_calls": [{"name": "get_weather",
+                                                      "args": {"city": "Paris"}, "id": "x"}]},
+        {"role": "get_weather", "content": TOOL_RESULT},  # LangGraph JS: role = tool name
+    ]
+    assert _shape(read_messages(raw)) == [
+        ("system", "Be terse.", [], None), ("user", "Weather?", [], None),
+        ("assistant", "", [("x", "get_weather", {"city": "Paris"})], None),
+        ("tool", TOOL_RESULT, [], None)]
+
+
+def test_llamaindex_args_and_blocks() -> None:
+    raw = {"args": [[{"role": "system", "blocks": [{"block_type": "text", "text": "Be terse."}]},
+                     {"role": "user", "content": "Weather?"}]], "kwargs": {}}
+    assert _shape(read_messages(raw)) == [("system", "Be terse.", [], None),
+                                          ("user", "Weather?", [], None)]
+
+
+def test_transcripts_python_reprs_and_none_answers() -> None:
+    text = "system: Be terse.\nuser: Weather?\n  in Paris\nassistant: Sunny."
+    assert _shape(transcript(text) or []) == [("system", "Be terse.", [], None),
+                                              ("user", "Weather?\n  in Paris", [], None),
+                                              ("assistant", "Sunny.", [], None)]
+    assert transcript("user: just one turn") is None
+    repr_text = str([{"role": "system", "content": "Be terse."},
+                     {"role": "user", "content": "It's  cold?"}])
+    with reading() as read:
+        messages = read_messages(repr_text)
+    assert _shape(messages) == [("system", "Be terse.", [], None),
+                                ("user", "It's  cold?", [], None)]
+    assert read.parts[("input", "python-repr")] == 1
+    assert answer_text("None") == ""
+    assert answer_text(str({"role": "assistant", "content": "Sunny."})) == "Sunny."
+    assert answer_text("  keep  \n whitespace ") == "  keep  \n whitespace "
+
+
+def test_an_unreadable_message_is_kept_as_raw_text_and_counted() -> None:
+    raw = [{"role": "user", "content": "hi"}, {"role": "narrator", "content": "odd"}, 42]
+    with reading() as read:
+        messages = read_messages(raw)
+    assert [m.role for m in messages] == ["user", "user", "user"]
+    assert json.loads(messages[1].content) == {"role": "narrator", "content": "odd"}
+    assert messages[2].content == "42"
+    assert len(read.unread) == 2
+    assert any("UNREAD" in line for line in read.lines())
+
+
+FOLDERS = dialect_folders()
+
+
+@pytest.mark.parametrize("folder", FOLDERS, ids=lambda p: p.name)
+def test_fixture_from_the_real_producer_matches_its_ground_truth(folder) -> None:
+    match = match_folder(folder)
+    assert match.fields >= 9, "the ground truth checks too little"
+    assert match.misses == [], "\n".join(match.misses)
+    assert match.generations_equal == match.generations
+
+
+def test_match_table_covers_every_dialect_folder() -> None:
+    assert len(FOLDERS) >= 4
+    rendered = table([match_folder(f) for f in FOLDERS])
+    assert all(f.name in rendered for f in FOLDERS)
