@@ -18,6 +18,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import PydanticSerializationError
+
+from ls_llmtrace import settings
 
 
 class StrictModel(BaseModel):
@@ -26,6 +29,13 @@ class StrictModel(BaseModel):
     name too."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class FileModel(StrictModel):
+    """The base of the files users write (schemas, migrations, queue rules, the feedback
+    mapping): numbers must be finite too (``.inf``/``.nan`` in YAML is an error)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
 
 
 def validation_errors(exc: ValidationError, top: str = "(top)",
@@ -76,15 +86,82 @@ def rejects_from_validation(exc: ValidationError, file: str, location: str,
             for where, msg in validation_errors(exc, "(record)")]
 
 
+def too_deep(value: Any, limit: int) -> bool:
+    """Whether ``value`` (JSON-like, models included) nests more than ``limit`` levels."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, BaseModel):
+            item = item.__dict__
+        if isinstance(item, dict):
+            children: Iterable[Any] = item.values()
+        elif isinstance(item, list | tuple):
+            children = item
+        else:
+            continue
+        if depth >= limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+class NotStorable(ValueError):
+    """An item that could be built but not stored and read back; the message says why."""
+
+
+def storable_body(model: BaseModel) -> str:
+    """The JSON ``model`` is stored as, checked to read back as the same model: nesting at
+    most ``LS_LLMTRACE_MAX_DEPTH`` (the reader's own limit is about 200), at most
+    ``LS_LLMTRACE_MAX_RECORD_KB``, text encodable as UTF-8 (no lone surrogates). Raises
+    :class:`NotStorable` naming the problem."""
+    limit = settings.max_depth()
+    if too_deep(model, limit + 2):  # the model's own levels (record > metadata) are free
+        raise NotStorable(f"nested more than {limit} levels deep (LS_LLMTRACE_MAX_DEPTH)")
+    try:
+        body = model.model_dump_json()
+    except PydanticSerializationError as exc:
+        if "surrogate" in str(exc):
+            raise NotStorable("text with a lone surrogate (not valid Unicode) cannot be "
+                              "stored") from exc
+        raise NotStorable(f"cannot be written as JSON: {exc}") from exc
+    size = len(body.encode("utf-8"))
+    if size > settings.max_record_bytes():
+        raise NotStorable(f"{size} bytes as JSON, above the limit of "
+                          f"{settings.max_record_bytes() // 1024} KB (LS_LLMTRACE_MAX_RECORD_KB)")
+    try:
+        type(model).model_validate_json(body)
+    except ValidationError as exc:
+        raise NotStorable(f"would not read back: {problems(exc)}") from exc
+    return body
+
+
+def storable_raw(raw: Any) -> Any:
+    """``raw`` as a rejected item is kept aside: itself when it nests and weighs within
+    the limits, else a cut-short text of it (a reject must never fail to be written)."""
+    if not too_deep(raw, settings.max_depth()):
+        try:
+            text = json.dumps(raw, sort_keys=True, default=str)
+        except (TypeError, ValueError, RecursionError):
+            text = None
+        if text is not None and len(text) <= settings.max_record_bytes():
+            return raw
+    try:
+        preview = repr(raw)
+    except RecursionError:
+        preview = f"<{type(raw).__name__} nested too deep to show>"
+    return {"cut_short": preview[:2000]}
+
+
 def write_rejects(rejects: Iterable[Rejected], path: Path) -> None:
     """Keep rejected items aside: one JSON object per line (file, location, field, reason,
     raw)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as out:
+    # backslashreplace: a lone surrogate is written as its JSON escape (``\\ud800``)
+    with path.open("w", encoding="utf-8", errors="backslashreplace") as out:
         for r in rejects:
             out.write(json.dumps({"file": r.file, "location": r.location, "field": r.field,
-                                  "reason": r.reason, "raw": r.raw}, ensure_ascii=False,
-                                 default=str) + "\n")
+                                  "reason": r.reason, "raw": storable_raw(r.raw)},
+                                 ensure_ascii=False, default=str) + "\n")
 
 
 

@@ -50,6 +50,9 @@ that names the variable and the value expected.
 | ``LS_LLMTRACE_REDACT`` | unset | comma-separated redactions applied before anything goes to Label Studio: ``email,phone,api_key`` (or ``all``) |
 | ``LS_LLMTRACE_REDACT_PATTERNS`` | unset | JSON list of extra regular expressions to replace with ``[redacted]`` |
 | ``LS_LLMTRACE_CLAIM_LEASE_S`` | ``600`` | seconds after which an unfinished queue claim of a crashed import may be taken over |
+| ``LS_LLMTRACE_MAX_DEPTH`` | ``32`` | deepest JSON nesting kept in anything stored (feedback metadata, Label Studio results); deeper items are rejected with the reason |
+| ``LS_LLMTRACE_MAX_RECORD_KB`` | ``256`` | largest record (its JSON) the store keeps; larger items are rejected with the reason, kept aside cut short |
+| ``LS_LLMTRACE_FEEDBACK_MAX_BODY_MB`` | ``10`` | largest request body the Feedback API reads, chunked or not (HTTP 413 above) |
 """
 
 from __future__ import annotations
@@ -343,3 +346,15 @@ def judge_few_shot() -> int:
 
 def learned_min_labels() -> int:
     return max(2, _int("LS_LLMTRACE_LEARNED_MIN_LABELS", 20))
+
+
+def max_depth() -> int:
+    return _int("LS_LLMTRACE_MAX_DEPTH", 32, minimum=2)
+
+
+def max_record_bytes() -> int:
+    return _int("LS_LLMTRACE_MAX_RECORD_KB", 256, minimum=1) * 1024
+
+
+def feedback_max_body_bytes() -> int:
+    return int(_float("LS_LLMTRACE_FEEDBACK_MAX_BODY_MB", 10.0, minimum=0.0) * 1024 * 1024)
