@@ -52,7 +52,33 @@ values = st.one_of(
     st.dictionaries(st.sampled_from(VALUE_KEYS), json_values, max_size=6),
     st.builds(deep, st.integers(100, 400)),
 )
+# (control, type, value keys) as Label Studio's UI sends them, to fill with anything
+SHAPES = [("verdict", "choices", ["choices"]), ("categories", "choices", ["choices"]),
+          ("score", "number", ["number"]), ("score", "rating", ["rating"]),
+          ("explanation", "textarea", ["text"]), ("corrected_output", "textarea", ["text"]),
+          ("answer_spans", "labels", ["start", "end", "text", "labels"]),
+          ("message_spans", "paragraphlabels", ["start", "end", "startOffset", "endOffset",
+                                                "text", "paragraphlabels"]),
+          ("preference", "pairwise", ["selected"])]
+GOOD = {"choices": ["fail"], "number": 0.5, "rating": 3, "text": ["why"], "start": 1,
+        "end": 4, "startOffset": 0, "endOffset": 3, "labels": ["wrong_fact"],
+        "paragraphlabels": ["wrong_fact"], "selected": "left"}
+
+
+@st.composite
+def shaped_entries(draw: st.DrawFn) -> dict[str, Any]:
+    """An entry of a known control with the right keys, some of them holding anything."""
+    name, kind, keys = draw(st.sampled_from(SHAPES))
+    value = {k: draw(json_values) if draw(st.booleans()) else GOOD[k] for k in keys}
+    entry: dict[str, Any] = {"from_name": name, "to_name": "answer", "type": kind,
+                             "value": value}
+    if draw(st.booleans()):
+        entry["id"] = draw(json_values)
+    return entry
+
+
 entries = st.one_of(
+    shaped_entries(), shaped_entries(),
     json_values,
     st.fixed_dictionaries(
         {"from_name": st.sampled_from(NAMES) | json_values,
@@ -70,10 +96,12 @@ annotations = st.fixed_dictionaries(
 tasks = st.fixed_dictionaries(
     {"id": st.integers(1, 10**9),
      "data": st.fixed_dictionaries(
-         {"trace_id": st.sampled_from(["trace-a"]) | json_values},
-         optional={"redactions": json_values, "answer": json_values,
-                   "left_trace_id": json_values, "right_trace_id": json_values,
-                   "pair_id": json_values})},
+         {"trace_id": st.sampled_from(["trace-a"]) | json_values,
+          "left_trace_id": st.just("trace-a") | json_values,
+          "right_trace_id": st.just("trace-b") | json_values},
+         optional={"redactions": json_values | st.fixed_dictionaries(
+                       {"answer": json_values, "message:0": json_values}),
+                   "answer": json_values, "pair_id": json_values, "left_label": json_values})},
     optional={"meta": json_values})
 
 

@@ -382,7 +382,7 @@ class Store(JournalStore, QueueStore, FeedbackQueries, EvalStore, JudgeEvalStore
             "INSERT INTO rejected_results VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (reject_key) DO UPDATE SET reason=excluded.reason, raw=excluded.raw",
             (key, project_id, task_id, annotation_id, field, reason,
-             json.dumps(raw, sort_keys=True), _now()),
+             json.dumps(raw, sort_keys=True, default=str), _now()),
         )
 
     @staticmethod
