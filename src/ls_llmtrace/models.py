@@ -129,10 +129,19 @@ def storable_body(model: BaseModel) -> str:
         raise NotStorable(f"{size} bytes as JSON, above the limit of "
                           f"{settings.max_record_bytes() // 1024} KB (LS_LLMTRACE_MAX_RECORD_KB)")
     try:
-        type(model).model_validate_json(body)
+        back = type(model).model_validate_json(body)
     except ValidationError as exc:
         raise NotStorable(f"would not read back: {problems(exc)}") from exc
+    if back != model:  # the writer replaced something: NaN/Infinity, a surrogate in a key
+        raise NotStorable("would not read back as sent: a NaN or infinite number, or a lone "
+                          "surrogate (not valid Unicode) in a key")
     return body
+
+
+def printable(text: str) -> str:
+    """``text`` with any lone surrogate written as its escape, so it can be stored, logged
+    and sent as UTF-8."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def storable_raw(raw: Any) -> Any:

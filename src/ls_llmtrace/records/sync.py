@@ -34,7 +34,13 @@ from ls_llmtrace import settings
 from ls_llmtrace.errors import ConfigError
 from ls_llmtrace.ingest.pairwise import is_pairwise_task
 from ls_llmtrace.labelstudio.client import LabelStudioClient
-from ls_llmtrace.models import AnnotationRecord, NotStorable, storable_body, storable_raw
+from ls_llmtrace.models import (
+    AnnotationRecord,
+    NotStorable,
+    printable,
+    storable_body,
+    storable_raw,
+)
 from ls_llmtrace.records.mapping import ResultReject, map_annotation, map_pairwise_annotation
 from ls_llmtrace.schema.model import AnnotationSchema, load_schema_dir
 from ls_llmtrace.store import Store
@@ -113,7 +119,7 @@ def store_annotation(store: Store, conn: Connection, project_id: int, task: dict
     try:
         records, rejects = _mapped(task, annotation, schema, project_id, users)
     except Exception as exc:  # a shape the mapper does not know: this annotation only
-        reason = f"the annotation cannot be mapped ({type(exc).__name__}: {exc})"
+        reason = printable(f"the annotation cannot be mapped ({type(exc).__name__}: {exc})")
         raw = storable_raw(annotation)
         store.reject_result(conn, _reject_key(project_id, task_id, annotation_id,
                                               "(annotation)", raw),

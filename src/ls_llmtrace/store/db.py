@@ -300,7 +300,8 @@ class Store(JournalStore, QueueStore, FeedbackQueries, EvalStore, JudgeEvalStore
         ).fetchone()
         if old is not None and old["body"] == body:
             return False
-        dims = [record.metadata.get(d) for d in _DIMENSIONS]
+        dims = [v if isinstance(v := record.metadata.get(d), str) else None
+                for d in _DIMENSIONS]
         conn.execute(
             "INSERT INTO records (record_key, trace_id, schema_id, schema_version, source, "
             "label, score, author, ls_project_id, ls_task_id, ls_annotation_id, deleted, "
