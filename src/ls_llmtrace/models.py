@@ -47,7 +47,10 @@ def validation_errors(exc: ValidationError, top: str = "(top)",
         loc = list(err["loc"])
         if tag is not None and loc and loc[0] == tag:
             loc = loc[1:]
-        out.append((".".join(str(p) for p in loc) or top, err["msg"]))
+        # a key the user wrote may hold anything: shown quoted when not plain text
+        where = ".".join(p if isinstance(p, str) and p.isprintable() else
+                         str(p) if isinstance(p, int) else printable(repr(p)) for p in loc)
+        out.append((where or top, printable(" ".join(err["msg"].split()))))
     return out
 
 

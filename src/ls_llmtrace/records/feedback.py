@@ -29,7 +29,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import Field, TypeAdapter, ValidationError, model_validator
 
 from ls_llmtrace import settings
@@ -51,6 +50,7 @@ from ls_llmtrace.schema.model import AnnotationSchema
 from ls_llmtrace.store import Store
 from ls_llmtrace.store.engine import Connection
 from ls_llmtrace.timeutil import to_utc
+from ls_llmtrace.yamlfiles import parse_yaml_mapping
 
 
 class FeedbackRejected(InputError):
@@ -167,20 +167,24 @@ class FeedbackMapping(FileModel):
                               "fix the mapping file")
 
 
+def parse_mapping(text: str, origin: str = "<string>") -> FeedbackMapping:
+    """Read and check the text of a mapping file; ``origin`` names it in errors."""
+    raw = parse_yaml_mapping(text, origin, ConfigError, "feedback mapping")
+    try:
+        return FeedbackMapping.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{origin}: {problems(exc, 'item')}") from exc
+
+
 def load_mapping(path: Path | None = None) -> FeedbackMapping:
     """Read and check the mapping file (default: settings.feedback_mapping_path())."""
     path = path or settings.feedback_mapping_path()
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read the feedback mapping {path}: {exc}; set "
                           "LS_LLMTRACE_FEEDBACK_MAPPING to an existing file") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-    try:
-        return FeedbackMapping.model_validate(raw)
-    except ValidationError as exc:
-        raise ConfigError(f"{path}: {problems(exc, 'item')}") from exc
+    return parse_mapping(text, str(path))
 
 
 # ---------------------------------------------------------------------------------------

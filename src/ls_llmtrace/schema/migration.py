@@ -113,7 +113,8 @@ class Step(StrictModel):
     @classmethod
     def _one(cls, raw: Any) -> Any:
         if isinstance(raw, dict) and len(raw) != 1:
-            raise ValueError(f"a step has exactly one action, got {sorted(raw) or 'none'}")
+            raise ValueError("a step has exactly one action, got "
+                             f"{sorted(str(k) for k in raw) or 'none'}")
         if isinstance(raw, dict) and "rescale_score" in raw and raw["rescale_score"] in (None,
                                                                                         True):
             raw = {"rescale_score": {}}
