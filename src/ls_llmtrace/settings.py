@@ -52,6 +52,7 @@ that names the variable and the value expected.
 | ``LS_LLMTRACE_CLAIM_LEASE_S`` | ``600`` | seconds after which an unfinished queue claim of a crashed import may be taken over |
 | ``LS_LLMTRACE_MAX_DEPTH`` | ``32`` | deepest JSON nesting kept in anything stored (feedback metadata, Label Studio results); deeper items are rejected with the reason |
 | ``LS_LLMTRACE_MAX_RECORD_KB`` | ``256`` | largest record (its JSON) the store keeps; larger items are rejected with the reason, kept aside cut short |
+| ``LS_LLMTRACE_REGEX_TIMEOUT_S`` | ``1`` | time limit of one regular-expression match of a migration's split rule (the ``regex`` package's timeout); past it the migration stops with an error naming the rule |
 | ``LS_LLMTRACE_FEEDBACK_MAX_BODY_MB`` | ``10`` | largest request body the Feedback API reads, chunked or not (HTTP 413 above) |
 """
 
@@ -358,3 +359,7 @@ def max_record_bytes() -> int:
 
 def feedback_max_body_bytes() -> int:
     return int(_float("LS_LLMTRACE_FEEDBACK_MAX_BODY_MB", 10.0, minimum=0.0) * 1024 * 1024)
+
+
+def regex_timeout_s() -> float:
+    return _float("LS_LLMTRACE_REGEX_TIMEOUT_S", 1.0, minimum=0.001)

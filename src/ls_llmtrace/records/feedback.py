@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, TypeAdapter, ValidationError, model_validator
+from pydantic import Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from ls_llmtrace import settings
 from ls_llmtrace.errors import ConfigError, InputError
@@ -78,6 +78,11 @@ class Outcome(FileModel):
     label: str
     score: float = Field(ge=0.0, le=1.0)
 
+    @field_validator("label")
+    @classmethod
+    def _trim(cls, value: str) -> str:
+        return value.strip()
+
 
 class ThumbsMapping(FileModel):
     source: Source = Source.end_user
@@ -91,6 +96,11 @@ class SupportMapping(FileModel):
                                        description="Ticket category -> label.")
     unknown_category: str = Field("reject", description="`reject`, or the label to use.")
     severity_scores: dict[str, float] = Field(default_factory=dict)
+
+    @field_validator("categories")
+    @classmethod
+    def _trim(cls, value: dict[str, str]) -> dict[str, str]:
+        return {k.strip(): v.strip() for k, v in value.items()}
 
     @model_validator(mode="after")
     def _scores_in_range(self) -> SupportMapping:
