@@ -61,6 +61,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from pathlib import Path
 
 from ls_llmtrace.errors import ConfigError
@@ -363,3 +365,25 @@ def feedback_max_body_bytes() -> int:
 
 def regex_timeout_s() -> float:
     return _float("LS_LLMTRACE_REGEX_TIMEOUT_S", 1.0, minimum=0.001)
+
+
+_SECRET_QUERY = re.compile(r"key|token|secret|pass|sig|auth|cred", re.IGNORECASE)
+
+
+def public_url(url: str) -> str:
+    """``url`` as it may be shown in logs, errors, metrics and files: a password in it
+    (``https://user:pw@host``) and the values of query parameters that look like secrets
+    (``?api-key=...``) replaced by ``***``."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<an unreadable URL>"
+    netloc = parts.netloc
+    if "@" in netloc:
+        user, _, host = netloc.rpartition("@")
+        netloc = f"{user.split(':', 1)[0]}:***@{host}" if ":" in user else f"***@{host}"
+    query = parts.query
+    if query:
+        query = urlencode([(k, "***" if _SECRET_QUERY.search(k) else v)
+                           for k, v in parse_qsl(query, keep_blank_values=True)], safe="*")
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))

@@ -264,7 +264,7 @@ class LLMConfig:
                    settings.llm_json_mode())
 
     def __repr__(self) -> str:  # never show the key, even in a debugger or a log
-        return f"LLMConfig(base_url={self.base_url!r}, model={self.model!r})"
+        return f"LLMConfig(base_url={settings.public_url(self.base_url)!r}, model={self.model!r})"
 
 
 def retry_after_seconds(value: str | None) -> float | None:
@@ -322,7 +322,7 @@ class ChatClient:
             except requests.Timeout:
                 problem = f"no answer within {config.timeout:g} s"
             except requests.ConnectionError:
-                problem = f"cannot connect to {config.base_url}"
+                problem = f"cannot connect to {settings.public_url(config.base_url)}"
             else:
                 self.metrics.observe_ms("llm_call", (time.monotonic() - started) * 1000)
                 status = response.status_code
