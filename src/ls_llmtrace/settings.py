@@ -62,8 +62,8 @@ import json
 import math
 import os
 import re
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ls_llmtrace.errors import ConfigError
 

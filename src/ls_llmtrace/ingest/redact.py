@@ -109,9 +109,10 @@ def original_range(replacements: list[Replacement] | None, start: int, end: int
     ``replacements`` come back from the task data a client may have changed: entries that
     are not four whole numbers are skipped."""
     entries = replacements if isinstance(replacements, list) else []
-    ordered = sorted(tuple(e) for e in entries
-                     if isinstance(e, list | tuple) and len(e) == 4
-                     and all(isinstance(n, int) and not isinstance(n, bool) for n in e))
+    ordered: list[Replacement] = sorted(
+        (e[0], e[1], e[2], e[3]) for e in entries
+        if isinstance(e, list | tuple) and len(e) == 4
+        and all(isinstance(n, int) and not isinstance(n, bool) for n in e))
     return _to_original(start, ordered, False), _to_original(end, ordered, True)
 
 

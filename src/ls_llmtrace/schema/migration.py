@@ -34,7 +34,6 @@ import regex
 from pydantic import Field, ValidationError, model_validator
 
 from ls_llmtrace import settings
-
 from ls_llmtrace.errors import MigrationError
 from ls_llmtrace.models import FileModel, problems
 from ls_llmtrace.schema.diff import Change, Moves, diff_schemas, group_values
