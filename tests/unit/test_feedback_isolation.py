@@ -10,6 +10,7 @@ broke ``ls-llmtrace records`` for everyone.
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -157,7 +158,7 @@ def test_the_body_limit_holds_for_chunked_bodies(served: str, store_url: str) ->
 
 # --- property: whatever the items hold, ingest never raises and what it writes reads back
 
-EXAMPLES = 200
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "200"))  # more under `make stress`
 scalars = (st.none() | st.booleans() | st.integers(-2**70, 2**70)
            | st.floats(allow_nan=True, allow_infinity=True)
            | st.text(st.characters(codec=None, exclude_categories=()), max_size=10)

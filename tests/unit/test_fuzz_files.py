@@ -10,6 +10,7 @@ hold, a key dropped or added) and plain random text.
 from __future__ import annotations
 
 import copy
+import os
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
@@ -29,7 +30,8 @@ from ls_llmtrace.schema.model import AnnotationSchema, load_schema, parse_schema
 
 from .paths import LABEL_CONFIGS, ROOT
 
-EXAMPLES = 250  # per loader; `make stress` runs many more (test_fuzz_stress.py)
+# per loader; `make stress` runs this file again with FUZZ_EXAMPLES (test_fuzz_stress.py)
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "250"))
 
 RULES = """\
 queues:

@@ -8,6 +8,7 @@ moved, and every later sync of the project failed on the same annotation.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -21,7 +22,8 @@ from .paths import LABEL_CONFIGS
 
 SCHEMAS = [load_schema(LABEL_CONFIGS / "default.v1.yaml"),
            load_schema(LABEL_CONFIGS / "default.v2.yaml")]
-EXAMPLES = 300  # per property; `make stress` runs test_fuzz_stress.py with many more
+# per property; `make stress` runs these files again with FUZZ_EXAMPLES (test_fuzz_stress.py)
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "300"))
 
 NAMES = ["verdict", "categories", "score", "explanation", "corrected_output",
          "answer_spans", "message_spans", "preference", "other"]
