@@ -35,7 +35,7 @@ class FileModel(StrictModel):
     """The base of the files users write (schemas, migrations, queue rules, the feedback
     mapping): numbers must be finite too (``.inf``/``.nan`` in YAML is an error)."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
+    model_config = ConfigDict(allow_inf_nan=False)  # merged with the strict base's
 
 
 def validation_errors(exc: ValidationError, top: str = "(top)",
