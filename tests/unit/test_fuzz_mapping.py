@@ -14,7 +14,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ls_llmtrace.models import AnnotationRecord, storable_body
+from ls_llmtrace.models import AnnotationRecord, NotStorable, storable_body
 from ls_llmtrace.records.mapping import map_annotation, map_pairwise_annotation
 from ls_llmtrace.schema.model import load_schema
 
@@ -109,7 +109,11 @@ tasks = st.fixed_dictionaries(
 
 def _check(mapped: Any) -> None:
     for record in mapped.records:
-        body = storable_body(record)  # raises if it could not be stored and read back
+        try:
+            body = storable_body(record)
+        except NotStorable as exc:  # the sync keeps such a record aside with this reason
+            assert str(exc)
+            continue
         assert AnnotationRecord.model_validate_json(body) == record
     for reject in mapped.rejects:
         assert isinstance(reject.reason, str) and reject.reason
