@@ -18,6 +18,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic_core import PydanticSerializationError
+
+from ls_llmtrace import settings
 
 
 class StrictModel(BaseModel):
@@ -26,6 +29,13 @@ class StrictModel(BaseModel):
     name too."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class FileModel(StrictModel):
+    """The base of the files users write (schemas, migrations, queue rules, the feedback
+    mapping): numbers must be finite too (``.inf``/``.nan`` in YAML is an error)."""
+
+    model_config = ConfigDict(allow_inf_nan=False)  # merged with the strict base's
 
 
 def validation_errors(exc: ValidationError, top: str = "(top)",
@@ -37,7 +47,10 @@ def validation_errors(exc: ValidationError, top: str = "(top)",
         loc = list(err["loc"])
         if tag is not None and loc and loc[0] == tag:
             loc = loc[1:]
-        out.append((".".join(str(p) for p in loc) or top, err["msg"]))
+        # a key the user wrote may hold anything: shown quoted when not plain text
+        where = ".".join(p if isinstance(p, str) and p.isprintable() else
+                         str(p) if isinstance(p, int) else printable(repr(p)) for p in loc)
+        out.append((where or top, printable(" ".join(err["msg"].split()))))
     return out
 
 
@@ -76,15 +89,91 @@ def rejects_from_validation(exc: ValidationError, file: str, location: str,
             for where, msg in validation_errors(exc, "(record)")]
 
 
+def too_deep(value: Any, limit: int) -> bool:
+    """Whether ``value`` (JSON-like, models included) nests more than ``limit`` levels."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, BaseModel):
+            item = item.__dict__
+        if isinstance(item, dict):
+            children: Iterable[Any] = item.values()
+        elif isinstance(item, list | tuple):
+            children = item
+        else:
+            continue
+        if depth >= limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+class NotStorable(ValueError):
+    """An item that could be built but not stored and read back; the message says why."""
+
+
+def storable_body(model: BaseModel) -> str:
+    """The JSON ``model`` is stored as, checked to read back as the same model: nesting at
+    most ``LS_LLMTRACE_STORED_MAX_DEPTH`` (the reader's own limit is about 200), at most
+    ``LS_LLMTRACE_STORED_MAX_KB``, text encodable as UTF-8 (no lone surrogates). Raises
+    :class:`NotStorable` naming the problem."""
+    limit = settings.stored_max_depth()
+    if too_deep(model, limit + 2):  # the model's own levels (record > metadata) are free
+        raise NotStorable(f"nested more than {limit} levels deep (LS_LLMTRACE_STORED_MAX_DEPTH)")
+    try:
+        body = model.model_dump_json()
+    except PydanticSerializationError as exc:
+        if "surrogate" in str(exc):
+            raise NotStorable("text with a lone surrogate (not valid Unicode) cannot be "
+                              "stored") from exc
+        raise NotStorable(f"cannot be written as JSON: {exc}") from exc
+    size = len(body.encode("utf-8"))
+    if size > settings.stored_max_bytes():
+        raise NotStorable(f"{size} bytes as JSON, above the limit of "
+                          f"{settings.stored_max_bytes() // 1024} KB (LS_LLMTRACE_STORED_MAX_KB)")
+    try:
+        back = type(model).model_validate_json(body)
+    except ValidationError as exc:
+        raise NotStorable(f"would not read back: {problems(exc)}") from exc
+    if back != model:  # the writer replaced something: NaN/Infinity, a surrogate in a key
+        raise NotStorable("would not read back as sent: a NaN or infinite number, or a lone "
+                          "surrogate (not valid Unicode) in a key")
+    return body
+
+
+def printable(text: str) -> str:
+    """``text`` with any lone surrogate written as its escape, so it can be stored, logged
+    and sent as UTF-8."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def storable_raw(raw: Any) -> Any:
+    """``raw`` as a rejected item is kept aside: itself when it nests and weighs within
+    the limits, else a cut-short text of it (a reject must never fail to be written)."""
+    if not too_deep(raw, settings.stored_max_depth()):
+        try:
+            text = json.dumps(raw, sort_keys=True, default=str)
+        except (TypeError, ValueError, RecursionError):
+            text = None
+        if text is not None and len(text) <= settings.stored_max_bytes():
+            return raw
+    try:
+        preview = repr(raw)
+    except RecursionError:
+        preview = f"<{type(raw).__name__} nested too deep to show>"
+    return {"cut_short": preview[:2000]}
+
+
 def write_rejects(rejects: Iterable[Rejected], path: Path) -> None:
     """Keep rejected items aside: one JSON object per line (file, location, field, reason,
     raw)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as out:
+    # backslashreplace: a lone surrogate is written as its JSON escape (``\\ud800``)
+    with path.open("w", encoding="utf-8", errors="backslashreplace") as out:
         for r in rejects:
             out.write(json.dumps({"file": r.file, "location": r.location, "field": r.field,
-                                  "reason": r.reason, "raw": r.raw}, ensure_ascii=False,
-                                 default=str) + "\n")
+                                  "reason": r.reason, "raw": storable_raw(r.raw)},
+                                 ensure_ascii=False, default=str) + "\n")
 
 
 

@@ -56,6 +56,10 @@ that names the variable and the value expected.
 | ``LS_LLMTRACE_MAX_RECORD_BYTES`` | ``67108864`` (64 MiB) | largest trace record an importer reads (a line, an array item, a whole-file JSON document or protobuf file); a larger one is rejected and the import goes on |
 | ``LS_LLMTRACE_MAX_DEPTH`` | ``100`` | deepest nesting of arrays and objects in a trace record; a deeper one is rejected (memory stays bounded on adversarial input) |
 | ``LS_LLMTRACE_CLAIM_LEASE_S`` | ``600`` | seconds after which an unfinished queue claim of a crashed import may be taken over |
+| ``LS_LLMTRACE_STORED_MAX_DEPTH`` | ``32`` | deepest JSON nesting kept in anything stored (feedback metadata, Label Studio results); deeper items are rejected with the reason |
+| ``LS_LLMTRACE_STORED_MAX_KB`` | ``256`` | largest record (its JSON) the store keeps; larger items are rejected with the reason, kept aside cut short |
+| ``LS_LLMTRACE_REGEX_TIMEOUT_S`` | ``1`` | time limit of one regular-expression match of a migration's split rule (the ``regex`` package's timeout); past it the migration stops with an error naming the rule |
+| ``LS_LLMTRACE_FEEDBACK_MAX_BODY_MB`` | ``10`` | largest request body the Feedback API reads, chunked or not (HTTP 413 above) |
 """
 
 from __future__ import annotations
@@ -63,7 +67,9 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ls_llmtrace.errors import ConfigError
 
@@ -374,3 +380,41 @@ def calibrate_min_labels() -> int:
 
 def learned_min_labels() -> int:
     return max(2, _int("LS_LLMTRACE_LEARNED_MIN_LABELS", 20))
+
+
+def stored_max_depth() -> int:
+    return _int("LS_LLMTRACE_STORED_MAX_DEPTH", 32, minimum=2)
+
+
+def stored_max_bytes() -> int:
+    return _int("LS_LLMTRACE_STORED_MAX_KB", 256, minimum=1) * 1024
+
+
+def feedback_max_body_bytes() -> int:
+    return int(_float("LS_LLMTRACE_FEEDBACK_MAX_BODY_MB", 10.0, minimum=0.0) * 1024 * 1024)
+
+
+def regex_timeout_s() -> float:
+    return _float("LS_LLMTRACE_REGEX_TIMEOUT_S", 1.0, minimum=0.001)
+
+
+_SECRET_QUERY = re.compile(r"key|token|secret|pass|sig|auth|cred", re.IGNORECASE)
+
+
+def public_url(url: str) -> str:
+    """``url`` as it may be shown in logs, errors, metrics and files: a password in it
+    (``https://user:pw@host``) and the values of query parameters that look like secrets
+    (``?api-key=...``) replaced by ``***``."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<an unreadable URL>"
+    netloc = parts.netloc
+    if "@" in netloc:
+        user, _, host = netloc.rpartition("@")
+        netloc = f"{user.split(':', 1)[0]}:***@{host}" if ":" in user else f"***@{host}"
+    query = parts.query
+    if query:
+        query = urlencode([(k, "***" if _SECRET_QUERY.search(k) else v)
+                           for k, v in parse_qsl(query, keep_blank_values=True)], safe="*")
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))

@@ -87,3 +87,41 @@ def test_updates_deletions_and_drift(ls_client: LabelStudioClient, tmp_path: Pat
     exported.close()
     small.close()
     store.close()
+
+
+def test_a_poison_annotation_is_kept_aside_and_later_syncs_work(
+        ls_client: LabelStudioClient, tmp_path: Path) -> None:
+    """Redactions in the task data that are not ranges (a client can store anything
+    there) made the span mapping raise and rolled the page back; now the span is mapped
+    on the text as shown, the rest is written, the cursor moves, and the next sync picks
+    up a new annotation. (Label Studio 1.23.2 itself refuses a result value that is not
+    an object with a 500, so that shape is covered by the unit tests.)"""
+    schema = load_schema(REPO / "label_configs" / "default.v2.yaml")
+    schemas = {(schema.id, schema.version): schema}
+    store = Store(f"sqlite:///{tmp_path / 'store.sqlite'}")
+    result = import_traces(ls_client, store, [Trace(trace_id="good-1", output="Paris.")],
+                           queue="poison", schema=schema)
+    pid = result.project_id
+    [(good_task, _)] = list(ls_client.task_trace_ids(pid))
+    data = dict(ls_client.sdk.tasks.get(id=good_task).data)
+    [poison_task] = ls_client.import_tasks(pid, [{**data, "trace_id": "poison-1",
+                                                  "answer": "abc def",
+                                                  "redactions": {"answer": True}}])
+    ls_client.sdk.annotations.create(id=good_task, result=[_verdict("pass")])
+    ls_client.sdk.annotations.create(id=poison_task, result=[
+        _verdict("fail"),
+        {"id": "r1", "from_name": "answer_spans", "to_name": "answer", "type": "labels",
+         "value": {"start": 0, "end": 3, "text": "abc", "labels": ["wrong_fact"]}}])
+    sync_all(ls_client, store, schemas, [pid])
+    assert store.cursor(pid) is not None
+    records = store.records()
+    assert {r.trace_id: r.label for r in records if r.scope.kind == "trace"} == {
+        "good-1": "pass", "poison-1": "fail"}
+    [span] = [r for r in records if r.scope.kind == "text_range"]
+    assert (span.trace_id, span.labels, span.scope.text) == ("poison-1", ["wrong_fact"], "abc")
+    ls_client.sdk.annotations.create(id=good_task, result=[_verdict("fail")])
+    [later] = sync_all(ls_client, store, schemas, [pid])
+    assert later.records_written == 1
+    assert sorted(r.label for r in store.records() if r.trace_id == "good-1") == [
+        "fail", "pass"]
+    store.close()

@@ -138,7 +138,7 @@ def test_duplicate_label_values_case_insensitive(tmp_path):
     assert "duplicate label 'Pass'" in message
 
 
-@pytest.mark.parametrize("bad", ['<b>fail</b>', 'say "no"', "a&b", "x>y", "", " leading"])
+@pytest.mark.parametrize("bad", ['<b>fail</b>', 'say "no"', "a&b", "x>y", ""])
 def test_label_value_that_would_break_xml_rejected(tmp_path, bad):
     fields = [{"type": "label", "values": ["pass", bad], "failing": ["pass"]}]
     message, path = _schema_error(tmp_path, _variant(fields=fields, rubric={}))

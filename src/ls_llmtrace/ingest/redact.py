@@ -105,8 +105,14 @@ def redact(text: str, patterns: list[tuple[re.Pattern[str], str]]
 
 def original_range(replacements: list[Replacement] | None, start: int, end: int
                    ) -> tuple[int, int]:
-    """The range of the original text that ``start..end`` of the redacted text shows."""
-    ordered = sorted((int(a), int(b), int(c), int(d)) for a, b, c, d in replacements or [])
+    """The range of the original text that ``start..end`` of the redacted text shows.
+    ``replacements`` come back from the task data a client may have changed: entries that
+    are not four whole numbers are skipped."""
+    entries = replacements if isinstance(replacements, list) else []
+    ordered: list[Replacement] = sorted(
+        (e[0], e[1], e[2], e[3]) for e in entries
+        if isinstance(e, list | tuple) and len(e) == 4
+        and all(isinstance(n, int) and not isinstance(n, bool) for n in e))
     return _to_original(start, ordered, False), _to_original(end, ordered, True)
 
 

@@ -37,7 +37,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from ls_llmtrace.errors import ConfigError
-from ls_llmtrace.models import AnnotationRecord, Source, StrictModel, Trace, problems
+from ls_llmtrace.models import AnnotationRecord, FileModel, Source, Trace, problems
 from ls_llmtrace.yamlfiles import parse_yaml, read_text
 
 FILTER_KEYS = ("model", "model_version", "prompt_name", "prompt_version", "product_area",
@@ -45,10 +45,10 @@ FILTER_KEYS = ("model", "model_version", "prompt_name", "prompt_version", "produ
 NEGATIVE_LABELS = frozenset({"thumbs_down", "thumbsdown", "down", "negative", "bad", "fail",
                              "false", "no", "dislike", "-1", "0"})
 # Shown in the project title "llmtrace <queue> | <schema>@v<n>": no "|", no line breaks.
-_NAME = re.compile(r"^[^|\s][^|\n\r]{0,59}$")
+_NAME = re.compile(r"[^|\s][^|\x00-\x1f\x7f]{0,59}")
 
 
-class Triggers(StrictModel):
+class Triggers(FileModel):
     """Signals that put a trace in the queue; any one is enough."""
 
     thumbs_down: bool = Field(False, description="An end user gave negative feedback.")
@@ -66,13 +66,13 @@ class Triggers(StrictModel):
                                 self.cost_usd_over))
 
 
-class Pairwise(StrictModel):
+class Pairwise(FileModel):
     """Pair two traces with the same input that differ in ``compare``."""
 
     compare: Literal["model", "model_version", "prompt_name", "prompt_version"] = "model_version"
 
 
-class QueueRule(StrictModel):
+class QueueRule(FileModel):
     name: str = Field(description="Queue name (1-60 characters, no '|').")
     description: str = ""
     triggers: Triggers = Field(default_factory=Triggers)
@@ -90,8 +90,10 @@ class QueueRule(StrictModel):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not _NAME.match(value):
-            raise ValueError("use 1-60 characters, without '|' or line breaks")
+        value = value.strip()  # compared and shown trimmed
+        if not _NAME.fullmatch(value):
+            raise ValueError("use 1-60 characters, without '|', line breaks or other "
+                             "control characters")
         return value
 
     @field_validator("filters")
@@ -103,7 +105,7 @@ class QueueRule(StrictModel):
         return {k: [str(v) for v in vs] for k, vs in value.items()}
 
 
-class QueueConfig(StrictModel):
+class QueueConfig(FileModel):
     queues: list[QueueRule] = Field(min_length=1)
 
     @model_validator(mode="after")

@@ -85,6 +85,7 @@ class LabelStudioClient:
 
     def __init__(self, url: str, token: str | None) -> None:
         self.url = url.rstrip("/")
+        self.shown_url = settings.public_url(self.url)  # in errors: no password
         if not token:
             raise LabelStudioError(
                 "no Label Studio API token: start the managed one with `ls-llmtrace ls up` "
@@ -103,32 +104,33 @@ class LabelStudioClient:
             body = _one_line(exc.body)
             if code in (401, 403):
                 raise LabelStudioError(
-                    f"Label Studio at {self.url} refused the API token to {what} (HTTP "
+                    f"Label Studio at {self.shown_url} refused the API token to {what} (HTTP "
                     f"{code}): check LS_LLMTRACE_LS_TOKEN") from exc
             if code is not None and 200 <= code < 300:
                 raise LabelStudioError(
-                    f"Label Studio at {self.url} sent an unreadable answer to {what} "
+                    f"Label Studio at {self.shown_url} sent an unreadable answer to {what} "
                     f"(HTTP {code}): {body or 'empty body'}") from exc
             raise LabelStudioError(
-                f"Label Studio at {self.url} refused to {what} (HTTP {code}): {body}") from exc
+                f"Label Studio at {self.shown_url} refused to {what} (HTTP {code}): {body}"
+            ) from exc
         except (ParsingError, json.JSONDecodeError) as exc:
             raise LabelStudioError(
-                f"Label Studio at {self.url} sent an unreadable answer to {what} "
+                f"Label Studio at {self.shown_url} sent an unreadable answer to {what} "
                 f"({exc.__class__.__name__}): check that LS_LLMTRACE_LS_URL points at "
                 "Label Studio 1.23") from exc
         except (httpx.ConnectError, httpx.ConnectTimeout,
                 requests.ConnectionError) as exc:
             raise LabelStudioError(
-                f"no Label Studio at {self.url} to {what} ({exc.__class__.__name__}): "
+                f"no Label Studio at {self.shown_url} to {what} ({exc.__class__.__name__}): "
                 "start it with `ls-llmtrace ls up` or set LS_LLMTRACE_LS_URL") from exc
         except (httpx.TimeoutException, requests.Timeout) as exc:
             raise LabelStudioError(
-                f"Label Studio at {self.url} did not answer in time to {what} "
+                f"Label Studio at {self.shown_url} did not answer in time to {what} "
                 f"({exc.__class__.__name__}): check that it is not overloaded and run the "
                 "command again") from exc
         except (httpx.HTTPError, httpx.StreamError, requests.RequestException) as exc:
             raise LabelStudioError(
-                f"the connection to Label Studio at {self.url} broke while trying to {what} "
+                f"the connection to Label Studio at {self.shown_url} broke while trying to {what} "
                 f"({exc.__class__.__name__}: {_one_line(str(exc), 120)}): check that it is "
                 "still running (`ls-llmtrace ls status`) and run the command again") from exc
 
@@ -341,7 +343,7 @@ class LabelStudioClient:
             # The download has no Content-Length (Label Studio streams the file until it
             # closes the connection): a connection lost midway looks like a short file.
             raise LabelStudioError(
-                f"export {snap.id} of project {project_id} from Label Studio at {self.url} "
+                f"export {snap.id} of project {project_id} from Label Studio at {self.shown_url} "
                 f"is cut short or not JSON ({len(data)} bytes; {exc.msg} at byte {exc.pos}): "
                 "check that Label Studio is still running and sync again, or set "
                 "LS_LLMTRACE_SYNC_FIRST_EXPORT=0 to page instead") from exc

@@ -19,6 +19,7 @@ linked when the trace arrives (:meth:`Store.upsert_traces`).
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import io
 import json
@@ -28,16 +29,28 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import Field, TypeAdapter, ValidationError, model_validator
+from pydantic import Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from ls_llmtrace import settings
 from ls_llmtrace.errors import ConfigError, InputError
-from ls_llmtrace.models import AnnotationRecord, Rejected, Scope, Source, StrictModel, problems
+from ls_llmtrace.models import (
+    AnnotationRecord,
+    FileModel,
+    NotStorable,
+    Rejected,
+    Scope,
+    Source,
+    StrictModel,
+    printable,
+    problems,
+    storable_body,
+    storable_raw,
+)
 from ls_llmtrace.schema.model import AnnotationSchema
 from ls_llmtrace.store import Store
 from ls_llmtrace.store.engine import Connection
 from ls_llmtrace.timeutil import to_utc
+from ls_llmtrace.yamlfiles import parse_yaml_mapping
 
 
 class FeedbackRejected(InputError):
@@ -48,7 +61,7 @@ class FeedbackRejected(InputError):
 # The mapping file
 
 
-class Scale(StrictModel):
+class Scale(FileModel):
     """The range a channel's raw scores use; mapped linearly onto 0.0-1.0."""
 
     min: float = 0.0
@@ -61,23 +74,33 @@ class Scale(StrictModel):
         return self
 
 
-class Outcome(StrictModel):
+class Outcome(FileModel):
     label: str
     score: float = Field(ge=0.0, le=1.0)
 
+    @field_validator("label")
+    @classmethod
+    def _trim(cls, value: str) -> str:
+        return value.strip()
 
-class ThumbsMapping(StrictModel):
+
+class ThumbsMapping(FileModel):
     source: Source = Source.end_user
     up: Outcome = Outcome(label="pass", score=1.0)
     down: Outcome = Outcome(label="fail", score=0.0)
 
 
-class SupportMapping(StrictModel):
+class SupportMapping(FileModel):
     source: Source = Source.support
     categories: dict[str, str] = Field(default_factory=dict,
                                        description="Ticket category -> label.")
     unknown_category: str = Field("reject", description="`reject`, or the label to use.")
     severity_scores: dict[str, float] = Field(default_factory=dict)
+
+    @field_validator("categories")
+    @classmethod
+    def _trim(cls, value: dict[str, str]) -> dict[str, str]:
+        return {k.strip(): v.strip() for k, v in value.items()}
 
     @model_validator(mode="after")
     def _scores_in_range(self) -> SupportMapping:
@@ -87,19 +110,19 @@ class SupportMapping(StrictModel):
         return self
 
 
-class Threshold(StrictModel):
+class Threshold(FileModel):
     scale: Scale | None = None
     pass_threshold: float | None = Field(None, ge=0.0, le=1.0)
     higher_is_better: bool | None = None
 
 
-class QAMapping(StrictModel):
+class QAMapping(FileModel):
     source: Source = Source.qa
     scale: Scale = Scale(min=1, max=5)
     pass_threshold: float = Field(0.6, ge=0.0, le=1.0)
 
 
-class EvaluatorMapping(StrictModel):
+class EvaluatorMapping(FileModel):
     source: Source = Source.evaluator
     scale: Scale = Scale()
     pass_threshold: float = Field(0.5, ge=0.0, le=1.0)
@@ -114,19 +137,19 @@ class EvaluatorMapping(StrictModel):
                 else self.higher_is_better)
 
 
-class SchemaRef(StrictModel):
+class SchemaRef(FileModel):
     id: str
     version: int = Field(ge=1)
 
 
-class Channels(StrictModel):
+class Channels(FileModel):
     thumbs: ThumbsMapping = ThumbsMapping()
     support: SupportMapping = SupportMapping()
     qa: QAMapping = QAMapping()
     evaluator: EvaluatorMapping = EvaluatorMapping()
 
 
-class FeedbackMapping(StrictModel):
+class FeedbackMapping(FileModel):
     """The whole mapping file."""
 
     schema_ref: SchemaRef = Field(alias="schema")
@@ -154,20 +177,24 @@ class FeedbackMapping(StrictModel):
                               "fix the mapping file")
 
 
+def parse_mapping(text: str, origin: str = "<string>") -> FeedbackMapping:
+    """Read and check the text of a mapping file; ``origin`` names it in errors."""
+    raw = parse_yaml_mapping(text, origin, ConfigError, "feedback mapping")
+    try:
+        return FeedbackMapping.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{origin}: {problems(exc, 'item')}") from exc
+
+
 def load_mapping(path: Path | None = None) -> FeedbackMapping:
     """Read and check the mapping file (default: settings.feedback_mapping_path())."""
     path = path or settings.feedback_mapping_path()
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read the feedback mapping {path}: {exc}; set "
                           "LS_LLMTRACE_FEEDBACK_MAPPING to an existing file") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-    try:
-        return FeedbackMapping.model_validate(raw)
-    except ValidationError as exc:
-        raise ConfigError(f"{path}: {problems(exc, 'item')}") from exc
+    return parse_mapping(text, str(path))
 
 
 # ---------------------------------------------------------------------------------------
@@ -294,6 +321,10 @@ def map_feedback(item: Thumb | SupportTicket | QAReview | EvaluatorScore,
         value = getattr(item, dim)
         if value is not None:
             metadata[dim] = value
+        elif dim in metadata and not isinstance(metadata[dim], str | None):
+            # a dimension the statistics group by: text only
+            raise FeedbackRejected(f"metadata.{dim}: must be a string, not "
+                                   f"{type(metadata[dim]).__name__}")
     label: str | None = None
     labels: list[str] = []
     score: float | None = None
@@ -340,7 +371,11 @@ def map_feedback(item: Thumb | SupportTicket | QAReview | EvaluatorScore,
         author = item.evaluator + (f"@{item.evaluator_version}" if item.evaluator_version
                                    else "")
     scope = Scope(kind="span", span_id=item.span_id) if item.span_id else Scope()
-    created = to_utc(item.created_at) or (now or datetime.now(UTC))
+    try:
+        created = to_utc(item.created_at) or (now or datetime.now(UTC))
+    except OverflowError as exc:  # year 1 with a positive offset, year 9999 with a negative
+        raise FeedbackRejected(f"created_at: {item.created_at} is out of range in UTC"
+                               ) from exc
     return AnnotationRecord(
         record_key=natural_key(item),
         trace_id=item.trace_id,
@@ -391,7 +426,7 @@ def ingest(store: Store, items: Iterable[tuple[str, Any]], mapping: FeedbackMapp
     for where, raw in items:
         if isinstance(raw, Rejected):  # the reader could not read it
             result.ids.append(None)
-            result.rejected.append(raw)
+            result.rejected.append(dataclasses.replace(raw, raw=storable_raw(raw.raw)))
             continue
         try:
             item = parse_item(raw)
@@ -399,13 +434,19 @@ def ingest(store: Store, items: Iterable[tuple[str, Any]], mapping: FeedbackMapp
             if allowed is not None and record.label is not None and record.label not in allowed:
                 raise FeedbackRejected(f"label: {record.label!r} is not one of {sorted(allowed)} "
                                        f"in schema {schema.version_id if schema else ''}")
-        except FeedbackRejected as exc:
-            result.ids.append(None)
-            source, _, location = where.rpartition(":")
-            result.rejected.append(Rejected(source, location, "(record)", str(exc), raw))
+            storable_body(record)
+        except (FeedbackRejected, NotStorable) as exc:
+            reason = str(exc)
+        except Exception as exc:  # one item a client got wrong never loses the batch
+            reason = f"cannot be read ({type(exc).__name__}: {exc})"
+        else:
+            result.ids.append(record.record_key)
+            records.append((record, item.created_at is not None))
             continue
-        result.ids.append(record.record_key)
-        records.append((record, item.created_at is not None))
+        result.ids.append(None)
+        source, _, location = where.rpartition(":")
+        result.rejected.append(Rejected(source, location, "(record)", printable(reason),
+                                        storable_raw(raw)))
     with store.transaction() as conn:
         for record, timed in records:
             if not timed:  # re-sent without a time: keep the first time it was seen

@@ -19,6 +19,13 @@ webhook that triggers a sync.
 ``GET /health``
     ``{"status": "UP"}``.
 
+Every answer is JSON, errors too (``{"error": ...}``, also for 404, 405, 413 and 500).
+A body above ``LS_LLMTRACE_FEEDBACK_MAX_BODY_MB`` (chunked or not) gets 413; a body that
+is not JSON, or nests deeper than Python's JSON reader goes, gets 400. Within a batch each
+item stands alone: one that cannot be read, mapped or stored (a wrong type, a date out of
+range, a lone surrogate, metadata nested deeper than ``LS_LLMTRACE_STORED_MAX_DEPTH``) is rejected
+with its reason and the others are written.
+
 Serve it with ``ls-llmtrace feedback serve`` or any WSGI server:
 ``gunicorn 'ls_llmtrace.records.feedbackapi:create_app()'``.
 """
@@ -26,6 +33,7 @@ Serve it with ``ls-llmtrace feedback serve`` or any WSGI server:
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 import threading
 from collections.abc import Callable
@@ -33,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from ls_llmtrace import settings
 from ls_llmtrace.errors import LLMTraceError
@@ -127,6 +136,39 @@ def create_app(store_url: str | None = None, mapping: FeedbackMapping | None = N
         response.status_code = status
         return response
 
+    @app.before_request
+    def _limit_body() -> None:
+        # Werkzeug refuses a longer Content-Length (413) but cuts a chunked body short at
+        # the limit without a word: one byte more tells read_json the body went past it.
+        request.max_content_length = settings.feedback_max_body_bytes() + 1
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> Response:
+        if exc.code == 413:
+            return error(413, "the body is larger than LS_LLMTRACE_FEEDBACK_MAX_BODY_MB "
+                              f"({settings.feedback_max_body_bytes()} bytes): split the batch")
+        return error(exc.code or 500, f"{exc.name}: {exc.description}")
+
+    @app.errorhandler(Exception)
+    def _crash(exc: Exception) -> Response:
+        log.exception("the Feedback API failed on %s %s", request.method, request.path)
+        return error(500, f"internal error ({type(exc).__name__}); the server log has the "
+                          "details")
+
+    def read_json() -> tuple[Any, str | None]:
+        data = request.get_data(cache=False)
+        if len(data) > settings.feedback_max_body_bytes():
+            raise RequestEntityTooLarge()
+        try:
+            return json.loads(data.decode("utf-8")), None
+        except UnicodeDecodeError as exc:
+            return None, f"the body is not UTF-8 ({exc.reason} at byte {exc.start})"
+        except json.JSONDecodeError as exc:
+            return None, f"the body is not JSON ({exc.msg} at line {exc.lineno} column " \
+                         f"{exc.colno})"
+        except RecursionError:
+            return None, "the body nests too deep to read"
+
     @app.get("/health")
     def health() -> Response:
         return jsonify({"status": "UP"})
@@ -140,10 +182,11 @@ def create_app(store_url: str | None = None, mapping: FeedbackMapping | None = N
         given = request.headers.get("Authorization", "")
         if not given.startswith("Bearer ") or not _same(given[7:].strip(), token):
             return error(401, "missing or wrong bearer token (Authorization: Bearer <token>)")
-        body = request.get_json(silent=True)
-        if body is None:
-            return error(400, "the body must be JSON (Content-Type: application/json): one "
-                              "feedback object, an array of them, or {\"items\": [...]}")
+        body, problem = read_json()
+        if problem is not None or body is None:
+            return error(400, f"{problem or 'the body is empty'}: send JSON (Content-Type: "
+                              "application/json): one feedback object, an array of them, "
+                              "or {\"items\": [...]}")
         if isinstance(body, dict) and set(body) == {"items"}:
             body = body["items"]
         items: list[Any] = body if isinstance(body, list) else [body]
@@ -174,7 +217,7 @@ def create_app(store_url: str | None = None, mapping: FeedbackMapping | None = N
                               "send it in the X-LLMTrace-Secret header")
         if not _same(request.headers.get("X-LLMTrace-Secret", ""), secret):
             return error(401, "missing or wrong X-LLMTrace-Secret header")
-        body = request.get_json(silent=True) or {}
+        body = read_json()[0] or {}
         project = body.get("project") if isinstance(body, dict) else None
         project_id = project.get("id") if isinstance(project, dict) else project
         if isinstance(project_id, bool) or not isinstance(project_id, int):

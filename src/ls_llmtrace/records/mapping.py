@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -83,8 +84,9 @@ def span_record_key(project_id: int, annotation_id: int, result: dict[str, Any])
 def _author(annotation: dict[str, Any], users: dict[int, str]) -> str | None:
     who = annotation.get("completed_by")
     if isinstance(who, dict):
-        return who.get("email") or str(who.get("id"))
-    if isinstance(who, int):
+        email = who.get("email")
+        return email if isinstance(email, str) and email else str(who.get("id"))
+    if isinstance(who, int) and not isinstance(who, bool):
         return users.get(who, f"user:{who}")
     return None
 
@@ -154,6 +156,32 @@ def result_origin(entry: Decoded, proposal: Proposal) -> Origin | None:
     if not same_control:
         return "manual" if said in (None, "prediction") else said
     return "manual" if said == "manual" else "prediction-changed"
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    """A task's ``data`` or ``meta`` as a mapping (a client may store anything there)."""
+    return value if isinstance(value, dict) else {}
+
+
+def _trace_id(task: dict[str, Any], key: str = "trace_id") -> str | None:
+    value = _mapping(task.get("data")).get(key) or _mapping(task.get("meta")).get(key)
+    if isinstance(value, bool) or not isinstance(value, str | int) or value == "":
+        return None
+    return str(value)
+
+
+def _lead_time(annotation: dict[str, Any], out: Mapped) -> float | None:
+    """The annotation's lead time in seconds; one that is not a finite number of seconds
+    is kept aside (the record is written without it)."""
+    value = annotation.get("lead_time")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) \
+            or not math.isfinite(value) or abs(value) > 1e12:
+        out.rejects.append(ResultReject("lead_time", f"lead_time {value!r} is not a number of "
+                                        "seconds", value))
+        return None
+    return float(value)
 
 
 def _span_scope(span: Span) -> tuple[Scope, dict[str, Any]]:
@@ -228,9 +256,10 @@ def map_annotation(
     is in an adjudication queue, so the schema owner's is the deciding record."""
     users = users or {}
     out = Mapped()
-    trace_id = (task.get("data") or {}).get("trace_id") or (task.get("meta") or {}).get("trace_id")
-    if not trace_id:
-        out.rejects.append(ResultReject("data.trace_id", "task has no trace_id", task.get("data")))
+    trace_id = _trace_id(task)
+    if trace_id is None:
+        out.rejects.append(ResultReject("data.trace_id", "task has no trace_id (a string)",
+                                        task.get("data")))
         return out
     score_field = schema.score_field
     span_field = schema.span_field
@@ -270,7 +299,8 @@ def map_annotation(
             fields[name] = entry.text
         elif isinstance(entry, TextSpan | ParagraphSpan):
             scope, extra = _span_scope(entry)
-            scope = with_original_range(scope, task.get("data"), extra.get("end_message_index"))
+            scope = with_original_range(scope, _mapping(task.get("data")),
+                                        extra.get("end_message_index"))
             spans.append((entry, list(entry.labels), scope, extra, origin))
     if categories_result is not None and not schema.is_failing(fields.get("label")):
         out.rejects.append(ResultReject(
@@ -289,7 +319,7 @@ def map_annotation(
         "author": author,
         "created_at": created,
         "updated_at": updated,
-        "lead_time_s": annotation.get("lead_time"),
+        "lead_time_s": _lead_time(annotation, out),
         "ls_project_id": project_id,
         "ls_task_id": int(task["id"]),
         "ls_annotation_id": int(annotation["id"]),
@@ -317,8 +347,8 @@ def map_pairwise_annotation(task: dict[str, Any], annotation: dict[str, Any],
     """A pairwise annotation (``ingest/pairwise.py``) -> one record on the left trace,
     label ``left`` or ``right``, both trace ids in its metadata."""
     out = Mapped()
-    data = task.get("data") or {}
-    left, right = data.get("left_trace_id"), data.get("right_trace_id")
+    data = _mapping(task.get("data"))
+    left, right = _trace_id(task, "left_trace_id"), _trace_id(task, "right_trace_id")
     if not left or not right:
         out.rejects.append(ResultReject("data.left_trace_id", "pair task without both trace "
                                         "ids", data))
@@ -350,7 +380,7 @@ def map_pairwise_annotation(task: dict[str, Any], annotation: dict[str, Any],
         author=_author(annotation, users or {}),
         created_at=created,
         updated_at=to_utc(annotation.get("updated_at")) or created,
-        lead_time_s=annotation.get("lead_time"),
+        lead_time_s=_lead_time(annotation, out),
         ls_project_id=project_id,
         ls_task_id=int(task["id"]),
         ls_annotation_id=int(annotation["id"]),

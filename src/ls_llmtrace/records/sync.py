@@ -58,7 +58,14 @@ from ls_llmtrace.labelstudio.client import (
     export_owner,
     export_title,
 )
-from ls_llmtrace.records.mapping import map_annotation, map_pairwise_annotation
+from ls_llmtrace.models import (
+    AnnotationRecord,
+    NotStorable,
+    printable,
+    storable_body,
+    storable_raw,
+)
+from ls_llmtrace.records.mapping import ResultReject, map_annotation, map_pairwise_annotation
 from ls_llmtrace.schema.model import AnnotationSchema, load_schema_dir
 from ls_llmtrace.store import Store
 from ls_llmtrace.store.engine import Connection
@@ -73,6 +80,7 @@ class SyncSummary:
     records_deleted: int = 0
     tasks_deleted: int = 0
     rejected: int = 0
+    annotations_rejected: int = 0
     requests: int = 0
     exports_removed: int = 0  # exports of crashed runs deleted from Label Studio
     notes: list[str] = field(default_factory=list)
@@ -83,7 +91,8 @@ class SyncSummary:
         return (f"project {self.project_id}: {self.tasks_seen} tasks changed, "
                 f"{self.records_written} records written, {self.records_deleted} marked deleted "
                 f"({self.tasks_deleted} tasks deleted), "
-                f"{self.rejected} results kept aside ({self.requests} API calls){removed}")
+                f"{self.rejected} results kept aside (of them {self.annotations_rejected} "
+                f"whole annotations that cannot be mapped) ({self.requests} API calls){removed}")
 
 
 STALE_EXPORT_S = 3600.0  # an export this old is no live sync's (the wait gives up at 1800 s)
@@ -166,6 +175,27 @@ class Stored:
     written: int = 0  # records inserted or changed
     retired: int = 0  # records of results gone from the annotation, marked deleted
     rejected: int = 0  # results kept aside, with the reason
+    annotation_rejected: bool = False  # the whole annotation kept aside (nothing written)
+
+
+def _mapped(task: dict[str, Any], annotation: dict[str, Any], schema: AnnotationSchema,
+            project_id: int, users: dict[int, str] | None, adjudication: bool = False,
+            ) -> tuple[list[tuple[AnnotationRecord, str]], list[ResultReject]]:
+    """Map one annotation and check every record can be stored and read back (pure).
+    A record that cannot becomes a reject like an unusable result."""
+    if is_pairwise_task(task):
+        mapped = map_pairwise_annotation(task, annotation, schema, project_id, users)
+    else:
+        mapped = map_annotation(task, annotation, schema, project_id, users, adjudication)
+    records: list[tuple[AnnotationRecord, str]] = []
+    rejects = list(mapped.rejects)
+    for record in mapped.records:
+        try:
+            records.append((record, storable_body(record)))
+        except NotStorable as exc:
+            rejects.append(ResultReject(f"(record {record.record_key})", str(exc),
+                                        annotation.get("result")))
+    return records, rejects
 
 
 def store_annotation(store: Store, conn: Connection, project_id: int, task: dict[str, Any],
@@ -174,22 +204,36 @@ def store_annotation(store: Store, conn: Connection, project_id: int, task: dict
     """Map one annotation under ``schema`` (a pairwise task's as a preference) and write
     it in the caller's transaction: its records upserted, the records of results it no
     longer has retired, its unusable results kept aside. The sync and the schema
-    migration runner both write annotations through here."""
+    migration runner both write annotations through here.
+
+    Nothing a Label Studio client stored can stop the batch: an annotation that cannot
+    be mapped at all is kept aside whole (field ``(annotation)``, with the reason) and its
+    earlier records stay as they were; everything written is checked first to read back.
+    """
     task_id, annotation_id = int(task["id"]), int(annotation["id"])
-    if is_pairwise_task(task):
-        mapped = map_pairwise_annotation(task, annotation, schema, project_id, users)
-    else:
-        mapped = map_annotation(task, annotation, schema, project_id, users, adjudication)
     out = Stored()
-    for record in mapped.records:
+    try:
+        records, rejects = _mapped(task, annotation, schema, project_id, users,
+                                   adjudication)
+    except Exception as exc:  # a shape the mapper does not know: this annotation only
+        reason = printable(f"the annotation cannot be mapped ({type(exc).__name__}: {exc})")
+        raw = storable_raw(annotation)
+        store.reject_result(conn, _reject_key(project_id, task_id, annotation_id,
+                                              "(annotation)", raw),
+                            project_id, task_id, annotation_id, "(annotation)", reason, raw)
+        out.rejected += 1
+        out.annotation_rejected = True
+        return out
+    for record, _body in records:
         out.written += store.upsert_record(conn, record)
     # a span removed from an edited annotation retires its record
     out.retired = store.retire_records_except(conn, project_id, annotation_id,
-                                              {r.record_key for r in mapped.records})
-    for reject in mapped.rejects:
+                                              {r.record_key for r, _ in records})
+    for reject in rejects:
+        raw = storable_raw(reject.raw)
         store.reject_result(
-            conn, _reject_key(project_id, task_id, annotation_id, reject.field, reject.raw),
-            project_id, task_id, annotation_id, reject.field, reject.reason, reject.raw)
+            conn, _reject_key(project_id, task_id, annotation_id, reject.field, raw),
+            project_id, task_id, annotation_id, reject.field, reject.reason, raw)
         out.rejected += 1
     return out
 
@@ -357,6 +401,7 @@ def _write_page(store: Store, project_id: int, schema: AnnotationSchema,
                 summary.records_written += stored.written
                 summary.records_deleted += stored.retired
                 summary.rejected += stored.rejected
+                summary.annotations_rejected += stored.annotation_rejected
             for gone in store.live_annotation_ids(conn, project_id, task_id) - current:
                 summary.records_deleted += store.mark_annotation_deleted(conn, project_id, gone)
         store.remember_synced_tasks(conn, project_id, [int(t["id"]) for t in tasks])

@@ -140,7 +140,7 @@ def write_label_config(schema: AnnotationSchema, directory: Path) -> Path:
     return path
 
 
-_SCHEMA_IN_HEADER = re.compile(r"\(schema ([a-z0-9_\-]+@v\d+)\)")
+_SCHEMA_IN_HEADER = re.compile(r"\(schema ([a-z0-9_\-]+@v\d+)\)\Z")
 
 
 @dataclass(frozen=True)
@@ -166,6 +166,13 @@ def parse_controls(config: str) -> dict[str, Control]:
 
 
 def schema_version_of(config: str) -> str | None:
-    """The schema version id a generated config was made from, if it is one of ours."""
-    match = _SCHEMA_IN_HEADER.search(config)
+    """The schema version id a generated config was made from, if it is one of ours: the
+    end of its first ``Header`` (which the generator writes last, after the title)."""
+    try:
+        root = ET.fromstring(config)
+    except ET.ParseError:
+        return None
+    header = next(root.iter("Header"), None)
+    match = _SCHEMA_IN_HEADER.search(header.get("value") or "") if header is not None \
+        else None
     return match.group(1) if match else None

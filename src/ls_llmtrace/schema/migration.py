@@ -25,16 +25,17 @@ result codec); running it against a project and the store is ``records/migrate.p
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import regex
 from pydantic import Field, ValidationError, model_validator
 
+from ls_llmtrace import settings
 from ls_llmtrace.errors import MigrationError
-from ls_llmtrace.models import StrictModel, problems
+from ls_llmtrace.models import FileModel, problems
 from ls_llmtrace.schema.diff import Change, Moves, diff_schemas, group_values
 from ls_llmtrace.schema.model import AnnotationSchema
 from ls_llmtrace.yamlfiles import parse_yaml_mapping, read_text
@@ -43,19 +44,19 @@ Group = Literal["verdict", "categories", "spans"]
 REVIEW = None  # a split's `otherwise: null`: the value goes to the review queue
 
 
-class RenameStep(StrictModel):
+class RenameStep(FileModel):
     field: Group
     from_: str = Field(alias="from")
     to: str
 
 
-class MergeStep(StrictModel):
+class MergeStep(FileModel):
     field: Group
     from_: list[str] = Field(alias="from", min_length=1)
     to: str
 
 
-class SplitRule(StrictModel):
+class SplitRule(FileModel):
     """First matching rule wins; every condition given must hold."""
 
     to: str
@@ -72,13 +73,13 @@ class SplitRule(StrictModel):
         for pattern in patterns:
             if pattern is not None:
                 try:
-                    re.compile(pattern)
-                except re.error as exc:
+                    regex.compile(pattern)
+                except regex.error as exc:
                     raise ValueError(f"bad regex {pattern!r}: {exc}") from exc
         return self
 
 
-class SplitStep(StrictModel):
+class SplitStep(FileModel):
     field: Group
     from_: str = Field(alias="from")
     rules: list[SplitRule] = Field(min_length=1)
@@ -87,21 +88,21 @@ class SplitStep(StrictModel):
     )
 
 
-class DropStep(StrictModel):
+class DropStep(FileModel):
     field: Group
     value: str
     into: str | None = Field(None, description="Another label; null removes the value.")
 
 
-class DropFieldStep(StrictModel):
+class DropFieldStep(FileModel):
     type: Literal["score", "explanation", "corrected_output", "spans"]
 
 
-class RescaleStep(StrictModel):
+class RescaleStep(FileModel):
     """Rescale the score between the two schemas' scales (number 0-1, rating 1-N)."""
 
 
-class Step(StrictModel):
+class Step(FileModel):
     rename: RenameStep | None = None
     merge: MergeStep | None = None
     split: SplitStep | None = None
@@ -113,14 +114,15 @@ class Step(StrictModel):
     @classmethod
     def _one(cls, raw: Any) -> Any:
         if isinstance(raw, dict) and len(raw) != 1:
-            raise ValueError(f"a step has exactly one action, got {sorted(raw) or 'none'}")
+            raise ValueError("a step has exactly one action, got "
+                             f"{sorted(str(k) for k in raw) or 'none'}")
         if isinstance(raw, dict) and "rescale_score" in raw and raw["rescale_score"] in (None,
                                                                                         True):
             raw = {"rescale_score": {}}
         return raw
 
 
-class Migration(StrictModel):
+class Migration(FileModel):
     """A migration file: how the values of one schema version map to the next."""
 
     schema_id: str = Field(alias="schema")
@@ -285,14 +287,31 @@ class Moved:
     reviews: list[tuple[str, str]] = field(default_factory=list)
 
 
-def _split(step: SplitStep, evidence: Evidence, span_text: str | None) -> str | None:
+def _matches(pattern: str, text: str, where: str, what: str) -> bool:
+    """``pattern`` searched in ``text`` with the ``regex`` package's time limit: a pattern
+    that backtracks catastrophically (``(a+)+$``) stops the run with an error naming it,
+    instead of hanging it (Python's ``re`` has no time limit)."""
+    limit = settings.regex_timeout_s()
+    try:
+        return regex.search(pattern, text, timeout=limit) is not None
+    except TimeoutError as exc:
+        raise MigrationError(
+            f"{where}: {what} {pattern!r} took longer than {limit:g} s on a "
+            f"{len(text)}-character text (catastrophic backtracking): simplify it, or raise "
+            "LS_LLMTRACE_REGEX_TIMEOUT_S") from exc
+
+
+def _split(step: SplitStep, evidence: Evidence, span_text: str | None,
+           where: str = "migration") -> str | None:
     for rule in step.rules:
         checks = []
         if rule.explanation_matches is not None:
-            checks.append(bool(re.search(rule.explanation_matches, evidence.explanation)))
+            checks.append(_matches(rule.explanation_matches, evidence.explanation, where,
+                                   "explanation_matches"))
         if rule.span_text_matches is not None:
             checks.append(span_text is not None
-                          and bool(re.search(rule.span_text_matches, span_text)))
+                          and _matches(rule.span_text_matches, span_text, where,
+                                       "span_text_matches"))
         if rule.score_below is not None:
             checks.append(evidence.score is not None and evidence.score < rule.score_below)
         if rule.score_at_least is not None:
@@ -316,7 +335,8 @@ def move_values(migration: Migration, group: Group, values: Iterable[str],
             continue
         how, targets = move
         if how == "split":
-            target = _split(splits[(group, item)], evidence, span_text)
+            target = _split(splits[(group, item)], evidence, span_text,
+                            migration.name or "migration")
             if target is REVIEW:
                 out.reviews.append((item, f"no split rule of {group} {item!r} matched: "
                                           "choose one of " + str(list(targets))))

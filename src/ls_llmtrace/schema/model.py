@@ -24,22 +24,39 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, Field, ValidationError, field_validator, model_validator
 
 from ls_llmtrace.errors import SchemaError
-from ls_llmtrace.models import StrictModel, problems
+from ls_llmtrace.models import FileModel, problems
 from ls_llmtrace.yamlfiles import parse_yaml_mapping, read_text
 
 MAX_FIELDS = 5
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.\-]{0,63}$")
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.\-]{0,63}")
+# XML 1.0 allows tab, newline and carriage return, and no other control character
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
+_VERSION_IN_TEXT = re.compile(r"\(\s*schema\b", re.IGNORECASE)
+
+
+def _xml_text(value: str) -> str:
+    """Text that goes into the generated label config: XML can hold it."""
+    bad = _NOT_XML.search(value)
+    if bad:
+        raise ValueError(f"control character or invalid code point {bad.group()!r} at "
+                         f"position {bad.start()}: remove it (the label config is XML)")
+    return value
+
+
+XmlText = Annotated[str, AfterValidator(_xml_text)]
 
 
 def _check_names(values: list[str], what: str) -> list[str]:
     """Names become XML attribute values and Label Studio ``whenChoiceValue`` lists
-    (comma separated), so only a safe alphabet is allowed; duplicates ignore case."""
+    (comma separated), so only a safe alphabet is allowed. Surrounding whitespace is
+    trimmed first; duplicates ignore case."""
+    values = [v.strip() for v in values]
     seen: set[str] = set()
     for value in values:
-        if not _SAFE_NAME.match(value):
+        if not _SAFE_NAME.fullmatch(value):
             raise ValueError(
                 f"{what} {value!r} must be 1-64 letters, digits, spaces, '_', '.' or '-' "
                 "(starting with a letter or digit)"
@@ -50,7 +67,7 @@ def _check_names(values: list[str], what: str) -> list[str]:
     return values
 
 
-class LabelField(StrictModel):
+class LabelField(FileModel):
     """The verdict: one of ``values`` (binary pass/fail to start)."""
 
     type: Literal["label"]
@@ -74,6 +91,11 @@ class LabelField(StrictModel):
     def _check_categories(cls, values: list[str]) -> list[str]:
         return _check_names(values, "category")
 
+    @field_validator("failing")
+    @classmethod
+    def _trim_failing(cls, values: list[str]) -> list[str]:
+        return [v.strip() for v in values]
+
     @model_validator(mode="after")
     def _check_failing(self) -> LabelField:
         unknown = [v for v in self.failing if v not in self.values]
@@ -84,7 +106,7 @@ class LabelField(StrictModel):
         return self
 
 
-class ScoreField(StrictModel):
+class ScoreField(FileModel):
     """A score from 0.0 to 1.0, asked as a number or as a star rating."""
 
     type: Literal["score"]
@@ -103,13 +125,13 @@ class ScoreField(StrictModel):
         return f"rating 1-{self.max_rating}" if self.is_rating else "number 0.0-1.0"
 
 
-class ExplanationField(StrictModel):
+class ExplanationField(FileModel):
     """Free text: why the reviewer decided so."""
 
     type: Literal["explanation"]
 
 
-class CorrectedOutputField(StrictModel):
+class CorrectedOutputField(FileModel):
     """Free text: what the answer should have been."""
 
     type: Literal["corrected_output"]
@@ -122,7 +144,7 @@ def _every_target() -> list[SpanTarget]:
     return ["answer", "messages"]
 
 
-class SpanField(StrictModel):
+class SpanField(FileModel):
     """Labels on a text range: of the final answer and/or inside conversation messages."""
 
     type: Literal["spans"]
@@ -151,12 +173,12 @@ SchemaField = Annotated[
 ]
 
 
-class RubricEntry(StrictModel):
+class RubricEntry(FileModel):
     """What a label means, with examples; shown to reviewers and given to the judge."""
 
-    definition: str = Field(min_length=1)
-    positive_examples: list[str] = Field(default_factory=list)
-    negative_examples: list[str] = Field(default_factory=list)
+    definition: XmlText = Field(min_length=1)
+    positive_examples: list[XmlText] = Field(default_factory=list)
+    negative_examples: list[XmlText] = Field(default_factory=list)
 
     @field_validator("definition")
     @classmethod
@@ -166,14 +188,15 @@ class RubricEntry(StrictModel):
         return value
 
 
-class AnnotationSchema(StrictModel):
+class AnnotationSchema(FileModel):
     """One version of an annotation schema."""
 
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_\-]{0,39}$")
     version: int = Field(ge=1)
-    title: str = ""
-    owner: str = Field(min_length=1, description="The domain expert who settles disagreements.")
-    description: str = ""
+    title: XmlText = ""
+    owner: XmlText = Field(min_length=1,
+                           description="The domain expert who settles disagreements.")
+    description: XmlText = ""
     fields: list[SchemaField] = Field(min_length=1, max_length=MAX_FIELDS)
     rubric: dict[str, RubricEntry] = Field(default_factory=dict)
 
@@ -239,10 +262,20 @@ class AnnotationSchema(StrictModel):
             )
         return self
 
+    @field_validator("title")
+    @classmethod
+    def _no_version_in_title(cls, title: str) -> str:
+        # the config's header ends in "(schema <id>@v<n>)": a title must not forge one
+        if _VERSION_IN_TEXT.search(title):
+            raise ValueError("must not contain '(schema': the label config adds the schema "
+                             "version itself")
+        return title
+
     @field_validator("rubric", mode="before")
     @classmethod
     def _no_empty_entries(cls, rubric: object) -> object:
         if isinstance(rubric, dict):
+            rubric = {k.strip() if isinstance(k, str) else k: v for k, v in rubric.items()}
             for name, entry in rubric.items():
                 if entry is None or entry == {} or entry == "":
                     raise ValueError(

@@ -303,7 +303,8 @@ class Store(JournalStore, QueueStore, FeedbackQueries, EvalStore, JudgeEvalStore
         ).fetchone()
         if old is not None and old["body"] == body:
             return False
-        dims = [record.metadata.get(d) for d in _DIMENSIONS]
+        dims = [v if isinstance(v := record.metadata.get(d), str) else None
+                for d in _DIMENSIONS]
         conn.execute(
             "INSERT INTO records (record_key, trace_id, schema_id, schema_version, source, "
             "label, score, author, ls_project_id, ls_task_id, ls_annotation_id, deleted, "
@@ -390,7 +391,7 @@ class Store(JournalStore, QueueStore, FeedbackQueries, EvalStore, JudgeEvalStore
             "INSERT INTO rejected_results VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (reject_key) DO UPDATE SET reason=excluded.reason, raw=excluded.raw",
             (key, project_id, task_id, annotation_id, field, reason,
-             json.dumps(raw, sort_keys=True), _now()),
+             json.dumps(raw, sort_keys=True, default=str), _now()),
         )
 
     @staticmethod

@@ -289,7 +289,7 @@ class LLMConfig:
                    settings.llm_json_mode())
 
     def __repr__(self) -> str:  # never show the key, even in a debugger or a log
-        return f"LLMConfig(base_url={self.base_url!r}, model={self.model!r})"
+        return f"LLMConfig(base_url={settings.public_url(self.base_url)!r}, model={self.model!r})"
 
 
 def retry_after_seconds(value: str | None) -> float | None:
@@ -453,7 +453,8 @@ class ChatClient:
                             or time.monotonic() - now >= left:
                         problem = f"no complete answer within {left:.1f} s"
                     else:
-                        problem = (f"the connection to {config.base_url} failed "
+                        shown = settings.public_url(config.base_url)
+                        problem = (f"the connection to {shown} failed "
                                    f"({exc.__class__.__name__})")
             if watchdog.fired:
                 self._drop_session()
