@@ -76,7 +76,7 @@ def test_no_secret_in_logs_errors_metrics_or_home(tmp_path: Path,
     for path in home.rglob("*") if home.exists() else []:
         if path.is_file():
             seen.append(path.read_bytes().decode("utf-8", "replace"))
-    assert "cannot connect to" in " ".join(seen)  # the failure was told, without the secret
+    assert "the connection to http://judge:***@" in " ".join(seen)  # told, without the secret
     for text in seen:
         for secret in SECRETS:
             assert secret not in text, (secret, text[:500])
