@@ -8,8 +8,6 @@ import sys
 import time
 from pathlib import Path
 
-import requests
-
 from ls_llmtrace import settings
 from ls_llmtrace.errors import LLMTraceError
 from ls_llmtrace.labelstudio.server import port_is_free, read_live_pid, stop_process_group
@@ -34,6 +32,8 @@ class ManagedBackend:
 
     def answers(self) -> bool:
         auth = self.auth or settings.backend_basic_auth()
+        import requests  # only when a backend is asked: most commands never are
+
         try:
             return requests.get(f"{self.url}/health", auth=auth, timeout=2).status_code == 200
         except requests.RequestException:

@@ -20,12 +20,6 @@ from contextlib import contextmanager, suppress
 from datetime import datetime
 from typing import Any
 
-import httpx
-import requests
-from label_studio_sdk import LabelStudio
-from label_studio_sdk.core.api_error import ApiError
-from label_studio_sdk.core.parse_error import ParsingError
-
 from ls_llmtrace import settings
 from ls_llmtrace.errors import LabelStudioError
 from ls_llmtrace.schema.labelconfig import build_instructions, build_label_config
@@ -70,11 +64,20 @@ class LabelStudioClient:
                 "or set LS_LLMTRACE_LS_TOKEN"
             )
         self.token = token
+        # Imported here, not at the top: label_studio_sdk brings pandas (~0.8 s), which
+        # commands that never talk to Label Studio should not pay for.
+        from label_studio_sdk import LabelStudio
+
         self.sdk = LabelStudio(base_url=self.url, api_key=token, timeout=600)
 
     @contextmanager
     def _guard(self, what: str) -> Iterator[None]:
         """Turn any failure of a request into one LabelStudioError saying what to do."""
+        import httpx  # loaded with the SDK already: these imports cost nothing here
+        import requests
+        from label_studio_sdk.core.api_error import ApiError
+        from label_studio_sdk.core.parse_error import ParsingError
+
         try:
             yield
         except ApiError as exc:
@@ -233,6 +236,8 @@ class LabelStudioClient:
         with self._guard("list tasks"):
             response = http.request("api/tasks/", method="GET", params=params)
             if not 200 <= response.status_code < 300:
+                from label_studio_sdk.core.api_error import ApiError
+
                 raise ApiError(status_code=response.status_code, body=response.text)
             body = response.json()
         tasks = body.get("tasks", []) if isinstance(body, dict) else body
