@@ -114,6 +114,18 @@ class LabelStudioClient:
                 f"({exc.__class__.__name__}: {_one_line(str(exc), 120)}): check that it is "
                 "still running (`ls-llmtrace ls status`) and run the command again") from exc
 
+    def _get_json(self, what: str, path: str, params: dict[str, Any]) -> Any:
+        """GET ``path`` as plain JSON through the SDK's own HTTP client (same auth, PAT
+        refresh included), with no SDK models built."""
+        http = self.sdk._client_wrapper.httpx_client
+        with self._guard(what):
+            response = http.request(path, method="GET", params=params)
+            if not 200 <= response.status_code < 300:
+                from label_studio_sdk.core.api_error import ApiError
+
+                raise ApiError(status_code=response.status_code, body=response.text)
+            return response.json()
+
     def _call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         with self._guard(what):
             return fn(*args, **kwargs)
@@ -232,14 +244,7 @@ class LabelStudioClient:
         # back to dicts cost more than the sync's own work (measured in bench/bench_sync.py).
         params = {"project": project_id, "query": json.dumps(query), "fields": "all",
                   "include": SYNC_TASK_FIELDS, "page": 1, "page_size": limit}
-        http = self.sdk._client_wrapper.httpx_client
-        with self._guard("list tasks"):
-            response = http.request("api/tasks/", method="GET", params=params)
-            if not 200 <= response.status_code < 300:
-                from label_studio_sdk.core.api_error import ApiError
-
-                raise ApiError(status_code=response.status_code, body=response.text)
-            body = response.json()
+        body = self._get_json("list tasks", "api/tasks/", params)
         tasks = body.get("tasks", []) if isinstance(body, dict) else body
         return list(tasks)[:limit]
 
@@ -298,9 +303,18 @@ class LabelStudioClient:
         return began, tasks, calls + 2
 
     def task_count(self, project_id: int) -> int:
-        """How many tasks the project has now (one request)."""
-        project = self._call("read the project", self.sdk.projects.get, id=project_id)
-        return int(project.task_number or 0)
+        """How many tasks the project has now (one request, constant cost: the project
+        list with only ``task_number``; ``projects.get`` computes every counter of the
+        project and grows with it, 216-269 ms at 50,000 tasks against 17-19 ms)."""
+        body = self._get_json("count the project's tasks", "api/projects/",
+                              {"ids": project_id, "include": "id,task_number"})
+        rows = body.get("results", []) if isinstance(body, dict) else body
+        for row in rows or []:
+            if isinstance(row, dict) and row.get("id") == project_id:
+                return int(row.get("task_number") or 0)
+        raise LabelStudioError(
+            f"Label Studio at {self.url} has no project {project_id} (deleted?): check "
+            "`ls-llmtrace queues`, or import into the queue again to create it")
 
     def task_ids(self, project_id: int) -> Iterator[int]:
         """Every task id of the project (ids only: cheap even for large projects)."""

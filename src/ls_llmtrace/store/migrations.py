@@ -221,6 +221,11 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         CREATE INDEX judge_evaluations_judge ON judge_evaluations (judge_name, set_id);
     """),
+    # When a claim's task was sent to Label Studio: a claim of a crashed import that was
+    # never sent can be taken over at once; one sent may still be in Label Studio's hands.
+    ("0940_claim_sent_at", """
+        ALTER TABLE queue_items ADD COLUMN sent_at TEXT
+    """),
 ]
 
 # Names recorded by stores created before the migrations were named by what they do:
