@@ -46,7 +46,7 @@ def make_records(n: int) -> list[AnnotationRecord]:
     base = datetime(2025, 6, 1, tzinfo=UTC)
     return [AnnotationRecord(
         record_key=f"feedback:app:{i:08d}", trace_id=f"trace-{i // 100:06d}",
-        schema_id="default", schema_version=1, source=Source.user_feedback,
+        schema_id="default", schema_version=1, source=Source.end_user,
         label="fail" if i % 3 == 0 else "pass", score=(i % 101) / 100,
         author=f"user-{i % 977}", explanation=f"thumbs {'down' if i % 3 == 0 else 'up'} #{i}",
         created_at=base + timedelta(seconds=i), updated_at=base + timedelta(seconds=i),

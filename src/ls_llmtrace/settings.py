@@ -49,7 +49,8 @@ that names the variable and the value expected.
 | ``LS_LLMTRACE_MAX_CHARS`` | ``20000`` | longest text a reviewer sees per field; longer ones are cut with a visible marker |
 | ``LS_LLMTRACE_REDACT`` | unset | comma-separated redactions applied before anything goes to Label Studio: ``email,phone,api_key`` (or ``all``) |
 | ``LS_LLMTRACE_REDACT_PATTERNS`` | unset | JSON list of extra regular expressions to replace with ``[redacted]`` |
-| ``LS_LLMTRACE_CLAIM_LEASE_S`` | ``600`` | seconds after which an unfinished queue claim of a crashed import may be taken over |
+| ``LS_LLMTRACE_CLAIM_LEASE_S`` | ``600`` | seconds after which an unfinished queue claim may be taken over when its import cannot be checked (another host) |
+| ``LS_LLMTRACE_CLAIM_SENT_GRACE_S`` | ``30`` | how long an import waits for Label Studio to finish a crashed import's last request before taking its claims over |
 """
 
 from __future__ import annotations
@@ -249,6 +250,10 @@ def redaction_patterns() -> tuple[str, ...]:
 
 def claim_lease_s() -> float:
     return _float("LS_LLMTRACE_CLAIM_LEASE_S", 600.0, minimum=0.0)
+
+
+def claim_sent_grace_s() -> float:
+    return _float("LS_LLMTRACE_CLAIM_SENT_GRACE_S", 30.0, minimum=0.0)
 
 
 # ML backend and judges ---------------------------------------------------------------------
