@@ -5,7 +5,7 @@ LS_VENV := .venvs/labelstudio
 LS_VERSION := 1.23.2
 export LS_LLMTRACE_HOME ?= $(CURDIR)/.ls-llmtrace
 
-.PHONY: setup system-packages demo down test test-unit test-browser bench stress lint clean
+.PHONY: setup system-packages demo down test test-unit test-browser bench bench-scale stress lint clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -61,9 +61,13 @@ test-browser: setup
 	$(VENV)/bin/python -m pytest -m browser tests/integration
 
 # Speed, as ratios against a baseline measured in the same run (never in timed tests).
-bench: $(VENV)/.installed
-	$(VENV)/bin/python bench/bench_gate.py
-	HF_HUB_OFFLINE=1 $(VENV)/bin/python bench/bench_clusters.py
+# Every benchmark, one table of ratios: bench/results/latest.md (+ .json) and the README.
+bench: $(VENV)/.installed $(LS_VENV)/.installed
+	$(VENV)/bin/python bench/run_all.py
+
+# The Label Studio figures at 1k, 10k and 50k tasks (about an hour).
+bench-scale: $(VENV)/.installed $(LS_VENV)/.installed
+	$(VENV)/bin/python bench/run_all.py --scale
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check src tests backend bench examples

@@ -20,9 +20,11 @@ from typing import cast
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 from tests.support.planted_modes import planted  # noqa: E402
 
+from benchlib import figure  # noqa: E402
 from ls_llmtrace.evals.clusters import (  # noqa: E402
     Failure,
     Method,
@@ -88,6 +90,9 @@ def main() -> None:
               f"whole clustering {total:.2f} s, k {report.k}, purity {purity:.3f}, "
               f"recall {recall:.3f}")
     print(f"  wordllama / tfidf time: {seconds['wordllama'] / seconds['tfidf']:.2f}x")
+    figure(f"clusters of {len(big):,} failures: wordllama / TF-IDF (time)",
+           seconds["wordllama"] / seconds["tfidf"], best=seconds["wordllama"] / seconds["tfidf"],
+           detail=f"wordllama {seconds['wordllama']:.2f} s, tfidf {seconds['tfidf']:.2f} s")
 
 
 if __name__ == "__main__":

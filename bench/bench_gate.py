@@ -35,10 +35,12 @@ import requests
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 from tests.support.fake_llm_server import FakeLLM  # noqa: E402
 from tests.support.golden_sets import build_set, write_set  # noqa: E402
 
+from benchlib import figure  # noqa: E402
 from ls_llmtrace.evals.candidates import GenerationConfig  # noqa: E402
 from ls_llmtrace.evals.gate import GateConfig, run_gate  # noqa: E402
 from ls_llmtrace.store import Store  # noqa: E402
@@ -98,6 +100,8 @@ def main() -> None:
           f"{run.totals['pass']}/{n} pass)")
     print(f"  throughput / ideal ({ideal:.0f}/s):   {rate / ideal:.2f}  (target >= 0.8)")
     print(f"  throughput / bare pool ({bare:.1f}/s): {rate / bare:.2f}")
+    figure(f"regression gate generation at concurrency {c} / ideal (speed)", rate / ideal,
+           ">= 0.8", best=rate / ideal, detail=f"{n} cases, bare pool {rate / bare:.2f}")
     print(f"  re-run from the cache: {cached_s:.2f} s, {recalls} calls, "
           f"{len(again.comparison.newly_failing) if again.comparison else 'n/a'} newly failing")
 

@@ -31,9 +31,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from ls_llmtrace.ingest.convert import ReviewOptions, trace_to_task
-from ls_llmtrace.ingest.importers import read_any
-from ls_llmtrace.schema.model import load_schema
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from benchlib import figure  # noqa: E402
+from ls_llmtrace.ingest.convert import ReviewOptions, trace_to_task  # noqa: E402
+from ls_llmtrace.ingest.importers import read_any  # noqa: E402
+from ls_llmtrace.schema.model import load_schema  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 WORDS = ["the", "order", "refund", "policy", "customer", "account", "invoice", "shipping",
@@ -258,8 +261,14 @@ def main() -> None:
             print(f"  conversion (import+task)  : {n_conv / t_conv:>10,.0f} traces/s "
                   f"({t_conv:.2f} s)")
             print(f"  ratio conversion/baseline : {t_conv / t_base:.1f}x the time")
+            figure(f"conversion of {args.count:,} {fmt} traces / json.loads+dumps (time)",
+                   t_conv / t_base, best=t_conv / t_base,
+                   detail=f"{n_conv / t_conv:,.0f} traces/s")
             print(f"  peak traced memory        : {small:,.0f} KiB at {args.count // 10:,} "
                   f"traces, {full:,.0f} KiB at {args.count:,}", flush=True)
+            figure(f"conversion memory, {fmt}: peak at {args.count:,} / at "
+                   f"{args.count // 10:,} traces", full / small, "flat (~1)", best=full / small,
+                   detail=f"{small:,.0f} KiB / {full:,.0f} KiB")
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"\nmax RSS of the whole run (incl. writing the inputs): {rss:.0f} MiB")
 

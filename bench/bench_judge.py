@@ -31,10 +31,12 @@ import requests
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 from tests.support.fake_llm_server import FakeLLM  # noqa: E402
 from tests.unit.judge_configs import FULL_CONFIG, ITEST_SCHEMA  # noqa: E402
 
+from benchlib import figure  # noqa: E402
 from ls_llmtrace.judging.managed import ManagedBackend  # noqa: E402
 from ls_llmtrace.labelstudio.server import free_port  # noqa: E402
 
@@ -118,6 +120,9 @@ def main() -> None:
             ideal = c / options.latency
             print(f"{c:>3} {n:>6} {predicted:>9} {rate:>8.1f} {ideal:>7.1f} {rate / ideal:>6.2f} "
                   f"{base:>8.1f} {rate / base:>7.2f}", flush=True)
+            figure(f"judge through the backend at concurrency {c} / ideal (speed)",
+                   rate / ideal, ">= 0.8" if c == 8 else "", best=rate / ideal,
+                   detail=f"{n} tasks, {rate:.1f} tasks/s, bare pool {base:.1f}/s")
 
 
 if __name__ == "__main__":

@@ -9,12 +9,18 @@ give the same interval. Run from the repository root:
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 from sklearn.metrics import cohen_kappa_score
 
 from ls_llmtrace.evals.judgegate import bootstrap_kappas
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from benchlib import figure  # noqa: E402
 
 
 def main() -> None:
@@ -44,6 +50,9 @@ def main() -> None:
     print(f"n {options.n}, {options.resamples} resamples: vectorized {vectorized:.3f} s, "
           f"cohen_kappa_score per resample {per_call:.3f} s, ratio {per_call / vectorized:.1f}x; "
           f"same kappas: {same}")
+    figure("judge gate bootstrap: per-resample scikit-learn / vectorized (time)",
+           per_call / vectorized, best=per_call / vectorized,
+           detail=f"n {options.n}, {options.resamples} resamples, same kappas {same}")
     interval = np.percentile(fast, [2.5, 97.5])
     print(f"kappa {cohen_kappa_score(human, judge):.3f}, 95% interval "
           f"[{interval[0]:.3f}, {interval[1]:.3f}]")

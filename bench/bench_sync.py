@@ -35,6 +35,9 @@ from ls_llmtrace.schema.model import AnnotationSchema, load_schema
 from ls_llmtrace.store import Store
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "bench"))
+
+from benchlib import figure  # noqa: E402
 
 
 def annotations(i: int) -> list[dict[str, Any]]:
@@ -159,6 +162,9 @@ def main() -> int:
         print(f"\nfull sync of {args.tasks} annotated tasks (page size {page_size}): "
               f"{best_sync:.2f} s; snapshot export {best_export:.2f} s; "
               f"ratio {best_sync / best_export:.2f}x (target <= 1.5x)")
+        figure(f"full first sync of {args.tasks:,} tasks / LS snapshot export (time)",
+               best_sync / best_export, "<= 1.5", best=best_sync / best_export,
+               detail=f"sync {best_sync:.2f} s, export {best_export:.2f} s")
         print(f"the same by paging the task list (LS_LLMTRACE_SYNC_FIRST_EXPORT=0, the path "
               f"a large incremental change takes): {best_paged:.2f} s, "
               f"ratio {best_paged / best_export:.2f}x")
@@ -166,12 +172,40 @@ def main() -> int:
         small_store = Store(f"sqlite:///{work / 'small.sqlite'}")
         small_store.remember_project(small, "bench", schema.id, schema.version, "bench")
         sync_project(client, small_store, small, schema, page_size=page_size)
+        idle: dict[str, tuple[float, int]] = {}
+        incremental: dict[str, float] = {}
         for label, pid, st, n in (("large", big, store, args.tasks),
                                   ("small", small, small_store, args.small)):
-            idle_s, calls, written = idle_sync(client, schema, pid, st)
+            runs = [idle_sync(client, schema, pid, st) for _ in range(args.rounds)]
+            idle_s, calls, written = min(runs)
+            idle[label] = (idle_s, calls)
             print(f"sync with no changes, {n:>6} tasks ({label}): {idle_s * 1000:.0f} ms, "
                   f"{calls} API calls, {written} records written (target < 1 s, "
                   "same calls for both sizes)")
+            best_inc = float("inf")
+            for round_ in range(args.rounds):  # one new annotation, then the sync
+                task = next(iter(client.sdk.tasks.list(project=pid, page_size=1,
+                                                       page=round_ + 1)))
+                client.sdk.annotations.create(id=task.id, result=annotations(round_)[0][
+                    "result"], lead_time=1.0)
+                inc_s, _, inc_written = idle_sync(client, schema, pid, st)
+                assert inc_written >= 1, inc_written
+                best_inc = min(best_inc, inc_s)
+            incremental[label] = best_inc
+            print(f"sync after one new annotation, {n:>6} tasks ({label}): "
+                  f"{best_inc * 1000:.0f} ms")
+        for label, n in (("small", args.small), ("large", args.tasks)):
+            figure(f"idle sync at {n:,} tasks (seconds)", idle[label][0], "< 1, flat",
+                   unit=" s", best=idle[label][0], detail=f"{idle[label][1]} API calls")
+            figure(f"incremental sync (one new annotation) at {n:,} tasks (seconds)",
+                   incremental[label], "flat", unit=" s", best=incremental[label])
+        figure(f"idle sync {args.tasks:,} / {args.small:,} tasks (time)",
+               idle["large"][0] / idle["small"][0], "flat (~1)",
+               best=idle["large"][0] / idle["small"][0],
+               detail=f"API calls {idle['large'][1]} / {idle['small'][1]}")
+        figure(f"incremental sync {args.tasks:,} / {args.small:,} tasks (time)",
+               incremental["large"] / incremental["small"], "flat (~1)",
+               best=incremental["large"] / incremental["small"])
         store.close()
         small_store.close()
     finally:

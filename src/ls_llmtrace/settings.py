@@ -55,7 +55,8 @@ that names the variable and the value expected.
 | ``LS_LLMTRACE_REDACT_PATTERNS`` | unset | JSON list of extra regular expressions to replace with ``[redacted]`` |
 | ``LS_LLMTRACE_MAX_RECORD_BYTES`` | ``67108864`` (64 MiB) | largest trace record an importer reads (a line, an array item, a whole-file JSON document or protobuf file); a larger one is rejected and the import goes on |
 | ``LS_LLMTRACE_MAX_DEPTH`` | ``100`` | deepest nesting of arrays and objects in a trace record; a deeper one is rejected (memory stays bounded on adversarial input) |
-| ``LS_LLMTRACE_CLAIM_LEASE_S`` | ``600`` | seconds after which an unfinished queue claim of a crashed import may be taken over |
+| ``LS_LLMTRACE_CLAIM_LEASE_S`` | ``600`` | seconds after which an unfinished queue claim may be taken over when its import cannot be checked (another host) |
+| ``LS_LLMTRACE_CLAIM_SENT_GRACE_S`` | ``30`` | how long an import waits for Label Studio to finish a crashed import's last request before taking its claims over |
 | ``LS_LLMTRACE_STORED_MAX_DEPTH`` | ``32`` | deepest JSON nesting kept in anything stored (feedback metadata, Label Studio results); deeper items are rejected with the reason |
 | ``LS_LLMTRACE_STORED_MAX_KB`` | ``256`` | largest record (its JSON) the store keeps; larger items are rejected with the reason, kept aside cut short |
 | ``LS_LLMTRACE_REGEX_TIMEOUT_S`` | ``1`` | time limit of one regular-expression match of a migration's split rule (the ``regex`` package's timeout); past it the migration stops with an error naming the rule |
@@ -269,6 +270,10 @@ def max_depth() -> int:
 
 def claim_lease_s() -> float:
     return _float("LS_LLMTRACE_CLAIM_LEASE_S", 600.0, minimum=0.0)
+
+
+def claim_sent_grace_s() -> float:
+    return _float("LS_LLMTRACE_CLAIM_SENT_GRACE_S", 30.0, minimum=0.0)
 
 
 # ML backend and judges ---------------------------------------------------------------------

@@ -196,19 +196,23 @@ def test_a_crashed_claim_is_taken_over_once(ls_env: Path, ls_client: LabelStudio
         store.conn.execute("DELETE FROM ls_tasks WHERE trace_id='crash4-0'")
         store.conn.execute("UPDATE queue_items SET task_id=NULL, claimed_by='dead:1', "
                            "claimed_at=? WHERE item_key='crash4-0'", (long_ago,))
-        store.conn.execute("INSERT INTO queue_items VALUES (?, 'crash4-9', 'crash4', 'x', "
-                           "'dead:2', ?, NULL)", (project_id, long_ago))
+        store.conn.execute("INSERT INTO queue_items (project_id, item_key, queue, reason, "
+                           "claimed_by, claimed_at) VALUES (?, 'crash4-9', 'crash4', 'x', "
+                           "'dead:2', ?)", (project_id, long_ago))
     more = _write_jsonl(ls_env / "c2.jsonl", [*rows, {"trace_id": "crash4-9", "output": "9"}])
     fresh = runner.invoke(main, ["import", str(more), "--rules", str(rules)])
     assert "imported 1, skipped as duplicates 4" in fresh.stdout, fresh.output
     assert sorted(_tasks(ls_client, title)) == [f"crash4-{i}" for i in (0, 1, 2, 3, 9)]
-    # a claim that is not stale yet belongs to a live import: left alone
+    # a claim of an import that cannot be checked from here and is not stale yet: left
+    # to that import, and said so (not counted as a duplicate)
     with Store() as store:
-        store.conn.execute("INSERT INTO queue_items VALUES (?, 'crash4-10', 'crash4', 'x', "
-                           "'alive:1', ?, NULL)", (project_id, datetime.now(UTC).isoformat()))
+        store.conn.execute("INSERT INTO queue_items (project_id, item_key, queue, reason, "
+                           "claimed_by, claimed_at) VALUES (?, 'crash4-10', 'crash4', 'x', "
+                           "'alive:1', ?)", (project_id, datetime.now(UTC).isoformat()))
     live = _write_jsonl(ls_env / "c3.jsonl", [{"trace_id": "crash4-10", "output": "10"}])
     result = runner.invoke(main, ["import", str(live), "--rules", str(rules)])
-    assert "imported 0, skipped as duplicates 1" in result.stdout, result.output
+    assert "imported 0, skipped as duplicates 0" in result.stdout, result.output
+    assert "left to another import still running 1" in result.stdout, result.output
     assert "crash4-10" not in _tasks(ls_client, title)
 
 

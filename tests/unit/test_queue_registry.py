@@ -92,18 +92,30 @@ def test_backfill_from_the_projects_of_an_existing_store(store_url: str) -> None
                    "pairs": (7, 1, "pairwise")}
 
 
-def test_a_claim_is_held_by_one_owner_until_it_goes_stale(store: Store) -> None:
+def test_a_claim_is_held_by_one_owner_until_taken_over(store: Store) -> None:
     now = datetime.now(UTC)
-    fresh = (now - timedelta(seconds=600)).isoformat()
     items = [("t1", "why"), ("t2", "why")]
-    assert store.claim(1, "q", items, "a", fresh) == {"t1", "t2"}
-    assert store.claim(1, "q", items, "b", fresh) == set()
+    assert store.claim(1, "q", items, "a") == {"t1", "t2"}
+    assert store.claim(1, "q", items, "b") == set()
     store.close_claims(1, [(10, "t1")])
-    later = (now + timedelta(seconds=1)).isoformat()  # a's claim of t2 is now stale
-    assert store.stale_claims(1, ["t1", "t2"], later) == ["t2"]
-    assert store.claim(1, "q", items, "b", later) == {"t2"}
+    assert [c["item_key"] for c in store.open_claims(1, ["t1", "t2"], "b")] == ["t2"]
+    assert store.open_claims(1, ["t1", "t2"], "a") == []  # a's own claims are not "open"
+    assert store.claim(1, "q", items, "b", take_over=["t2"]) == {"t2"}
     store.release_claims(1, ["t2"], "b")
     assert [(i["item_key"], i["task_id"]) for i in store.queue_items("q")] == [("t1", 10)]
+    # taking over a sent claim clears its sent mark; a finished claim is never taken
+    assert store.claim(1, "q", [("t3", "why")], "c") == {"t3"}
+    store.record_tasks(1, [(7, "t0")])
+    store.mark_sent(1, ["t3"], "c")
+    [claim] = store.open_claims(1, ["t3"], "d")
+    assert claim["claimed_by"] == "c" and claim["sent_at"] is not None
+    assert claim["sent_after_task"] == 7
+    assert store.claim(1, "q", [("t3", "why")], "d") == set()
+    assert store.claim(1, "q", [("t3", "why")], "d", take_over=["t3"]) == {"t3"}
+    assert store.open_claims(1, ["t3"], "c")[0]["sent_at"] is None  # d has not sent it
+    store.finish_claims(1, [(11, "t3")])
+    assert store.known_trace_ids(1) == {"t0", "t3"}
+    assert store.claim(1, "q", [("t3", "why")], "e", take_over=["t3"]) == set()
     assert store.try_lock("x", "a", now - timedelta(seconds=600)) is None
     assert store.try_lock("x", "b", now - timedelta(seconds=600)) == "a"
     store.release_lock("x", "a")

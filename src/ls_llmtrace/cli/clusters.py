@@ -11,9 +11,8 @@ from typing import cast
 import click
 
 from ls_llmtrace import settings
-from ls_llmtrace.cli.common import client, friendly, main
+from ls_llmtrace.cli.common import Store, client, friendly, main
 from ls_llmtrace.cli.schema import schema_group
-from ls_llmtrace.store import Store
 
 
 @main.command("clusters")

@@ -1,4 +1,9 @@
-"""What every command shares: one-line errors, the Label Studio client, common options."""
+"""What every command shares: one-line errors, the Label Studio client, common options.
+
+Start-up: ``ls-llmtrace --help`` and every command import this package's command modules,
+so those import only click and the settings at the top. The store, the schema models and
+the Label Studio client (the SDK brings pandas) are loaded by the command that uses them:
+through the stand-ins below, or with an import inside the command."""
 
 from __future__ import annotations
 
@@ -6,15 +11,45 @@ import sys
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 
 from ls_llmtrace import settings
 from ls_llmtrace.errors import LLMTraceError
-from ls_llmtrace.labelstudio.client import LabelStudioClient
-from ls_llmtrace.labelstudio.connect import resolve_client
-from ls_llmtrace.schema.model import AnnotationSchema, load_schema
+
+if TYPE_CHECKING:
+    from ls_llmtrace.ingest.importers import write_rejects
+    from ls_llmtrace.labelstudio.client import LabelStudioClient, project_title
+    from ls_llmtrace.schema.model import AnnotationSchema, load_schema, load_schema_dir
+    from ls_llmtrace.store import Store
+else:
+    # Stand-ins that import the real thing when first called (see the module docstring).
+
+    def Store(*args: Any, **kwargs: Any) -> Any:  # noqa: N802  (the class, when called)
+        from ls_llmtrace.store import Store as cls
+
+        return cls(*args, **kwargs)
+
+    def load_schema(*args: Any, **kwargs: Any) -> Any:
+        from ls_llmtrace.schema.model import load_schema as real
+
+        return real(*args, **kwargs)
+
+    def load_schema_dir(*args: Any, **kwargs: Any) -> Any:
+        from ls_llmtrace.schema.model import load_schema_dir as real
+
+        return real(*args, **kwargs)
+
+    def project_title(*args: Any, **kwargs: Any) -> Any:
+        from ls_llmtrace.labelstudio.client import project_title as real
+
+        return real(*args, **kwargs)
+
+    def write_rejects(*args: Any, **kwargs: Any) -> Any:
+        from ls_llmtrace.ingest.importers import write_rejects as real
+
+        return real(*args, **kwargs)
 
 F = TypeVar("F", bound=Callable[..., Any])
 TIME_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%d %H:%M:%S"]
@@ -57,6 +92,8 @@ class GuardedGroup(click.Group):
 
 def client() -> LabelStudioClient:
     """The configured Label Studio (the resolver the backend and the Feedback API use)."""
+    from ls_llmtrace.labelstudio.connect import resolve_client
+
     return resolve_client()
 
 

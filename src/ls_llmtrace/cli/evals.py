@@ -8,13 +8,13 @@ import click
 
 from ls_llmtrace import settings
 from ls_llmtrace.cli.common import (
+    Store,
     friendly,
     main,
     queue_option,
     schema_from,
     schema_option,
 )
-from ls_llmtrace.store import Store
 
 
 @main.group("golden")

@@ -9,10 +9,9 @@ from pathlib import Path
 import click
 
 from ls_llmtrace import settings
-from ls_llmtrace.cli.common import TIME_FORMATS, friendly, queue_option
+from ls_llmtrace.cli.common import TIME_FORMATS, Store, friendly, queue_option
 from ls_llmtrace.cli.evals import golden_group
 from ls_llmtrace.errors import ConfigError
-from ls_llmtrace.store import Store
 
 
 @golden_group.command("build")

@@ -6,22 +6,25 @@ import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from ls_llmtrace.cli.common import (
+    Store,
     client,
     friendly,
     keep_rejects,
+    load_schema,
     main,
     queue_option,
     schema_from,
     schema_option,
+    write_rejects,
 )
-from ls_llmtrace.ingest.importers import write_rejects
-from ls_llmtrace.schema.model import AnnotationSchema, load_schema
-from ls_llmtrace.store import Store
+
+if TYPE_CHECKING:
+    from ls_llmtrace.schema.model import AnnotationSchema
 
 
 def _explicit(path: Path | None) -> AnnotationSchema | None:

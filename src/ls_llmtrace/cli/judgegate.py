@@ -11,9 +11,8 @@ from typing import cast
 import click
 
 from ls_llmtrace import settings
-from ls_llmtrace.cli.common import friendly
+from ls_llmtrace.cli.common import Store, friendly
 from ls_llmtrace.cli.evals import eval_group
-from ls_llmtrace.store import Store
 
 
 @eval_group.command("judge")

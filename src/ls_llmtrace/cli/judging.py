@@ -9,6 +9,7 @@ import click
 
 from ls_llmtrace import settings
 from ls_llmtrace.cli.common import (
+    Store,
     client,
     friendly,
     main,
@@ -16,7 +17,6 @@ from ls_llmtrace.cli.common import (
     schema_option,
 )
 from ls_llmtrace.errors import LLMTraceError
-from ls_llmtrace.store import Store
 
 
 @main.command("predict")

@@ -12,14 +12,17 @@ import click
 from ls_llmtrace import settings
 from ls_llmtrace.cli.common import (
     TIME_FORMATS,
+    Store,
     client,
     friendly,
     keep_rejects,
+    load_schema_dir,
     main,
 )
-from ls_llmtrace.models import Source
-from ls_llmtrace.schema.model import load_schema_dir
-from ls_llmtrace.store import Store
+
+# The values of ls_llmtrace.models.Source, spelled out so that loading this module does not
+# load the models (start-up); tests/unit/test_cli_startup.py checks the two agree.
+SOURCES = ("reviewer", "end_user", "support", "qa", "evaluator", "judge")
 
 
 @main.command("sync")
@@ -45,7 +48,7 @@ def sync_cmd(schema_dir: Path | None, as_json: bool) -> None:
 
 
 @main.command("records")
-@click.option("--source", default=None, type=click.Choice([s.value for s in Source]),
+@click.option("--source", default=None, type=click.Choice(SOURCES),
               help="Where the feedback came from.")
 @click.option("--label", default=None)
 @click.option("--schema-id", default=None)

@@ -10,14 +10,15 @@ import click
 
 from ls_llmtrace import settings
 from ls_llmtrace.cli.common import (
+    Store,
     client,
     friendly,
+    load_schema,
+    load_schema_dir,
     main,
+    project_title,
     queue_option,
 )
-from ls_llmtrace.labelstudio.client import project_title
-from ls_llmtrace.schema.model import load_schema, load_schema_dir
-from ls_llmtrace.store import Store
 
 # schema ---------------------------------------------------------------------------------
 

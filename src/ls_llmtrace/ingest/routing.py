@@ -4,10 +4,19 @@ The import path: traces are stored with the feedback that came inside them, the 
 rules are evaluated against each trace and its signals (records), and every (queue,
 trace) that matches is **claimed** in the store (a row in ``queue_items``, inserted in a
 write transaction) before its task is sent to Label Studio. Only the claimant imports, so
-re-runs and two imports running at once never create the same task twice. A claim whose
-importer died before recording its task id is taken over after a lease
-(``LS_LLMTRACE_CLAIM_LEASE_S``), once Label Studio has been re-read for tasks created
-meanwhile (reconcile by task id), so a crash neither duplicates nor drops a trace.
+re-runs and two imports running at once never create the same task twice.
+
+A claim names its importer (:mod:`ls_llmtrace.ingest.claimant`) and says whether its
+tasks were sent. When the importer is gone (killed, crashed) its claims are taken over at
+once: unsent ones directly; sent ones after one listing of the tasks Label Studio created
+since (found ones are recorded, not imported again), waiting up to
+``LS_LLMTRACE_CLAIM_SENT_GRACE_S`` for a request Label Studio may still be working on.
+Claims of an import that still runs are left to it and counted as waiting for it; those
+of an importer on another host, after the lease ``LS_LLMTRACE_CLAIM_LEASE_S``.
+
+Batches are pipelined: while Label Studio creates one batch's tasks (one request of
+pre-encoded JSON, in a sender thread), the next batch is read, stored, routed, claimed
+and encoded; the store is only ever used from the calling thread.
 
 ``route`` re-evaluates the rules over stored traces: a thumbs-down that arrives after its
 trace routes the trace then.
@@ -15,19 +24,17 @@ trace routes the trace then.
 
 from __future__ import annotations
 
-import os
-import socket
 import time
-import uuid
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ls_llmtrace import settings
 from ls_llmtrace.errors import StoreError
-from ls_llmtrace.ingest import queues
+from ls_llmtrace.ingest import claimant, queues
 from ls_llmtrace.ingest.convert import ReviewOptions, trace_to_task
 from ls_llmtrace.ingest.importers import ImportSummary, Rejected
 from ls_llmtrace.ingest.pairwise import (
@@ -38,7 +45,7 @@ from ls_llmtrace.ingest.pairwise import (
     pair_task,
 )
 from ls_llmtrace.ingest.rules import QueueConfig, QueueRule, Signals, reasons, single_queue
-from ls_llmtrace.labelstudio.client import LabelStudioClient, project_title
+from ls_llmtrace.labelstudio.client import LabelStudioClient, encode_tasks, project_title
 from ls_llmtrace.models import Trace
 from ls_llmtrace.schema.model import AnnotationSchema
 from ls_llmtrace.store import Store
@@ -59,14 +66,22 @@ class RouteSummary(ImportSummary):
     feedback_records: int = 0
     not_routed: int = 0
     waiting_for_pair: int = 0
+    # claimed by another import that is still running: that import creates their tasks
+    with_running_import: int = 0
+    taken_over: int = 0  # claims of a crashed import this run finished
     per_queue: dict[str, int] = field(default_factory=dict)
 
     def queues_line(self) -> str:
         parts = [f"{q} +{n}" for q, n in sorted(self.per_queue.items())]
         waiting = f"; waiting for a pair {self.waiting_for_pair}" if self.waiting_for_pair \
             else ""
+        running = (f"; left to another import still running {self.with_running_import}"
+                   if self.with_running_import else "")
+        taken = (f"; taken over from a crashed import {self.taken_over}"
+                 if self.taken_over else "")
         return (f"queues: {', '.join(parts) or 'nothing new'}; matched no queue "
-                f"{self.not_routed}{waiting}; feedback records {self.feedback_records}")
+                f"{self.not_routed}{waiting}{running}{taken}; feedback records "
+                f"{self.feedback_records}")
 
 
 @contextmanager
@@ -85,6 +100,16 @@ def store_lock(store: Store, name: str, owner: str, timeout: float = 120.0) -> I
         yield
     finally:
         store.release_lock(name, owner)
+
+
+def reconcile_from(client: LabelStudioClient, store: Store, project_id: int, queue: str,
+                   after_task_id: int) -> set[str]:
+    """One listing of the tasks above ``after_task_id``: recorded in the ledger, their
+    claims closed. Returns their trace (or pair) keys."""
+    pairs = list(client.task_trace_ids(project_id, after_task_id))
+    store.record_tasks(project_id, pairs)
+    store.claims_from_ledger(project_id, queue)
+    return {key for _, key in pairs}
 
 
 def reconcile_tasks(client: LabelStudioClient, store: Store, project_id: int) -> int:
@@ -111,7 +136,10 @@ class Router:
         self.config = config
         self.explicit = schema
         self.options = options or ReviewOptions.from_settings()
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.owner = claimant.own_name()
+        # at most one import request in flight, posted by one sender thread
+        self._sender: ThreadPoolExecutor | None = None
+        self._inflight: tuple[Future[list[int]], int, str, list[str]] | None = None
         self._projects: dict[str, int] = {}
         self._schemas: dict[str, AnnotationSchema] = {}
         self._checked = False
@@ -169,36 +197,106 @@ class Router:
 
     # claims -----------------------------------------------------------------------------
 
-    def _claim(self, project_id: int, queue: str, items: list[tuple[str, str]]) -> list[str]:
-        """Claim (key, reason) items; return the keys this process now must import."""
+    def _claim(self, project_id: int, queue: str, items: list[tuple[str, str]],
+               summary: RouteSummary | None = None) -> tuple[list[str], set[str]]:
+        """Claim (key, reason) items. Returns (the keys this process now must import, the
+        keys left to another import that is still running)."""
         if not items:
-            return []
+            return [], set()
         keys = [k for k, _ in items]
-        stale = _stale().isoformat()
-        # A crashed import may have created these tasks: ask Label Studio for each one
-        # (stale claims are rare; the exact lookup is one request each).
-        for key in self.store.stale_claims(project_id, keys, stale):
-            found = self.client.task_ids_for_trace(project_id, key)
-            if found:
-                self.store.record_tasks(project_id, [(min(found), key)])
-                self.store.close_claims(project_id, [(min(found), key)], only_open=True)
-        mine = self.store.claim(project_id, queue, items, self.owner, stale)
-        return [k for k in keys if k in mine]
+        stale = _stale()
+        take_over, running = self._crashed_claims(project_id, queue, keys, stale)
+        mine = self.store.claim(project_id, queue, items, self.owner, take_over)
+        if summary is not None:
+            summary.taken_over += len(mine & set(take_over))
+        return [k for k in keys if k in mine], running - mine
+
+    def _crashed_claims(self, project_id: int, queue: str, keys: list[str],
+                        stale: datetime) -> tuple[list[str], set[str]]:
+        """Sort the unfinished claims other importers hold on ``keys``: (keys of crashed
+        imports, now free to take over; keys of imports still running). A crashed
+        import's sent claims are first looked up in Label Studio with one listing of the
+        tasks created since (repeated while a request may still be in its hands)."""
+        crashed: dict[str, dict[str, Any]] = {}
+        running: set[str] = set()
+        for claim in self.store.open_claims(project_id, keys, self.owner):
+            alive = claimant.is_running(claim["claimed_by"])
+            if alive is None:  # another host: only the lease tells
+                alive = datetime.fromisoformat(claim["claimed_at"]) >= stale
+            if alive:
+                running.add(claim["item_key"])
+            else:
+                crashed[claim["item_key"]] = claim
+        sent = {k: c for k, c in crashed.items()
+                if c["sent_at"] is not None or not claimant.records_sent_state(c["claimed_by"])}
+        if sent:
+            grace = settings.claim_sent_grace_s()
+            latest = max((datetime.fromisoformat(c["sent_at"]) for c in sent.values()
+                          if c["sent_at"] is not None), default=None)
+            deadline = (latest + timedelta(seconds=grace)) if latest else _now()
+            after = min(int(c["sent_after_task"] or 0) if c["sent_at"] is not None else 0
+                        for c in sent.values())
+            found: set[str] = set()
+            while True:  # what Label Studio has is recorded, not imported again
+                found |= reconcile_from(self.client, self.store, project_id, queue,
+                                        after) & set(sent)
+                if found >= set(sent) or _now() >= deadline:
+                    break
+                time.sleep(min(1.0, max(0.0, (deadline - _now()).total_seconds())))
+            for key in found:
+                crashed.pop(key, None)
+        return sorted(crashed), running
 
     def _send(self, project_id: int, queue: str, keys: list[str],
               tasks: list[dict[str, Any]]) -> None:
-        """Import claimed tasks; record their ids (or release the claims on failure)."""
+        """Post claimed tasks in the sender thread; the previous request is finished
+        (its task ids recorded) first, so at most one is in flight."""
+        body = encode_tasks(tasks)
         try:
-            task_ids = self.client.import_tasks(project_id, tasks)
+            self._finish()
+        except BaseException:  # the previous request failed: this one is not sent
+            self.store.release_claims(project_id, keys, self.owner)
+            raise
+        self.store.mark_sent(project_id, keys, self.owner)
+        if self._sender is None:
+            self._sender = ThreadPoolExecutor(1, thread_name_prefix="ls-llmtrace-import")
+        try:
+            future = self._sender.submit(self.client.import_tasks, project_id, body)
+        except BaseException:
+            self.store.release_claims(project_id, keys, self.owner)
+            raise
+        self._inflight = (future, project_id, queue, keys)
+
+    def _finish(self) -> None:
+        """Wait for the request in flight; record its task ids (or release its claims
+        when it failed, and raise that failure)."""
+        if self._inflight is None:
+            return
+        future, project_id, queue, keys = self._inflight
+        self._inflight = None
+        try:
+            task_ids = future.result()
         except BaseException:
             self.store.release_claims(project_id, keys, self.owner)
             raise
         if len(task_ids) == len(keys):
-            pairs = list(zip(task_ids, keys, strict=True))
-            self.store.record_tasks(project_id, pairs)
-            self.store.close_claims(project_id, pairs)
+            self.store.finish_claims(project_id, list(zip(task_ids, keys, strict=True)))
         else:
             self._reconcile(project_id, queue)
+
+    def _send_now(self, project_id: int, queue: str, keys: list[str],
+                  tasks: list[dict[str, Any]]) -> None:
+        self._send(project_id, queue, keys, tasks)
+        self._finish()
+
+    def close(self) -> None:
+        """Finish the request in flight and stop the sender thread."""
+        try:
+            self._finish()
+        finally:
+            if self._sender is not None:
+                self._sender.shutdown(wait=True)
+                self._sender = None
 
     # placing traces ---------------------------------------------------------------------
 
@@ -209,6 +307,7 @@ class Router:
         new_for: set[str] = set()
         matched: set[str] = set()
         waiting: set[str] = set()
+        running: set[str] = set()  # left to another import that still runs
         for rule in self.config.queues:
             if rule.pairwise is not None:
                 matched |= self._place_pairs(rule, traces, signals, summary, new_for, waiting)
@@ -223,8 +322,10 @@ class Router:
             matched.update(t.trace_id for t, _ in wanted)
             project_id = self.project(rule)
             schema = self.schema(rule)
-            claimed = set(self._claim(project_id, rule.name,
-                                      [(t.trace_id, r) for t, r in wanted]))
+            mine, theirs = self._claim(project_id, rule.name,
+                                       [(t.trace_id, r) for t, r in wanted], summary)
+            claimed = set(mine)
+            running |= theirs
             batch = [t for t, _ in wanted if t.trace_id in claimed]
             if batch:
                 self._send(project_id, rule.name, [t.trace_id for t in batch],
@@ -232,7 +333,8 @@ class Router:
                 summary.per_queue[rule.name] = summary.per_queue.get(rule.name, 0) + len(batch)
                 new_for.update(t.trace_id for t in batch)
         summary.imported += len(new_for)
-        summary.duplicates += len(matched - new_for)
+        summary.with_running_import += len(running - new_for)
+        summary.duplicates += len(matched - new_for - running)
         summary.waiting_for_pair += len(waiting)
         summary.not_routed += len([t for t in traces if t.trace_id not in matched | waiting])
 
@@ -265,11 +367,12 @@ class Router:
             left, right = order_pair(trace, partner)
             key = pair_key(left.trace_id, right.trace_id)
             try:
-                if not self._claim(project_id, rule.name,
-                                   [(key, f"same input, {compare} differs")]):
+                mine, _ = self._claim(project_id, rule.name,
+                                      [(key, f"same input, {compare} differs")], summary)
+                if not mine:
                     continue
-                self._send(project_id, rule.name, [key],
-                           [pair_task(left, right, schema, compare, self.options)])
+                self._send_now(project_id, rule.name, [key],
+                               [pair_task(left, right, schema, compare, self.options)])
             except BaseException:
                 self.store.unpair(rule.name, (left.trace_id, right.trace_id))
                 raise
@@ -296,38 +399,52 @@ class Router:
             traces = list(batch.values())
             self.store.upsert_traces(t.model_copy(update={"feedback": []}) for t in traces)
             with self.store.transaction() as conn:
-                for trace in traces:
-                    for record in trace.feedback:
-                        summary.feedback_records += self.store.upsert_record(conn, record)
+                summary.feedback_records += self.store.upsert_records(
+                    conn, [record for trace in traces for record in trace.feedback])
             self.place(traces, summary)
             batch.clear()
             if progress:
                 progress(summary)
 
-        for item in items:
-            summary.read += 1
-            if isinstance(item, list):
-                summary.rejected.extend(item)
-                continue
-            if item.trace_id in batch:
-                summary.duplicates += 1
-                continue
-            batch[item.trace_id] = item
-            if len(batch) >= batch_size:
-                flush()
-        flush()
+        with self._sending():
+            for item in items:
+                summary.read += 1
+                if isinstance(item, list):
+                    summary.rejected.extend(item)
+                    continue
+                if item.trace_id in batch:
+                    summary.duplicates += 1
+                    continue
+                batch[item.trace_id] = item
+                if len(batch) >= batch_size:
+                    flush()
+            flush()
         return summary
+
+    @contextmanager
+    def _sending(self) -> Iterator[None]:
+        """The last request finished when the block ends; on a failure inside it, the
+        request in flight is still finished (recorded or released) before the failure
+        goes on."""
+        try:
+            yield
+        except BaseException:
+            with suppress(Exception):
+                self.close()
+            raise
+        self.close()
 
     def route_stored(self, batch_size: int = 1000,
                      progress: Callable[[RouteSummary], None] | None = None) -> RouteSummary:
         """Re-evaluate the rules over every stored trace (new signals route traces now)."""
         self.check_queues()
         summary = RouteSummary()
-        for traces in self.store.iter_traces(batch_size):
-            summary.read += len(traces)
-            self.place(traces, summary)
-            if progress:
-                progress(summary)
+        with self._sending():
+            for traces in self.store.iter_traces(batch_size):
+                summary.read += len(traces)
+                self.place(traces, summary)
+                if progress:
+                    progress(summary)
         return summary
 
 

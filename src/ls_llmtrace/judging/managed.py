@@ -22,8 +22,6 @@ import sys
 import time
 from pathlib import Path
 
-import requests
-
 from ls_llmtrace import settings
 from ls_llmtrace.errors import LLMTraceError
 from ls_llmtrace.labelstudio.server import port_is_free, read_live_pid, stop_process_group
@@ -96,6 +94,8 @@ class ManagedBackend:
         auth = self.auth or client_auth(self.run_dir)
         token = settings.backend_token()
         headers = {"Authorization": f"Bearer {token}"} if token and not auth else {}
+        import requests  # only when a backend is asked: most commands never are
+
         try:
             return requests.get(f"{self.url}/health", auth=auth, headers=headers,
                                 timeout=2).status_code == 200

@@ -19,8 +19,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import requests
-
 from ls_llmtrace import settings
 from ls_llmtrace.errors import LabelStudioError, LabelStudioStartError
 
@@ -143,6 +141,8 @@ class ManagedLabelStudio:
 
     def answers(self, timeout: float = 2.0) -> bool:
         """True when this server answers an authenticated API call."""
+        import requests  # not at the top: most commands never start Label Studio
+
         token = self.credentials().token
         try:
             r = requests.get(f"{self.url}/api/current-user/whoami",

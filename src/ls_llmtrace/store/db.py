@@ -54,6 +54,40 @@ def _iso(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat() if value is not None else None
 
 
+# One record row: written by the single and the batched upsert alike. ``trace_linked``
+# says whether the record's trace is stored yet (a signal may arrive before its trace).
+_UPSERT_RECORD = (
+    "INSERT INTO records (record_key, trace_id, schema_id, schema_version, source, "
+    "label, score, author, ls_project_id, ls_task_id, ls_annotation_id, deleted, "
+    "updated_at, body, created_at, model_version, product_area, user_segment, "
+    "judge_version, label_origin, adjudication, "
+    "trace_linked) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+    "?, ?, ?, "
+    "CASE WHEN EXISTS (SELECT 1 FROM traces WHERE trace_id=?) THEN 1 ELSE 0 END) "
+    "ON CONFLICT (record_key) DO UPDATE SET trace_id=excluded.trace_id, "
+    "schema_id=excluded.schema_id, schema_version=excluded.schema_version, "
+    "source=excluded.source, label=excluded.label, score=excluded.score, "
+    "author=excluded.author, ls_project_id=excluded.ls_project_id, "
+    "ls_task_id=excluded.ls_task_id, ls_annotation_id=excluded.ls_annotation_id, "
+    "deleted=excluded.deleted, updated_at=excluded.updated_at, body=excluded.body, "
+    "created_at=excluded.created_at, model_version=excluded.model_version, "
+    "product_area=excluded.product_area, user_segment=excluded.user_segment, "
+    "judge_version=excluded.judge_version, label_origin=excluded.label_origin, "
+    "adjudication=excluded.adjudication, trace_linked=excluded.trace_linked")
+
+
+def _record_row(record: AnnotationRecord, body: str) -> tuple[Any, ...]:
+    # only text dimensions are stored as columns (a client may send anything)
+    dims = [v if isinstance(v := record.metadata.get(d), str) else None for d in _DIMENSIONS]
+    return (record.record_key, record.trace_id, record.schema_id, record.schema_version,
+            record.source.value, record.label, record.score, record.author,
+            record.ls_project_id, record.ls_task_id, record.ls_annotation_id,
+            int(record.deleted), _iso(record.updated_at), body,
+            _iso(record.created_at or record.updated_at), *dims,
+            record.prediction.model_version if record.prediction else None,
+            record.origins.get("label"), int(record.adjudication), record.trace_id)
+
+
 # the store --------------------------------------------------------------------------------
 
 
@@ -303,35 +337,35 @@ class Store(JournalStore, QueueStore, FeedbackQueries, EvalStore, JudgeEvalStore
         ).fetchone()
         if old is not None and old["body"] == body:
             return False
-        dims = [v if isinstance(v := record.metadata.get(d), str) else None
-                for d in _DIMENSIONS]
-        conn.execute(
-            "INSERT INTO records (record_key, trace_id, schema_id, schema_version, source, "
-            "label, score, author, ls_project_id, ls_task_id, ls_annotation_id, deleted, "
-            "updated_at, body, created_at, model_version, product_area, user_segment, "
-            "judge_version, label_origin, adjudication, "
-            "trace_linked) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-            "?, ?, ?, "
-            "CASE WHEN EXISTS (SELECT 1 FROM traces WHERE trace_id=?) THEN 1 ELSE 0 END) "
-            "ON CONFLICT (record_key) DO UPDATE SET trace_id=excluded.trace_id, "
-            "schema_id=excluded.schema_id, schema_version=excluded.schema_version, "
-            "source=excluded.source, label=excluded.label, score=excluded.score, "
-            "author=excluded.author, ls_project_id=excluded.ls_project_id, "
-            "ls_task_id=excluded.ls_task_id, ls_annotation_id=excluded.ls_annotation_id, "
-            "deleted=excluded.deleted, updated_at=excluded.updated_at, body=excluded.body, "
-            "created_at=excluded.created_at, model_version=excluded.model_version, "
-            "product_area=excluded.product_area, user_segment=excluded.user_segment, "
-            "judge_version=excluded.judge_version, label_origin=excluded.label_origin, "
-            "adjudication=excluded.adjudication, trace_linked=excluded.trace_linked",
-            (record.record_key, record.trace_id, record.schema_id, record.schema_version,
-             record.source.value, record.label, record.score, record.author,
-             record.ls_project_id, record.ls_task_id, record.ls_annotation_id,
-             int(record.deleted), _iso(record.updated_at), body,
-             _iso(record.created_at or record.updated_at), *dims,
-             record.prediction.model_version if record.prediction else None,
-             record.origins.get("label"), int(record.adjudication), record.trace_id),
-        )
+        conn.execute(_UPSERT_RECORD, _record_row(record, body))
         return True
+
+    @staticmethod
+    def upsert_records(conn: Connection, records: Iterable[AnnotationRecord]) -> int:
+        """:meth:`upsert_record` for many records, in the caller's transaction, with the
+        same result (records applied in order; returns how many changed anything): the
+        stored bodies are read 500 keys at a time, then the changed rows are written in
+        one ``executemany`` (on PostgreSQL psycopg sends it as one pipeline)."""
+        items = [(r, r.model_dump_json()) for r in records]
+        keys = list(dict.fromkeys(r.record_key for r, _ in items))
+        current: dict[str, str] = {}
+        for start in range(0, len(keys), _CHUNK):
+            chunk = keys[start:start + _CHUNK]
+            for row in conn.execute(
+                    f"SELECT record_key, body FROM records WHERE record_key IN "
+                    f"({','.join('?' * len(chunk))})", chunk):
+                current[row["record_key"]] = row["body"]
+        changed = 0
+        rows: dict[str, tuple[Any, ...]] = {}  # the last change of each key wins
+        for record, body in items:
+            if current.get(record.record_key) == body:
+                continue
+            current[record.record_key] = body
+            rows.pop(record.record_key, None)
+            rows[record.record_key] = _record_row(record, body)
+            changed += 1
+        conn.executemany(_UPSERT_RECORD, list(rows.values()))
+        return changed
 
     @staticmethod
     def live_annotation_ids(conn: Connection, project_id: int, task_id: int) -> set[int]:
@@ -509,12 +543,19 @@ def _mark_deleted(conn: Connection, rows: Iterable[Any]) -> int:
     return count
 
 
+_CHUNK = 500  # ids per ``IN (...)``: well under either engine's limit on parameters
+
+
 def link_waiting_records(conn: Connection, trace_ids: Sequence[str]) -> int:
-    """Mark signals that were waiting for these traces as linked; return how many."""
+    """Mark signals that were waiting for these traces as linked; return how many. One
+    statement per 500 traces (the ``records_unlinked`` index finds the waiting ones)."""
     linked = 0
-    for trace_id in trace_ids:
+    ids = list(dict.fromkeys(trace_ids))
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start:start + _CHUNK]
         cursor = conn.execute(
-            "UPDATE records SET trace_linked=1 WHERE trace_id=? AND trace_linked=0", (trace_id,))
+            f"UPDATE records SET trace_linked=1 WHERE trace_linked=0 AND trace_id IN "
+            f"({','.join('?' * len(chunk))})", chunk)
         linked += max(cursor.rowcount, 0)
     return linked
 

@@ -265,6 +265,14 @@ MIGRATIONS: list[tuple[str, str]] = [
             PRIMARY KEY (project_id, export_id)
         )
     """),
+    # When a claim's task was sent to Label Studio, and the highest task id the ledger
+    # knew then (the task, if created, has a higher one): a claim of a crashed import that
+    # was never sent is taken over at once; one that was sent, after one listing of the
+    # tasks created since.
+    ("0940_claim_sent_at", """
+        ALTER TABLE queue_items ADD COLUMN sent_at TEXT;
+        ALTER TABLE queue_items ADD COLUMN sent_after_task INTEGER
+    """),
 ]
 
 # Names recorded by stores created before the migrations were named by what they do:

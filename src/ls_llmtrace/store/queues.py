@@ -21,6 +21,9 @@ def _now() -> str:
     return datetime.now(UTC).isoformat()
 
 
+_CHUNK = 500  # keys per ``IN (...)``
+
+
 def _marks(values: Sequence[Any]) -> str:
     return ",".join("?" * len(values))
 
@@ -150,16 +153,26 @@ class QueueStore:
             args.append(queue)
         return [dict(r) for r in self.conn.execute(sql + " ORDER BY queue, item_key", args)]
 
-    def stale_claims(self, project_id: int, keys: Sequence[str], before: str) -> list[str]:
-        """Keys claimed before ``before`` whose task was never recorded (a crashed import)."""
-        return [r["item_key"] for r in self.conn.execute(
-            f"SELECT item_key FROM queue_items WHERE project_id=? AND task_id IS NULL "
-            f"AND claimed_at < ? AND item_key IN ({_marks(keys)})", [project_id, before, *keys])]
+    def open_claims(self, project_id: int, keys: Sequence[str], owner: str,
+                    ) -> list[dict[str, Any]]:
+        """Claims of these keys held by another importer and not finished (no task id):
+        key, who holds it, since when, when its task was sent (None: not yet) and the
+        ledger's highest task id then."""
+        out: list[dict[str, Any]] = []
+        for start in range(0, len(keys), _CHUNK):
+            chunk = list(keys[start:start + _CHUNK])
+            out.extend(dict(r) for r in self.conn.execute(
+                f"SELECT item_key, claimed_by, claimed_at, sent_at, sent_after_task FROM "
+                f"queue_items WHERE "
+                f"project_id=? AND task_id IS NULL AND claimed_by<>? AND item_key IN "
+                f"({_marks(chunk)})", [project_id, owner, *chunk]))
+        return out
 
     def claim(self, project_id: int, queue: str, items: Sequence[tuple[str, str]], owner: str,
-              stale_before: str) -> set[str]:
-        """Claim (key, reason) items in one write transaction: new keys, and keys whose
-        claim went stale. Returns the keys ``owner`` now holds without a task."""
+              take_over: Sequence[str] = ()) -> set[str]:
+        """Claim (key, reason) items in one write transaction: new keys, and the keys in
+        ``take_over`` (unfinished claims of a crashed import, which the caller checked).
+        Returns the keys ``owner`` now holds without a task."""
         keys = [k for k, _ in items]
         now = _now()
         with self.transaction() as conn:
@@ -167,14 +180,47 @@ class QueueStore:
                 "INSERT INTO queue_items (project_id, item_key, queue, reason, claimed_by, "
                 "claimed_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (project_id, item_key) "
                 "DO NOTHING", [(project_id, k, queue, r, owner, now) for k, r in items])
-            conn.execute(
-                f"UPDATE queue_items SET claimed_by=?, claimed_at=? WHERE project_id=? AND "
-                f"task_id IS NULL AND claimed_at < ? AND claimed_by<>? AND item_key IN "
-                f"({_marks(keys)})", [owner, now, project_id, stale_before, owner, *keys])
-            rows = conn.execute(
-                f"SELECT item_key FROM queue_items WHERE project_id=? AND claimed_by=? AND "
-                f"task_id IS NULL AND item_key IN ({_marks(keys)})", [project_id, owner, *keys])
-            return {r["item_key"] for r in rows}
+            taken = list(take_over)
+            for start in range(0, len(taken), _CHUNK):
+                chunk = taken[start:start + _CHUNK]
+                conn.execute(
+                    f"UPDATE queue_items SET claimed_by=?, claimed_at=?, sent_at=NULL, "
+                    f"sent_after_task=NULL WHERE project_id=? AND task_id IS NULL AND "
+                    f"item_key IN ({_marks(chunk)})", [owner, now, project_id, *chunk])
+            held: set[str] = set()
+            for start in range(0, len(keys), _CHUNK):
+                chunk = keys[start:start + _CHUNK]
+                held.update(r["item_key"] for r in conn.execute(
+                    f"SELECT item_key FROM queue_items WHERE project_id=? AND claimed_by=? AND "
+                    f"task_id IS NULL AND item_key IN ({_marks(chunk)})",
+                    [project_id, owner, *chunk]))
+            return held
+
+    def mark_sent(self, project_id: int, keys: Sequence[str], owner: str) -> None:
+        """The tasks of these claims are on their way to Label Studio (from now on, a
+        crash leaves them possibly created there, with ids above the ledger's highest)."""
+        now = _now()
+        with self.transaction() as conn:
+            after = conn.execute(
+                "SELECT COALESCE(MAX(task_id), 0) AS m FROM ls_tasks WHERE project_id=?",
+                (project_id,)).fetchone()["m"]
+            for start in range(0, len(keys), _CHUNK):
+                chunk = list(keys[start:start + _CHUNK])
+                conn.execute(
+                    f"UPDATE queue_items SET sent_at=?, sent_after_task=? WHERE project_id=? "
+                    f"AND claimed_by=? AND task_id IS NULL AND item_key IN ({_marks(chunk)})",
+                    [now, int(after), project_id, owner, *chunk])
+
+    def finish_claims(self, project_id: int, pairs: Sequence[tuple[int, str]]) -> None:
+        """Record created tasks: the ledger row and the claim's task id, (task id, key)
+        pairs, in one transaction."""
+        with self.transaction() as conn:
+            conn.executemany(
+                "INSERT INTO ls_tasks (project_id, trace_id, task_id) VALUES (?, ?, ?) "
+                "ON CONFLICT (project_id, trace_id) DO NOTHING",
+                [(project_id, key, task_id) for task_id, key in pairs])
+            conn.executemany("UPDATE queue_items SET task_id=? WHERE project_id=? AND "
+                             "item_key=?", [(t, project_id, k) for t, k in pairs])
 
     def release_claims(self, project_id: int, keys: Sequence[str], owner: str) -> None:
         with self.transaction() as conn:

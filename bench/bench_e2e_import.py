@@ -1,0 +1,148 @@
+"""Benchmark: the whole ``ls-llmtrace import`` of N native traces against Label Studio's own
+bulk import of the same task JSON, in the same run.
+
+For each size (default 1,000 and 10,000 traces of ~3 KB, bench_import.py's generator):
+
+* **ours**: ``ls-llmtrace import FILE --queue <new>`` as a process (start-up, reading,
+  validation, the store, the claims, the project, the tasks), a fresh store each run;
+* **baseline**: what Label Studio itself needs for the same result: create the project
+  (same label config) and one ``POST /api/projects/{id}/import`` of the task JSON the
+  import builds (serialized beforehand, sent with plain ``requests``).
+
+Runs alternate (A B, B A, ...); each project is deleted after its run so Label Studio does
+not grow. Prints and reports baseline/ours (1.0 = as fast as Label Studio's own import;
+goal >= 0.8). Run from the repository root:
+
+    .venv/bin/python bench/bench_e2e_import.py [--counts 1000,10000] [--runs 3]
+        [--ls-url URL --ls-token TOKEN]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_import import write_file  # noqa: E402
+from benchlib import ROOT, figure, label_studio, ratio, timed  # noqa: E402
+from ls_llmtrace.ingest.convert import ReviewOptions, trace_to_task  # noqa: E402
+from ls_llmtrace.ingest.importers import read_any  # noqa: E402
+from ls_llmtrace.schema.labelconfig import build_label_config  # noqa: E402
+from ls_llmtrace.schema.model import load_schema  # noqa: E402
+
+CLI = [sys.executable, "-m", "ls_llmtrace"]  # PYTHONPATH picks the checkout to measure
+
+
+def task_json(path: Path) -> bytes:
+    schema = load_schema(ROOT / "label_configs" / "default.v1.yaml")
+    options = ReviewOptions()
+    tasks = []
+    for item in read_any(path, "native"):
+        assert not isinstance(item, list), item
+        tasks.append(trace_to_task(item, schema, options))
+    return json.dumps(tasks, ensure_ascii=False).encode()
+
+
+class Bulk:
+    """Label Studio's own road: a project, then one import request of the whole JSON."""
+
+    def __init__(self, url: str, token: str) -> None:
+        self.url = url
+        self.http = requests.Session()
+        self.http.headers["Authorization"] = f"Token {token}"
+        schema = load_schema(ROOT / "label_configs" / "default.v1.yaml")
+        self.config = build_label_config(schema)
+
+    def run(self, body: bytes, n: int) -> int:
+        r = self.http.post(f"{self.url}/api/projects",
+                           json={"title": f"bulk-{uuid.uuid4().hex[:8]}",
+                                 "label_config": self.config})
+        r.raise_for_status()
+        project = int(r.json()["id"])
+        r = self.http.post(f"{self.url}/api/projects/{project}/import", data=body,
+                           headers={"Content-Type": "application/json"})
+        r.raise_for_status()
+        assert r.json()["task_count"] == n, r.text[:300]
+        return project
+
+    def count(self, project: int) -> int:
+        r = self.http.get(f"{self.url}/api/projects/", params={
+            "ids": project, "include": "id,task_number"})
+        r.raise_for_status()
+        body = r.json()
+        rows = body["results"] if isinstance(body, dict) else body
+        return int(rows[0]["task_number"])
+
+    def delete(self, project: int) -> None:
+        self.http.delete(f"{self.url}/api/projects/{project}/").raise_for_status()
+
+
+def ours(url: str, token: str, path: Path, work: Path, run: int) -> int:
+    """One ``ls-llmtrace import`` into a new queue; returns its project id."""
+    queue = f"bench{run}{uuid.uuid4().hex[:6]}"
+    env = {**os.environ, "LS_LLMTRACE_LS_URL": url, "LS_LLMTRACE_LS_TOKEN": token,
+           "LS_LLMTRACE_HOME": str(work / f"home-{queue}"),
+           "LS_LLMTRACE_DB": f"sqlite:///{work / f'store-{queue}.sqlite'}"}
+    done = subprocess.run([*CLI, "import", str(path), "--queue", queue, "--format",
+                           "native"], env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"ls-llmtrace import failed ({done.returncode}): {done.stderr}")
+    match = re.match(r"project (\d+):", done.stdout)
+    assert match, done.stdout
+    return int(match.group(1))
+
+
+def measure(bulk: Bulk, url: str, token: str, work: Path, n: int, runs: int) -> None:
+    """Alternating runs of both roads at one size; reports baseline/ours."""
+    path = work / f"native-{n}.jsonl"
+    write_file("native", n, path)
+    body = task_json(path)
+    projects: list[int] = []
+    roads = {"import": lambda run: projects.append(ours(url, token, path, work, run)),
+             "bulk": lambda run: projects.append(bulk.run(body, n))}
+    seconds: dict[str, list[float]] = {"import": [], "bulk": []}
+    for run in range(runs):
+        order = list(roads.items())
+        for name, fn in order if run % 2 == 0 else order[::-1]:
+            _, took = timed(lambda fn=fn, r=run: fn(r))
+            seconds[name].append(took)
+        for project in projects:  # every task there, then the project goes
+            assert bulk.count(project) == n, (project, bulk.count(project), n)
+            bulk.delete(project)
+        projects.clear()
+        print(f"{n:>6} traces, run {run + 1}: import {seconds['import'][-1]:.2f} s, "
+              f"Label Studio bulk import {seconds['bulk'][-1]:.2f} s", flush=True)
+    best, median = ratio(seconds, "bulk", "import")
+    figure(f"import of {n:,} native traces / LS bulk import (speed)", best, ">= 0.8",
+           best=best, median=median,
+           detail=f"import {min(seconds['import']):.2f} s, bulk "
+           f"{min(seconds['bulk']):.2f} s ({len(body) / 2**20:.1f} MiB of task JSON)")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--counts", default="1000,10000")
+    parser.add_argument("--runs", type=int, default=3, help="alternating runs (best kept)")
+    parser.add_argument("--ls-url")
+    parser.add_argument("--ls-token")
+    args = parser.parse_args()
+    with label_studio(args.ls_url, args.ls_token) as (url, token), \
+            tempfile.TemporaryDirectory() as tmp:
+        bulk = Bulk(url, token)
+        for n in [int(c) for c in args.counts.split(",")]:
+            measure(bulk, url, token, Path(tmp), n, args.runs)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
