@@ -11,9 +11,8 @@ from typing import Any
 import click
 
 from ls_llmtrace import settings
-from ls_llmtrace.cli.common import TIME_FORMATS, client, friendly, main
+from ls_llmtrace.cli.common import TIME_FORMATS, Store, client, friendly, main
 from ls_llmtrace.errors import ConfigError
-from ls_llmtrace.store import Store
 from ls_llmtrace.timeutil import to_utc
 
 

@@ -11,9 +11,8 @@ from typing import cast
 import click
 
 from ls_llmtrace import settings
-from ls_llmtrace.cli.common import friendly, main, queue_option
+from ls_llmtrace.cli.common import Store, friendly, main, queue_option
 from ls_llmtrace.errors import ConfigError
-from ls_llmtrace.store import Store
 
 
 def _fractions(value: str) -> tuple[float, float, float]:

@@ -236,23 +236,6 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         CREATE INDEX adjudication_queues_source ON adjudication_queues (source_queue)
     """),
-    # One row per `calibrate` run: the judge configuration chosen on the reviewers' labels;
-    # the newest active row of a (judge, schema version) is what the backend uses.
-    ("0970_judge_calibrations", """
-        CREATE TABLE judge_calibrations (
-            calibration_id INTEGER PRIMARY KEY AUTOINCREMENT,
-            judge_kind TEXT NOT NULL,
-            schema_id TEXT NOT NULL,
-            schema_version INTEGER NOT NULL,
-            queue TEXT,
-            active INTEGER NOT NULL,
-            created_at TEXT NOT NULL,
-            params TEXT NOT NULL,
-            result TEXT NOT NULL
-        );
-        CREATE INDEX judge_calibrations_judge ON judge_calibrations
-            (judge_kind, schema_id, schema_version);
-    """),
     # The snapshot exports first syncs created: deleted after a crash, and an interrupted
     # export makes the next first sync page instead (see store/exports.py).
     ("0930_sync_exports", """
@@ -272,6 +255,23 @@ MIGRATIONS: list[tuple[str, str]] = [
     ("0940_claim_sent_at", """
         ALTER TABLE queue_items ADD COLUMN sent_at TEXT;
         ALTER TABLE queue_items ADD COLUMN sent_after_task INTEGER
+    """),
+    # One row per `calibrate` run: the judge configuration chosen on the reviewers' labels;
+    # the newest active row of a (judge, schema version) is what the backend uses.
+    ("0970_judge_calibrations", """
+        CREATE TABLE judge_calibrations (
+            calibration_id INTEGER PRIMARY KEY AUTOINCREMENT,
+            judge_kind TEXT NOT NULL,
+            schema_id TEXT NOT NULL,
+            schema_version INTEGER NOT NULL,
+            queue TEXT,
+            active INTEGER NOT NULL,
+            created_at TEXT NOT NULL,
+            params TEXT NOT NULL,
+            result TEXT NOT NULL
+        );
+        CREATE INDEX judge_calibrations_judge ON judge_calibrations
+            (judge_kind, schema_id, schema_version);
     """),
 ]
 
