@@ -50,6 +50,10 @@ that names the variable and the value expected.
 | ``LS_LLMTRACE_REDACT`` | unset | comma-separated redactions applied before anything goes to Label Studio: ``email,phone,api_key`` (or ``all``) |
 | ``LS_LLMTRACE_REDACT_PATTERNS`` | unset | JSON list of extra regular expressions to replace with ``[redacted]`` |
 | ``LS_LLMTRACE_CLAIM_LEASE_S`` | ``600`` | seconds after which an unfinished queue claim of a crashed import may be taken over |
+| ``LS_LLMTRACE_PHOENIX_URL`` | ``http://127.0.0.1:6006`` | Arize Phoenix server that ``pull phoenix`` / ``push phoenix`` talk to |
+| ``LS_LLMTRACE_PHOENIX_API_KEY`` | unset | sent as ``Authorization: Bearer`` to Phoenix (when its auth is on); never logged |
+| ``LS_LLMTRACE_MLFLOW_URL`` | ``http://127.0.0.1:5000`` | MLflow tracking server that ``pull mlflow`` / ``push mlflow`` talk to |
+| ``LS_LLMTRACE_MLFLOW_TOKEN`` | unset | sent as ``Authorization: Bearer`` to MLflow (when it requires one); never logged |
 """
 
 from __future__ import annotations
@@ -343,3 +347,19 @@ def judge_few_shot() -> int:
 
 def learned_min_labels() -> int:
     return max(2, _int("LS_LLMTRACE_LEARNED_MIN_LABELS", 20))
+
+
+def phoenix_url() -> str:
+    return (_env("LS_LLMTRACE_PHOENIX_URL") or "http://127.0.0.1:6006").rstrip("/")
+
+
+def phoenix_api_key() -> str | None:
+    return _env("LS_LLMTRACE_PHOENIX_API_KEY")
+
+
+def mlflow_url() -> str:
+    return (_env("LS_LLMTRACE_MLFLOW_URL") or "http://127.0.0.1:5000").rstrip("/")
+
+
+def mlflow_token() -> str | None:
+    return _env("LS_LLMTRACE_MLFLOW_TOKEN")

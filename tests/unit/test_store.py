@@ -20,6 +20,7 @@ EXPECTED_TABLES |= {"queue_items", "store_locks", "pair_candidates"}  # queues
 EXPECTED_TABLES |= {"queues"}  # the queue registry
 EXPECTED_TABLES |= {"eval_runs", "eval_candidates"}  # the regression gate
 EXPECTED_TABLES |= {"judge_evaluations"}  # the judge gate
+EXPECTED_TABLES |= {"connector_cursors", "connector_pushes"}  # connectors to tracing tools
 
 
 def _record(key: str = "ls:1:10", **changes) -> AnnotationRecord:

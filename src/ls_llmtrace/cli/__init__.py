@@ -5,6 +5,7 @@ Each module parses, calls the library, prints; nothing outside ``cli`` imports i
 
 from ls_llmtrace.cli import (  # noqa: F401  (each module registers its commands)
     clusters,
+    connectors,
     evals,
     gate,
     golden,

@@ -22,6 +22,7 @@ from typing import Any
 from ls_llmtrace import settings
 from ls_llmtrace.errors import StoreError
 from ls_llmtrace.models import AnnotationRecord, Trace
+from ls_llmtrace.store.connectors import ConnectorStore
 from ls_llmtrace.store.engine import (
     Connection,
     PgConnection,
@@ -80,7 +81,8 @@ _DIMENSIONS = ("model_version", "product_area", "user_segment")
 _DIM_SQL = {d: f"COALESCE(t.{d}, r.{d})" for d in _DIMENSIONS}
 
 
-class Store(JournalStore, QueueStore, FeedbackQueries, EvalStore, JudgeEvalStore):
+class Store(JournalStore, QueueStore, FeedbackQueries, EvalStore, JudgeEvalStore,
+            ConnectorStore):
     """Open (and migrate) the store at ``url`` (default: settings.db_url()).
 
     A store that cannot be used (locked by another writer for longer than
