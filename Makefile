@@ -20,20 +20,13 @@ $(LS_VENV)/.installed:
 	$(LS_VENV)/bin/pip install --quiet 'label-studio==$(LS_VERSION)'
 	touch $@
 
-# Arize Phoenix and MLflow, the tracing tools the connectors talk to: each a separate
-# server with its own pins, in its own virtualenv (the connector tests start them).
+# Arize Phoenix, the tracing tool the Phoenix connector talks to: a separate server with
+# its own pins, in its own virtualenv (the connector tests start it).
 PHOENIX_VENV := .venvs/phoenix
-MLFLOW_VENV := .venvs/mlflow
 $(PHOENIX_VENV)/.installed:
 	$(PYTHON) -m venv $(PHOENIX_VENV)
 	$(PHOENIX_VENV)/bin/pip install --quiet --upgrade pip
 	$(PHOENIX_VENV)/bin/pip install --quiet 'arize-phoenix>=12,<21' 'openinference-instrumentation-openai<1' 'openai>=1.40' 'opentelemetry-exporter-otlp-proto-http>=1.25,<2'
-	touch $@
-
-$(MLFLOW_VENV)/.installed:
-	$(PYTHON) -m venv $(MLFLOW_VENV)
-	$(MLFLOW_VENV)/bin/pip install --quiet --upgrade pip
-	$(MLFLOW_VENV)/bin/pip install --quiet 'mlflow>=3.1,<4' 'openai>=1.40'
 	touch $@
 
 # Debian packages the tests need, installed only when missing, with one `apt-get update`:
