@@ -20,6 +20,15 @@ $(LS_VENV)/.installed:
 	$(LS_VENV)/bin/pip install --quiet 'label-studio==$(LS_VERSION)'
 	touch $@
 
+# Arize Phoenix, the tracing tool the Phoenix connector talks to: a separate server with
+# its own pins, in its own virtualenv (the connector tests start it).
+PHOENIX_VENV := .venvs/phoenix
+$(PHOENIX_VENV)/.installed:
+	$(PYTHON) -m venv $(PHOENIX_VENV)
+	$(PHOENIX_VENV)/bin/pip install --quiet --upgrade pip
+	$(PHOENIX_VENV)/bin/pip install --quiet 'arize-phoenix>=12,<21' 'openinference-instrumentation-openai<1' 'openai>=1.40' 'opentelemetry-exporter-otlp-proto-http>=1.25,<2'
+	touch $@
+
 # Debian packages the tests need, installed only when missing, with one `apt-get update`:
 # PostgreSQL (the store tests run on it too) and Chromium + ChromeDriver (the browser tests
 # open Label Studio's labeling UI).
@@ -38,7 +47,8 @@ $(PROMPTFOO_DIR)/node_modules/.installed: $(PROMPTFOO_DIR)/package-lock.json
 	cd $(PROMPTFOO_DIR) && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-setup: $(VENV)/.installed $(LS_VENV)/.installed system-packages $(PROMPTFOO_DIR)/node_modules/.installed
+setup: $(VENV)/.installed $(LS_VENV)/.installed $(PHOENIX_VENV)/.installed system-packages \
+	$(PROMPTFOO_DIR)/node_modules/.installed
 
 # The demo needs neither PostgreSQL nor Chromium.
 demo: $(VENV)/.installed $(LS_VENV)/.installed

@@ -37,6 +37,13 @@ class LabelStudioStartError(LabelStudioError):
     """The managed Label Studio did not come up."""
 
 
+class ConnectorError(LLMTraceError):
+    """A tracing tool the plugin pulls from or pushes to (Phoenix, MLflow) could not be
+    reached or answered with an error (exit 7)."""
+
+    exit_code = 7
+
+
 class StoreError(LLMTraceError):
     """The record store could not be opened or migrated."""
 

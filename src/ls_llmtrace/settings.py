@@ -61,6 +61,8 @@ that names the variable and the value expected.
 | ``LS_LLMTRACE_STORED_MAX_KB`` | ``256`` | largest record (its JSON) the store keeps; larger items are rejected with the reason, kept aside cut short |
 | ``LS_LLMTRACE_REGEX_TIMEOUT_S`` | ``1`` | time limit of one regular-expression match of a migration's split rule (the ``regex`` package's timeout); past it the migration stops with an error naming the rule |
 | ``LS_LLMTRACE_FEEDBACK_MAX_BODY_MB`` | ``10`` | largest request body the Feedback API reads, chunked or not (HTTP 413 above) |
+| ``LS_LLMTRACE_PHOENIX_URL`` | ``http://127.0.0.1:6006`` | Arize Phoenix server that ``pull phoenix`` / ``push phoenix`` talk to |
+| ``LS_LLMTRACE_PHOENIX_API_KEY`` | unset | sent as ``Authorization: Bearer`` to Phoenix (when its auth is on); never logged |
 """
 
 from __future__ import annotations
@@ -423,3 +425,10 @@ def public_url(url: str) -> str:
         query = urlencode([(k, "***" if _SECRET_QUERY.search(k) else v)
                            for k, v in parse_qsl(query, keep_blank_values=True)], safe="*")
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+def phoenix_url() -> str:
+    return (_env("LS_LLMTRACE_PHOENIX_URL") or "http://127.0.0.1:6006").rstrip("/")
+
+
+def phoenix_api_key() -> str | None:
+    return _env("LS_LLMTRACE_PHOENIX_API_KEY")
+

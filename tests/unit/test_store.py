@@ -23,6 +23,7 @@ EXPECTED_TABLES |= {"judge_evaluations"}  # the judge gate
 EXPECTED_TABLES |= {"judge_calibrations"}  # calibrate
 EXPECTED_TABLES |= {"adjudication_queues"}  # adjudication of reviewer disagreements
 EXPECTED_TABLES |= {"sync_exports"}  # first syncs' snapshot exports
+EXPECTED_TABLES |= {"connector_cursors", "connector_pushes"}  # connectors to tracing tools
 
 
 def _record(key: str = "ls:1:10", **changes) -> AnnotationRecord:

@@ -273,6 +273,26 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX judge_calibrations_judge ON judge_calibrations
             (judge_kind, schema_id, schema_version);
     """),
+    # Connectors to tracing tools: how far each pull has read, and what each push sent
+    # (the remote id and a hash of what was sent, so a re-push updates or skips).
+    ("0980_connector_state", """
+        CREATE TABLE connector_cursors (
+            system TEXT NOT NULL,
+            scope TEXT NOT NULL,
+            cursor TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (system, scope)
+        );
+        CREATE TABLE connector_pushes (
+            system TEXT NOT NULL,
+            scope TEXT NOT NULL,
+            item_key TEXT NOT NULL,
+            remote_id TEXT,
+            content_hash TEXT NOT NULL,
+            pushed_at TEXT NOT NULL,
+            PRIMARY KEY (system, scope, item_key)
+        )
+    """),
 ]
 
 # Names recorded by stores created before the migrations were named by what they do:
