@@ -46,7 +46,7 @@ def test_agreement_from_real_predictions_and_two_reviewers(
     assert imported.exit_code == 0, imported.output
     project_id = ls_client.find_project(f"llmtrace {queue} | default@v1")
     assert project_id is not None
-    assert preannotate(ls_client, project_id, backend.url).created == 22
+    assert preannotate(ls_client, project_id, backend.url, backend.auth).created == 22
     deadline = time.monotonic() + 60
     while ls_client.prediction_count(project_id) < 22 and time.monotonic() < deadline:
         time.sleep(0.5)

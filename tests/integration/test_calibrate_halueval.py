@@ -74,7 +74,7 @@ def run_calibration_loop(ls_client: LabelStudioClient, backend: ManagedBackend, 
     assert synced.exit_code == 0, synced.output
 
     # the learned evaluator as it is: trained on every label, predicts every task
-    first = preannotate(ls_client, project_id, backend.url, batch_size=500)
+    first = preannotate(ls_client, project_id, backend.url, backend.auth, batch_size=500)
     assert first.model_version.startswith("llmtrace-learned-v")
     assert ls_client.prediction_count(project_id) == len(rows)
 
@@ -95,12 +95,12 @@ def run_calibration_loop(ls_client: LabelStudioClient, backend: ManagedBackend, 
 
     # the backend takes the calibration at its next /setup: a new model_version, so
     # Label Studio asks for every task again (the first predictions stay)
-    second = preannotate(ls_client, project_id, backend.url, batch_size=500)
+    second = preannotate(ls_client, project_id, backend.url, backend.auth, batch_size=500)
     assert second.model_version != first.model_version
     assert second.model_version.startswith("llmtrace-learned-v")
     assert second.pending == len(rows)
     assert ls_client.prediction_count(project_id) == 2 * len(rows)
-    metrics = requests.get(f"{backend.url}/metrics", timeout=10).json()
+    metrics = requests.get(f"{backend.url}/metrics", auth=backend.auth, timeout=10).json()
     assert metrics["learned_models"]["default@v2"] is not None
 
     # ... and those predictions are the calibrated judge's: the chosen settings, refitted
