@@ -97,7 +97,9 @@ def test_import_dropped_on_a_later_page(
                       _env(tmp_path / "home", tmp_path / "fresh.sqlite", proxy.url,
                            creds.token))
     line = _one_line_exit_3(result)
-    assert proxy.cut and all("page=2" in r for r in proxy.cut), proxy.cut
+    # keyset pages: the second page asks for the tasks after the first page's last id
+    assert proxy.cut and all("GET /api/tasks/" in r and "tasks%3Aid" in r
+                             for r in proxy.cut), proxy.cut
     assert f"Label Studio at {proxy.url} broke while trying to list tasks" in line, line
 
 

@@ -283,4 +283,4 @@ def test_import_detects_langfuse_and_stores_its_scores(
                                       "--strict"])
     assert wrong.exit_code == 4
     assert f"{path}: record 0: resourceSpans: missing or not a list" in wrong.stderr
-    assert "read 1, imported 0, skipped as duplicates 0, rejected 1" in wrong.stdout
+    assert "--strict: 1 rejected, nothing imported" in wrong.stdout  # all or nothing

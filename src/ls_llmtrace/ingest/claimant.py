@@ -15,6 +15,8 @@ import socket
 import uuid
 from pathlib import Path
 
+from ls_llmtrace.labelstudio.server import pid_alive
+
 
 def _proc_stat(pid: int) -> list[str] | None:
     """The fields of ``/proc/<pid>/stat`` after the command name, or None."""
@@ -37,16 +39,6 @@ def own_name() -> str:
     return f"{socket.gethostname()}:{pid}:{process_start(pid)}:{uuid.uuid4().hex[:8]}"
 
 
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    fields = _proc_stat(pid)
-    return not (fields and fields[0] in ("Z", "X"))  # a zombie has exited
-
 
 def is_running(name: str) -> bool | None:
     """True: the importer runs; False: it is gone (crashed or killed); None: it cannot
@@ -61,7 +53,7 @@ def is_running(name: str) -> bool | None:
         host, pid, start = legacy[0], int(legacy[1]), ""
     if host != socket.gethostname():
         return None
-    if not _running(pid):
+    if not pid_alive(pid):
         return False
     return not start or process_start(pid) == start
 

@@ -58,6 +58,7 @@ from ls_llmtrace.labelstudio.client import (
     export_owner,
     export_title,
 )
+from ls_llmtrace.labelstudio.server import pid_alive
 from ls_llmtrace.models import (
     AnnotationRecord,
     NotStorable,
@@ -98,15 +99,6 @@ class SyncSummary:
 STALE_EXPORT_S = 3600.0  # an export this old is no live sync's (the wait gives up at 1800 s)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
 
 def export_abandoned(title: str, created_at: datetime | None,
                      now: datetime | None = None) -> bool:
@@ -115,7 +107,7 @@ def export_abandoned(title: str, created_at: datetime | None,
     if owner is None:  # "ls-llmtrace sync" alone: made by a version before pids in titles
         return title.strip() == EXPORT_TITLE_PREFIX
     host, pid = owner
-    if host == socket.gethostname() and pid != os.getpid() and not _pid_alive(pid):
+    if host == socket.gethostname() and pid != os.getpid() and not pid_alive(pid):
         return True
     age = ((now or datetime.now(UTC)) - created_at).total_seconds() if created_at else 0.0
     return age > STALE_EXPORT_S
