@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -58,11 +59,12 @@ def test_ui_marks_kept_and_changed_results(
         browser.get(f"{server.url}/projects/{pid}/data?task={task[trace]}")
         WebDriverWait(browser, 90).until(lambda d: d.find_elements(By.NAME, "fail"))
         # the UI opens on the judge's proposal
-        WebDriverWait(browser, 30).until(lambda d: d.find_element(By.NAME, "fail").is_selected())
+        WebDriverWait(browser, 30, ignored_exceptions=(StaleElementReferenceException,)).until(
+            lambda d: d.find_element(By.NAME, "fail").is_selected())
         if change:
             browser.execute_script("arguments[0].click()", browser.find_element(By.NAME, "pass"))
-            WebDriverWait(browser, 10).until(
-                lambda d: d.find_element(By.NAME, "pass").is_selected())
+            WebDriverWait(browser, 10, ignored_exceptions=(StaleElementReferenceException,)
+                          ).until(lambda d: d.find_element(By.NAME, "pass").is_selected())
         _submit(browser)
         deadline = time.monotonic() + 30
         while not ls_client.sdk.tasks.get(id=str(task[trace])).annotations:
