@@ -18,14 +18,11 @@ from ls_llmtrace.timeutil import to_utc
 
 def fetch_verdicts(store: Store, queue_name: str) -> list[str]:
     """Read the judge's predictions of every project of a queue into the store."""
-    from ls_llmtrace.ingest.queues import known, schema_of
+    from ls_llmtrace.ingest.queues import required, schema_of
     from ls_llmtrace.records.verdicts import sync_verdicts
     from ls_llmtrace.schema.model import find_schema_version
 
-    queue = known(store, queue_name)
-    if queue is None:
-        raise ConfigError(f"queue {queue_name!r} is not in the store: run `ls-llmtrace sync` "
-                          "for it first")
+    queue = required(store, queue_name)
     ls = client()
     lines = []
     projects = {int(p["project_id"]): p for p in store.projects() if p["queue"] == queue_name}

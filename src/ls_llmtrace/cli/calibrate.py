@@ -67,10 +67,7 @@ def calibrate_command(queue: str | None, kind: str | None, min_labels: int | Non
                           "--judge llm")
     name = queue or settings.default_queue()
     with Store() as store:
-        found = queues.known(store, name)
-        if found is None:
-            raise ConfigError(f"queue {name!r} is not known to the store: import traces into "
-                              "it or sync it first")
+        found = queues.required(store, name)
         schema = queues.schema_of(found)
         calls = [0]
 

@@ -11,7 +11,6 @@ import click
 from ls_llmtrace import settings
 from ls_llmtrace.cli.common import TIME_FORMATS, Store, friendly, queue_option
 from ls_llmtrace.cli.evals import golden_group
-from ls_llmtrace.errors import ConfigError
 
 
 @golden_group.command("build")
@@ -56,10 +55,7 @@ def golden_build(queue: str | None, out_dir: Path, control_share: float,
 
     name = queue or settings.default_queue()
     with Store() as store:
-        found = queues.known(store, name)
-        if found is None:
-            raise ConfigError(f"queue {name!r} is not known to the store: import traces into "
-                              "it or sync it first")
+        found = queues.required(store, name)
         schema = queues.schema_of(found)
         golden = build_golden(
             store, schema, queue=found.name, project_id=found.project_id,

@@ -41,7 +41,7 @@ import numpy as np
 from ls_llmtrace import settings
 from ls_llmtrace.errors import ConfigError, LLMTraceError
 from ls_llmtrace.evals.golden import decide
-from ls_llmtrace.ingest.queues import known, schema_of
+from ls_llmtrace.ingest.queues import required, schema_of
 from ls_llmtrace.labelstudio.client import LabelStudioClient
 from ls_llmtrace.models import AnnotationRecord, Trace
 from ls_llmtrace.schema.model import AnnotationSchema
@@ -194,10 +194,7 @@ def queue_failures(store: Store, queue_name: str, schema_dir: Path | None = None
                    ) -> tuple[list[Failure], int, AnnotationSchema]:
     """The failures of a queue (every project it has had), the reviewed trace count, and
     the queue's current schema."""
-    queue = known(store, queue_name)
-    if queue is None:
-        raise ConfigError(f"queue {queue_name!r} is not in the store: run `ls-llmtrace sync` "
-                          "for it first")
+    queue = required(store, queue_name)
     schema = schema_of(queue, schema_dir)
     projects = {int(p["project_id"]) for p in store.projects() if p["queue"] == queue_name}
     projects.add(queue.project_id)

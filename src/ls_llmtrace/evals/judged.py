@@ -22,7 +22,7 @@ from pathlib import Path
 from ls_llmtrace import settings
 from ls_llmtrace.errors import ConfigError
 from ls_llmtrace.evals.golden import decide
-from ls_llmtrace.ingest.queues import known, schema_of
+from ls_llmtrace.ingest.queues import required, schema_of
 from ls_llmtrace.models import AnnotationRecord, Source, Trace
 from ls_llmtrace.schema.model import AnnotationSchema
 from ls_llmtrace.store import Store
@@ -93,10 +93,7 @@ def queue_verdicts(store: Store, queue_name: str, *, judge_version: str | None =
                    schema_dir: Path | None = None) -> QueueVerdicts:
     """Every trace of a queue (every project it has had) the judge or a reviewer
     labelled, within ``[since, until)`` when given."""
-    queue = known(store, queue_name)
-    if queue is None:
-        raise ConfigError(f"queue {queue_name!r} is not in the store: run `ls-llmtrace sync` "
-                          "for it first")
+    queue = required(store, queue_name)
     schema_dir = schema_dir or settings.schema_dir()
     schema = schema_of(queue, schema_dir)
     projects = {int(p["project_id"]) for p in store.projects() if p["queue"] == queue_name}

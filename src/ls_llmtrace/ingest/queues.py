@@ -70,6 +70,15 @@ def known(store: Store, name: str) -> Queue | None:
     return _from_row(row) if row is not None else None
 
 
+def required(store: Store, name: str) -> Queue:
+    """:func:`known`, or a ConfigError saying how to get the queue into the store."""
+    queue = known(store, name)
+    if queue is None:
+        raise ConfigError(f"queue {name!r} is not known: it is not in the store; import "
+                          "traces into it or run `ls-llmtrace sync` for it first")
+    return queue
+
+
 def record(store: Store, queue: Queue) -> None:
     """Record the queue's project and current version."""
     store.set_queue(queue.name, queue.project_id, queue.schema_id, queue.schema_version,
