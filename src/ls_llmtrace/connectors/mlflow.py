@@ -239,31 +239,35 @@ class MlflowPull:
         start = self.start
         if start is not None:
             parts.append(f"trace.timestamp_ms >= {int(start.timestamp() * 1000)}")
-        if self.filter_string:
-            parts.append(f"({self.filter_string})" if " or " in self.filter_string.lower()
-                         else self.filter_string)
+        if self.filter_string:  # MLflow's trace filters only have AND
+            parts.append(self.filter_string)
         return " AND ".join(parts)
 
     def traces(self) -> Iterator[Trace | list[Rejected]]:
         """The finished traces with a request time since the cursor, each whole."""
         experiment_id = self.client.experiment_id(self.experiment)
         for info in self.client.search(experiment_id, self._filter()):
-            when = _request_ms(info)
-            if info.get("state") == "IN_PROGRESS":
-                self.in_progress += 1
-                if when is not None and (self.held_ms is None or when < self.held_ms):
-                    self.held_ms = when
-                continue
-            if isinstance(info.get("trace_id"), str):
-                self.trace_ids.append(info["trace_id"])
-            if when is not None and (self.newest_ms is None or when > self.newest_ms):
-                self.newest_ms = when
+            self.take(info)
         for i in range(0, len(self.trace_ids), TRACES_PER_REQUEST):
             chunk = self.trace_ids[i:i + TRACES_PER_REQUEST]
             found = {str((t.get("trace_info") or {}).get("trace_id")): t
                      for t in self.client.traces(chunk)}
             for trace_id in chunk:
                 yield from self._read(trace_id, found.get(trace_id), experiment_id)
+
+    def take(self, info: dict[str, Any]) -> None:
+        """Note one searched trace info: a finished trace to read, or one still running
+        (left for a later pull, and the cursor held before it)."""
+        when = _request_ms(info)
+        if info.get("state") == "IN_PROGRESS":
+            self.in_progress += 1
+            if when is not None and (self.held_ms is None or when < self.held_ms):
+                self.held_ms = when
+            return
+        if isinstance(info.get("trace_id"), str):
+            self.trace_ids.append(info["trace_id"])
+        if when is not None and (self.newest_ms is None or when > self.newest_ms):
+            self.newest_ms = when
 
     def _read(self, trace_id: str, trace: dict[str, Any] | None, experiment_id: str
               ) -> Iterator[Trace | list[Rejected]]:
