@@ -108,6 +108,16 @@ def test_mlflow_round_trip(mlflow_server: ToolServer, ls_client: LabelStudioClie
                  "--url", url)
     assert "3 traces read; read 3, imported 0, skipped as duplicates 3" in again
     assert len(ls_client.sdk.tasks.list(project=project_id, page_size=100).items) == 3
+    # --since and --filter go to MLflow's own search (ANDed); a filter nothing matches
+    matched = _cli("pull", "mlflow", "--experiment", EXPERIMENT, "--queue", "mlflow-review",
+                   "--url", url, "--since", "2000-01-01", "--filter", "trace.status = 'OK'")
+    assert "3 traces read; read 3, imported 0, skipped as duplicates 3" in matched
+    none = _cli("pull", "mlflow", "--experiment", EXPERIMENT, "--queue", "mlflow-review",
+                "--url", url, "--filter", "tags.env = 'prod'")
+    assert "0 traces read" in none
+    unknown = CliRunner().invoke(main, ["pull", "mlflow", "--experiment", "no-such",
+                                        "--queue", "mlflow-review", "--url", url])
+    assert unknown.exit_code == 7 and "has no experiment 'no-such'" in unknown.output
 
     # two reviews through Label Studio's API, then the sync
     schema = load_schema(REPO / "label_configs" / "default.v1.yaml")
