@@ -208,4 +208,17 @@ def test_mlflow_round_trip(mlflow_server: ToolServer, ls_client: LabelStudioClie
         again_otel = _cli("push", "otel", "--endpoint", receiver.url)
         assert "otel: 0 sent, 2 unchanged" in again_otel
         assert len(receiver.records()) == 2
+
+    # a trace deleted in MLflow after the pull: its record is left out, the rest goes on
+    gone = truth[2]["trace_id"]
+    ls_client.sdk.annotations.create(id=tasks[gone].id, result=[
+        {"from_name": "verdict", "to_name": "answer", "type": "choices",
+         "value": {"choices": ["pass"]}}])
+    sync_all(ls_client, store, {(schema.id, schema.version): schema}, project_ids=[project_id])
+    requests.post(f"{url}/api/2.0/mlflow/traces/delete-traces", timeout=30, json={
+        "experiment_id": experiment_id, "request_ids": [gone]}).raise_for_status()
+    fifth = json.loads(_cli("push", "mlflow", "--experiment", EXPERIMENT, "--url", url,
+                            "--json"))
+    assert (fifth["sent"], fifth["unchanged"]) == (0, 3)
+    assert fifth["skipped"] == {"traces no longer in MLflow": 1}
     store.close()

@@ -120,6 +120,8 @@ def push_mlflow(experiment: str, url: str | None, as_json: bool) -> None:
     with Store() as store:
         summary = push(MlflowClient(url), store, experiment)
     click.echo(json.dumps(summary.__dict__) if as_json else summary.line("mlflow"))
+    for error in summary.errors[:5]:
+        click.echo(f"  {error}", err=True)
 
 
 @push_group.command("otel")

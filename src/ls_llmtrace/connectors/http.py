@@ -13,6 +13,15 @@ import requests
 from ls_llmtrace.errors import ConnectorError
 
 
+class ToolRefused(ConnectorError):
+    """The tool answered, with an HTTP error about this request (``status``): the item
+    can be set aside while the rest goes on (a tool that cannot be reached cannot)."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 class ToolSession:
     """``requests`` against one tool's base URL."""
 
@@ -41,8 +50,8 @@ class ToolSession:
             return None
         if response.status_code >= 400:
             text = " ".join(response.text.split())[:300]
-            raise ConnectorError(f"{self.tool} answered {response.status_code} to {method} "
-                                 f"{route.split('?')[0]}: {text}")
+            raise ToolRefused(f"{self.tool} answered {response.status_code} to {method} "
+                              f"{route.split('?')[0]}: {text}", response.status_code)
         if not response.content:
             return None
         try:

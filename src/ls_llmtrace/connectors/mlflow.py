@@ -41,7 +41,7 @@ from ls_llmtrace.connectors.common import (
     record_metadata,
     traces_from_spans,
 )
-from ls_llmtrace.connectors.http import ToolSession
+from ls_llmtrace.connectors.http import ToolRefused, ToolSession
 from ls_llmtrace.errors import ConnectorError
 from ls_llmtrace.models import AnnotationRecord, Rejected, Trace
 from ls_llmtrace.store import Store
@@ -348,16 +348,36 @@ def assessments_for(record: AnnotationRecord, trace: Trace) -> list[Outgoing]:
     return out
 
 
-def _found_on_trace(client: MlflowClient, cache: dict[str, dict[str, str]], trace_id: str,
-                    item_key: str) -> str | None:
+class _TraceGone(Exception):
+    """The trace is no longer in MLflow (deleted there after the pull)."""
+
+
+def _found_on_trace(client: MlflowClient, cache: dict[str, dict[str, str] | None],
+                    trace_id: str, item_key: str) -> str | None:
     """The id of an assessment already on the trace for ``item_key`` (one created by a push
     that stopped before remembering it)."""
     if trace_id not in cache:
-        cache[trace_id] = {
+        info = client.trace_info(trace_id)
+        cache[trace_id] = None if info is None else {
             str((a.get("metadata") or {}).get(ITEM_KEY)): str(a.get("assessment_id"))
-            for a in client.assessments(trace_id)
+            for a in info.get("assessments") or []
             if (a.get("metadata") or {}).get(ITEM_KEY)}
-    return cache[trace_id].get(item_key)
+    found = cache[trace_id]
+    if found is None:
+        raise _TraceGone(trace_id)
+    return found.get(item_key)
+
+
+def _send(client: MlflowClient, on_trace: dict[str, dict[str, str] | None], item: Outgoing,
+          remote: str | None) -> str:
+    """Update the assessment (the remembered one, else one found on the trace) or create
+    it; its id."""
+    if remote is not None and client.update_assessment(item.trace_id, remote, item.body):
+        return remote
+    found = _found_on_trace(client, on_trace, item.trace_id, item.item_key)
+    if found is not None and client.update_assessment(item.trace_id, found, item.body):
+        return found
+    return client.create_assessment(item.trace_id, item.body)
 
 
 def push(client: MlflowClient, store: Store, experiment: str) -> PushSummary:
@@ -367,7 +387,7 @@ def push(client: MlflowClient, store: Store, experiment: str) -> PushSummary:
     summary = PushSummary()
     experiment_id = client.experiment_id(experiment)
     sent = store.pushed_items(SYSTEM, experiment_id)
-    on_trace: dict[str, dict[str, str]] = {}
+    on_trace: dict[str, dict[str, str] | None] = {}
     for record, trace in pushable_records(store, SYSTEM, summary):
         if trace.metadata.extra.get(EXPERIMENT_KEY) != experiment_id:
             continue
@@ -389,12 +409,18 @@ def push(client: MlflowClient, store: Store, experiment: str) -> PushSummary:
             if previous is not None and previous.content_hash == digest:
                 summary.unchanged += 1
                 continue
-            remote = previous.remote_id if previous is not None else None
-            if remote is None:
-                remote = _found_on_trace(client, on_trace, item.trace_id, item.item_key)
-            if remote is None or not client.update_assessment(item.trace_id, remote,
-                                                              item.body):
-                remote = client.create_assessment(item.trace_id, item.body)
+            try:
+                remote = _send(client, on_trace, item,
+                               previous.remote_id if previous is not None else None)
+            except _TraceGone:
+                summary.skip("traces no longer in MLflow")
+                continue
+            except ToolRefused as exc:  # this assessment only: the others go on
+                if exc.status >= 500:
+                    raise
+                summary.skip(f"refused by MLflow ({exc.status})")
+                summary.errors.append(f"{item.item_key}: {exc}")
+                continue
             store.remember_push(SYSTEM, experiment_id, item.item_key, remote, digest)
             summary.sent += 1
     return summary
