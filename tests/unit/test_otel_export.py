@@ -170,3 +170,15 @@ def test_trace_without_otel_id_is_sent_unlinked() -> None:
     assert event.trace_id is None and event.span_id is None
     assert event.attributes["ls_llmtrace.trace_id"] == "conv-42"
     assert not event.log_record(0).trace_id
+
+
+def test_push_state_is_kept_per_endpoint_and_can_be_forgotten(store: Store) -> None:
+    """The connector state the pushes share, on both engines: per (system, scope)."""
+    store.remember_push("otel", "http://a/v1/logs", "k", "uid-1", "h1")
+    store.remember_push("otel", "http://a/v1/logs", "k", "uid-2", "h2")  # an update
+    store.remember_push("otel", "http://b/v1/logs", "k", "uid-3", "h3")
+    a = store.pushed_items("otel", "http://a/v1/logs")
+    assert {k: (v.remote_id, v.content_hash) for k, v in a.items()} == {"k": ("uid-2", "h2")}
+    store.forget_push("otel", "http://a/v1/logs", "k")
+    assert store.pushed_items("otel", "http://a/v1/logs") == {}
+    assert set(store.pushed_items("otel", "http://b/v1/logs")) == {"k"}
