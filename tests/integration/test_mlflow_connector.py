@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,22 @@ def _send(server: ToolServer, llm: FakeLLM, tmp_path: Path) -> list[dict[str, An
     return list(json.loads(truth.read_text()))
 
 
+def _wait_for_spans(url: str, trace_ids: list[str], timeout: float = 120.0) -> None:
+    """Wait until MLflow serves each trace with its spans: the client logs a trace's info
+    and its spans in separate requests, and a loaded machine can see the first alone."""
+    deadline = time.monotonic() + timeout
+    waiting = list(trace_ids)
+    while waiting and time.monotonic() < deadline:
+        answer = requests.get(f"{url}/api/3.0/mlflow/traces/batchGet", timeout=30,
+                              params={"trace_ids": waiting[0]})
+        if answer.status_code == 200 and all(t.get("spans") for t in
+                                             answer.json().get("traces") or [{}]):
+            waiting.pop(0)
+        else:
+            time.sleep(1)
+    assert not waiting, f"MLflow never served the spans of {waiting}"
+
+
 def _cli(*args: str) -> str:
     result = CliRunner().invoke(main, list(args))
     assert result.exit_code == 0, result.output
@@ -82,6 +99,7 @@ def test_mlflow_round_trip(mlflow_server: ToolServer, ls_client: LabelStudioClie
         truth = _send(mlflow_server, llm, tmp_path)
     assert len(truth) == 3 and all(t["trace_id"].startswith("tr-") for t in truth)
     url = mlflow_server.url
+    _wait_for_spans(url, [t["trace_id"] for t in truth])
 
     out = _cli("pull", "mlflow", "--experiment", EXPERIMENT, "--queue", "mlflow-review",
                "--url", url)
@@ -221,4 +239,14 @@ def test_mlflow_round_trip(mlflow_server: ToolServer, ls_client: LabelStudioClie
                             "--json"))
     assert (fifth["sent"], fifth["unchanged"]) == (0, 3)
     assert fifth["skipped"] == {"traces no longer in MLflow": 1}
+
+    # a corrected output taken back: its expectation is deleted, the feedback stays
+    [reviewed] = ls_client.sdk.tasks.get(id=tasks[fail_id].id).annotations
+    ls_client.sdk.annotations.update(id=reviewed["id"], result=[
+        r for r in reviewed["result"] if r["from_name"] != "corrected_output"])
+    sync_all(ls_client, store, {(schema.id, schema.version): schema}, project_ids=[project_id])
+    sixth = json.loads(_cli("push", "mlflow", "--experiment", EXPERIMENT, "--url", url,
+                            "--json"))
+    assert (sixth["sent"], sixth["unchanged"]) == (1, 2)
+    assert [a["assessment_name"] for a in _ours(mlflow_server, fail_id)] == [schema.id]
     store.close()

@@ -48,6 +48,7 @@ def test_a_record_becomes_a_human_feedback_and_an_expectation() -> None:
     assert all(isinstance(v, str) for v in meta.values())  # MLflow's map<string, string>
     assert meta["score"] == "0.2" and meta[ITEM_KEY] == "ls:1:2:3"
     assert meta["label_studio_task"] == "2" and meta["reviewer"] == "rev@example.com"
+    assert "corrected_output" not in meta
     assert expectation.item_key == f"ls:1:2:3#{EXPECTATION}"
     assert expectation.body["assessment_name"] == "expected_response"
     assert expectation.body["expectation"] == {"value": "Paris."}
@@ -109,9 +110,13 @@ def test_cursor_is_held_before_a_running_trace(tmp_path: Path) -> None:
     assert later.start == datetime(2026, 5, 1, 11, 56, tzinfo=UTC)  # 5 min overlap
     assert later._filter() == (f"trace.timestamp_ms >= {int(later.start.timestamp() * 1000)}"
                                " AND tags.env = 'prod'")
-    # a trace MLflow serves without spans is kept aside with the reason
+    # a trace MLflow serves without spans (yet) is kept aside with the reason, and the
+    # cursor stays before it so that the next pull reads it again
+    later.take({"trace_id": "tr-x", "request_time": "2026-05-01T11:58:00Z", "state": "OK"})
+    later.take({"trace_id": "tr-y", "request_time": "2026-05-01T11:59:00Z", "state": "OK"})
     [[rejected]] = list(later._read("tr-x", {"trace_info": {}, "spans": []}, "1"))
     assert rejected.field == "spans" and "no spans" in rejected.reason
+    assert later.save_cursor(store) == "2026-05-01T11:58:00+00:00"
     store.close()
 
 

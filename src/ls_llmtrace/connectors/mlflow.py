@@ -8,9 +8,10 @@ OTLP importer. MLflow's span attributes (``mlflow.spanInputs``, ``mlflow.spanOut
 importer reads the conversation as from any other instrumentation. The stored trace id is
 MLflow's own (``tr-...``): the id engineers search for in MLflow and the one assessments
 attach to. The cursor is the newest request time read, held before any trace still in
-progress; the next pull starts ``overlap`` before it, and the claims make a repeated pull
-change nothing. Spans must be in the tracking store (MLflow 3.6 and later with a database
-backend); a trace whose spans are elsewhere is kept aside with the reason.
+progress or one MLflow could not serve with its spans yet (kept aside with MLflow's
+answer, read again by the next pull); the next pull starts ``overlap`` before it, and the
+claims make a repeated pull change nothing. Spans must be in the tracking store (MLflow 3.6
+and later with a database backend).
 
 **Push**: each live reviewer record on a pulled trace becomes MLflow assessments with source
 HUMAN and the reviewer's id: a *feedback* named after the schema (value: the label, else
@@ -232,6 +233,7 @@ class MlflowPull:
         self.newest_ms: int | None = None
         self.held_ms: int | None = None  # request time of the oldest trace still running
         self.trace_ids: list[str] = []
+        self.requested: dict[str, int] = {}  # request time (ms) per trace read
         self.in_progress = 0
 
     def _filter(self) -> str:
@@ -250,10 +252,34 @@ class MlflowPull:
             self.take(info)
         for i in range(0, len(self.trace_ids), TRACES_PER_REQUEST):
             chunk = self.trace_ids[i:i + TRACES_PER_REQUEST]
-            found = {str((t.get("trace_info") or {}).get("trace_id")): t
-                     for t in self.client.traces(chunk)}
+            try:
+                found = self._fetch(chunk)
+            except ToolRefused:  # one trace MLflow cannot serve fails the whole request
+                found = {}
+                for trace_id in chunk:
+                    try:
+                        found.update(self._fetch([trace_id]))
+                    except ToolRefused as exc:
+                        self._hold(trace_id)
+                        yield [Rejected(f"mlflow:{self.experiment}", f"trace {trace_id}",
+                                        "spans", f"{exc} (tried again on the next pull)",
+                                        trace_id)]
+                        found[trace_id] = None
             for trace_id in chunk:
+                if trace_id in found and found[trace_id] is None:
+                    continue
                 yield from self._read(trace_id, found.get(trace_id), experiment_id)
+
+    def _fetch(self, trace_ids: list[str]) -> dict[str, dict[str, Any] | None]:
+        return {str((t.get("trace_info") or {}).get("trace_id")): t
+                for t in self.client.traces(trace_ids)}
+
+    def _hold(self, trace_id: str) -> None:
+        """Keep the cursor before a trace MLflow could not serve yet (its spans may still
+        be on their way), so the next pull reads it again."""
+        when = self.requested.get(trace_id)
+        if when is not None and (self.held_ms is None or when < self.held_ms):
+            self.held_ms = when
 
     def take(self, info: dict[str, Any]) -> None:
         """Note one searched trace info: a finished trace to read, or one still running
@@ -266,6 +292,8 @@ class MlflowPull:
             return
         if isinstance(info.get("trace_id"), str):
             self.trace_ids.append(info["trace_id"])
+            if when is not None:
+                self.requested[info["trace_id"]] = when
         if when is not None and (self.newest_ms is None or when > self.newest_ms):
             self.newest_ms = when
 
@@ -273,6 +301,7 @@ class MlflowPull:
               ) -> Iterator[Trace | list[Rejected]]:
         spans = [otlp_span(s) for s in (trace or {}).get("spans") or [] if isinstance(s, dict)]
         if not spans:
+            self._hold(trace_id)
             yield [Rejected(f"mlflow:{self.experiment}", f"trace {trace_id}", "spans",
                             "MLflow returned no spans for this trace (spans kept outside "
                             "the tracking store: an MLflow server older than 3.6, or a "
@@ -326,6 +355,7 @@ def assessments_for(record: AnnotationRecord, trace: Trace) -> list[Outgoing]:
     if record.scope.kind == "span" and record.scope.span_id:
         base["span_id"] = record.scope.span_id
     meta = record_metadata(record)
+    meta.pop("corrected_output", None)  # it is the expectation's value
     if record.score is not None:
         meta["score"] = record.score
     out: list[Outgoing] = []
@@ -340,7 +370,6 @@ def assessments_for(record: AnnotationRecord, trace: Trace) -> list[Outgoing]:
         out.append(Outgoing(key, trace.trace_id, body))
     if record.corrected_output is not None:
         key = f"{record.record_key}#{EXPECTATION}"
-        meta.pop("corrected_output", None)
         body = {**base, "assessment_name": EXPECTATION,
                 "expectation": {"value": record.corrected_output},
                 "metadata": _meta_strings({**meta, ITEM_KEY: key})}
