@@ -29,6 +29,16 @@ $(PHOENIX_VENV)/.installed:
 	$(PHOENIX_VENV)/bin/pip install --quiet 'arize-phoenix>=12,<21' 'openinference-instrumentation-openai<1' 'openai>=1.40' 'opentelemetry-exporter-otlp-proto-http>=1.25,<2'
 	touch $@
 
+# MLflow, the tracking server the MLflow connector talks to (MLflow 3 tracing), in its own
+# virtualenv with what the connector test's instrumented app needs: MLflow's own OpenAI
+# autologging and the OpenAI SDK, run against the local fake provider.
+MLFLOW_VENV := .venvs/mlflow
+$(MLFLOW_VENV)/.installed:
+	$(PYTHON) -m venv $(MLFLOW_VENV)
+	$(MLFLOW_VENV)/bin/pip install --quiet --upgrade pip
+	$(MLFLOW_VENV)/bin/pip install --quiet 'mlflow>=3.4,<4' 'openai>=1.40,<3'
+	touch $@
+
 # Debian packages the tests need, installed only when missing, with one `apt-get update`:
 # PostgreSQL (the store tests run on it too) and Chromium + ChromeDriver (the browser tests
 # open Label Studio's labeling UI).
@@ -47,7 +57,8 @@ $(PROMPTFOO_DIR)/node_modules/.installed: $(PROMPTFOO_DIR)/package-lock.json
 	cd $(PROMPTFOO_DIR) && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-setup: $(VENV)/.installed $(LS_VENV)/.installed $(PHOENIX_VENV)/.installed system-packages \
+setup: $(VENV)/.installed $(LS_VENV)/.installed $(PHOENIX_VENV)/.installed $(MLFLOW_VENV)/.installed \
+	system-packages \
 	$(PROMPTFOO_DIR)/node_modules/.installed
 
 # The demo needs neither PostgreSQL nor Chromium.

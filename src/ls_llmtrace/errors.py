@@ -38,8 +38,8 @@ class LabelStudioStartError(LabelStudioError):
 
 
 class ConnectorError(LLMTraceError):
-    """A tracing tool the plugin pulls from or pushes to (Phoenix, MLflow) could not be
-    reached or answered with an error (exit 7)."""
+    """A tracing tool the plugin pulls from or pushes to (Phoenix, MLflow, an OTLP
+    endpoint) could not be reached or answered with an error (exit 7)."""
 
     exit_code = 7
 

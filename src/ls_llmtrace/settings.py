@@ -63,6 +63,10 @@ that names the variable and the value expected.
 | ``LS_LLMTRACE_FEEDBACK_MAX_BODY_MB`` | ``10`` | largest request body the Feedback API reads, chunked or not (HTTP 413 above) |
 | ``LS_LLMTRACE_PHOENIX_URL`` | ``http://127.0.0.1:6006`` | Arize Phoenix server that ``pull phoenix`` / ``push phoenix`` talk to |
 | ``LS_LLMTRACE_PHOENIX_API_KEY`` | unset | sent as ``Authorization: Bearer`` to Phoenix (when its auth is on); never logged |
+| ``LS_LLMTRACE_MLFLOW_URL`` | ``http://127.0.0.1:5000`` | MLflow tracking server that ``pull mlflow`` / ``push mlflow`` talk to |
+| ``LS_LLMTRACE_MLFLOW_TOKEN`` | unset | sent as ``Authorization: Bearer`` to MLflow (a token-protected server or proxy); never logged |
+| ``LS_LLMTRACE_MLFLOW_USERNAME`` / ``LS_LLMTRACE_MLFLOW_PASSWORD`` | unset | HTTP basic auth for MLflow's ``basic-auth`` app (used when no token is set); never logged |
+| ``LS_LLMTRACE_OTLP_HEADERS`` | unset | extra headers of ``push otel``, ``key=value,key2=value2`` (e.g. an ``authorization`` header) |
 """
 
 from __future__ import annotations
@@ -432,3 +436,25 @@ def phoenix_url() -> str:
 def phoenix_api_key() -> str | None:
     return _env("LS_LLMTRACE_PHOENIX_API_KEY")
 
+
+def mlflow_url() -> str:
+    return (_env("LS_LLMTRACE_MLFLOW_URL") or "http://127.0.0.1:5000").rstrip("/")
+
+
+def mlflow_token() -> str | None:
+    return _env("LS_LLMTRACE_MLFLOW_TOKEN")
+
+
+def mlflow_basic_auth() -> tuple[str, str] | None:
+    user = _env("LS_LLMTRACE_MLFLOW_USERNAME")
+    return (user, _env("LS_LLMTRACE_MLFLOW_PASSWORD") or "") if user else None
+
+
+def otlp_headers() -> dict[str, str]:
+    """``LS_LLMTRACE_OTLP_HEADERS`` (``k=v,k2=v2``, as OTEL_EXPORTER_OTLP_HEADERS)."""
+    out: dict[str, str] = {}
+    for part in (_env("LS_LLMTRACE_OTLP_HEADERS") or "").split(","):
+        key, sep, value = part.partition("=")
+        if sep and key.strip():
+            out[key.strip()] = value.strip()
+    return out

@@ -143,3 +143,15 @@ def test_phoenix_unreachable_is_one_line(tmp_path: Path) -> None:
     store = Store(f"sqlite:///{tmp_path / 'store.sqlite'}")
     with pytest.raises(ConnectorError, match="could not be reached"):
         list(PhoenixPull(client, store, "p").traces())
+
+
+def test_phoenix_takes_no_otlp_logs(phoenix: ToolServer) -> None:
+    """Phoenix takes OTLP traces only: ``push otel`` to it is refused (its /v1/logs answers
+    405), one line, nothing half-sent. Evaluations reach Phoenix through ``push phoenix``."""
+    from ls_llmtrace.connectors.otel import Event, OtlpLogSender, export_request
+    from ls_llmtrace.errors import ConnectorError
+
+    event = Event("k", bytes(range(16)), bytes(range(8)), 1, {"gen_ai.evaluation.name": "d"},
+                  "digest")
+    with pytest.raises(ConnectorError, match=r"/v1/logs answered 405"):
+        OtlpLogSender(phoenix.url).send(export_request([event]))

@@ -60,6 +60,12 @@ def run_openinference(args: argparse.Namespace, questions: list[str]) -> list[di
 
 
 def run_mlflow(args: argparse.Namespace, questions: list[str]) -> list[dict[str, Any]]:
+    import os
+
+    # MLflow logs a trace's info and its spans in separate requests; from a background
+    # queue, a span request lost at exit or under load is only logged at DEBUG, leaving
+    # a trace without spans. Logged synchronously, each trace is whole when the call ends.
+    os.environ.setdefault("MLFLOW_ENABLE_ASYNC_TRACE_LOGGING", "false")
     import mlflow
     from openai import OpenAI
 

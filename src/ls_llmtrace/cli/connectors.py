@@ -75,3 +75,76 @@ def push_phoenix(project: str, url: str | None, as_json: bool) -> None:
     with Store() as store:
         summary = push(PhoenixClient(url), store, project)
     click.echo(json.dumps(summary.__dict__) if as_json else summary.line("phoenix"))
+
+
+@pull_group.command("mlflow")
+@click.option("--experiment", required=True, help="MLflow experiment (name or id).")
+@click.option("--since", type=click.DateTime(TIME_FORMATS), default=None,
+              help="Traces requested since (default: the last pull's cursor, minus 5 minutes).")
+@click.option("--filter", "filter_string", default="",
+              help="MLflow trace search filter, ANDed with the time (e.g. "
+              "\"tags.env = 'prod'\").")
+@click.option("--url", default=None, help="MLflow URL (default: LS_LLMTRACE_MLFLOW_URL).")
+@_routing_options
+@friendly
+def pull_mlflow(experiment: str, since: datetime | None, filter_string: str,
+                url: str | None, queue: str | None, rules: Path | None) -> None:
+    """Import the finished traces of an MLflow experiment requested since the cursor;
+    pulling again changes nothing (each trace is claimed once)."""
+    from ls_llmtrace.connectors.mlflow import MlflowClient, MlflowPull
+
+    mlflow = MlflowClient(url)
+    with Store() as store:
+        pull = MlflowPull(mlflow, store, experiment, since=since, filter_string=filter_string)
+        summary = _import(pull.traces(), queue, rules, store)
+        cursor = pull.save_cursor(store)
+    running = f" ({pull.in_progress} still running, left for later)" if pull.in_progress else ""
+    click.echo(f"mlflow {experiment}: {len(pull.trace_ids)} traces read{running}; "
+               f"{summary.line()}")
+    click.echo(summary.queues_line())
+    if cursor:
+        click.echo(f"cursor: {cursor}")
+
+
+@push_group.command("mlflow")
+@click.option("--experiment", required=True, help="MLflow experiment the traces came from.")
+@click.option("--url", default=None, help="MLflow URL (default: LS_LLMTRACE_MLFLOW_URL).")
+@click.option("--json", "as_json", is_flag=True)
+@friendly
+def push_mlflow(experiment: str, url: str | None, as_json: bool) -> None:
+    """Write reviewer records of pulled traces to MLflow as HUMAN assessments (a feedback
+    per record, an expectation for a corrected output), updated in place on a re-push;
+    unchanged ones are not sent again. Counts are of assessments."""
+    from ls_llmtrace.connectors.mlflow import MlflowClient, push
+
+    with Store() as store:
+        summary = push(MlflowClient(url), store, experiment)
+    click.echo(json.dumps(summary.__dict__) if as_json else summary.line("mlflow"))
+    for error in summary.errors[:5]:
+        click.echo(f"  {error}", err=True)
+
+
+@push_group.command("otel")
+@click.option("--endpoint", required=True,
+              help="OTLP/HTTP endpoint: a base URL (/v1/logs is appended) or the logs URL.")
+@click.option("--source", "sources", multiple=True,
+              type=click.Choice(["reviewer", "end_user", "support", "qa", "evaluator"]),
+              help="Record sources to export, repeatable (default: reviewer, end_user, "
+              "support, qa).")
+@click.option("--all", "resend", is_flag=True,
+              help="Send every record again, unchanged ones too (same log.record.uid).")
+@click.option("--json", "as_json", is_flag=True)
+@friendly
+def push_otel(endpoint: str, sources: tuple[str, ...], resend: bool, as_json: bool) -> None:
+    """Export reviewer and feedback records as OpenTelemetry `gen_ai.evaluation.result`
+    events (OTLP/HTTP protobuf logs, linked to the trace and span judged); unchanged
+    records are not sent again to the same endpoint."""
+    from ls_llmtrace import settings
+    from ls_llmtrace.connectors.otel import SOURCES, OtlpLogSender, push
+    from ls_llmtrace.models import Source
+
+    chosen = tuple(Source(s) for s in sources) or SOURCES
+    sender = OtlpLogSender(endpoint, settings.otlp_headers())
+    with Store() as store:
+        summary = push(sender, store, resend=resend, sources=chosen)
+    click.echo(json.dumps(summary.__dict__) if as_json else summary.line("otel"))

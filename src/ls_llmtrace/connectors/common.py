@@ -66,6 +66,7 @@ class PushSummary:
     sent: int = 0
     unchanged: int = 0
     skipped: dict[str, int] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)  # what the tool said of items it refused
 
     def skip(self, reason: str) -> None:
         self.skipped[reason] = self.skipped.get(reason, 0) + 1

@@ -64,3 +64,9 @@ class ConnectorStore:
                 "remote_id=excluded.remote_id, content_hash=excluded.content_hash, "
                 "pushed_at=excluded.pushed_at",
                 (system, scope, item_key, remote_id, content_hash, now))
+
+    def forget_push(self, system: str, scope: str, item_key: str) -> None:
+        """Drop what was remembered for an item the other system no longer holds."""
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM connector_pushes WHERE system=? AND scope=? AND "
+                         "item_key=?", (system, scope, item_key))
