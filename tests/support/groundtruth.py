@@ -3,8 +3,8 @@
 ``python -m tests.support.groundtruth`` prints the match table per dialect (fields matched
 of fields checked, generations whose messages equal the source's). A field is compared
 only where the truth gives it: system prompt, messages (role, exact content, tool calls
-with name and arguments, tool call ids), tool results, answer, model, tokens, error,
-latency (present, and no longer than the generator's wall time).
+with name and arguments, tool call ids), tool results, answer, model, tokens, prompt name,
+metadata kept in ``extra`` (user and conversation ids, telemetry metadata), error, latency (present, and no longer than the generator's wall time).
 """
 
 from __future__ import annotations
@@ -107,6 +107,12 @@ def compare(trace: Trace, truth: dict[str, Any], match: Match) -> None:
                       ("output_tokens", meta.output_tokens)):
         if name in truth:
             match.check(tid, name, got == truth[name], got, truth[name])
+    if "prompt_name" in truth:
+        match.check(tid, "prompt_name", meta.prompt_name == truth["prompt_name"],
+                    meta.prompt_name, truth["prompt_name"])
+    for key, want in (truth.get("extra") or {}).items():
+        got = meta.extra.get(key)
+        match.check(tid, f"extra[{key}]", got == want, got, want)
     if "error" in truth:
         want_error = truth["error"]
         ok = (meta.error is None) if want_error is None else bool(meta.error)

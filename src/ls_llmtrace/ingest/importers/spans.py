@@ -322,6 +322,19 @@ def _meta_lookup(attrs: dict[str, Any], names: tuple[str, ...]) -> str | None:
     return None
 
 
+def vercel_telemetry(spans: list[SpanView]) -> dict[str, Any]:
+    """The Vercel AI SDK's telemetry settings (``ai.telemetry.functionId``,
+    ``ai.telemetry.metadata.*``) from the outermost span carrying them: the SDK's own
+    ``ai.generateText`` span is often a child of the application's root span."""
+    carrying = [s for s in spans if any(k.startswith("ai.telemetry.") for k in s.attributes)]
+    if not carrying:
+        return {}
+    ids = {s.span_id for s in carrying}
+    outer = [s for s in carrying if s.parent_span_id not in ids] or carrying
+    first = min(outer, key=lambda s: (s.start or datetime.max.replace(tzinfo=UTC)))
+    return {k: v for k, v in first.attributes.items() if k.startswith("ai.telemetry.")}
+
+
 def build_trace(trace_id: str, spans: list[SpanView], source: str) -> Trace:
     """One Trace from all spans of one trace id."""
     ids = {s.span_id for s in spans}
@@ -388,7 +401,7 @@ def build_trace(trace_id: str, spans: list[SpanView], source: str) -> Trace:
         output = answer_text(jsonish(_first(root.attributes, "output.value", "output",
                                             "ai.response.text")))
     messages = attach_tool_results(messages, tool_results)
-    ra = {**root.resource, **root.attributes}
+    ra = {**vercel_telemetry(spans), **root.resource, **root.attributes}
     if not main_attrs:  # no LLM span with messages: the last one that names a model
         main_attrs = next((s.attributes for s in reversed(by_end)
                            if _first(s.attributes, *_MODEL_KEYS) is not None), {})
@@ -422,8 +435,11 @@ def build_trace(trace_id: str, spans: list[SpanView], source: str) -> Trace:
             "root span": root.name,
             "provider": _first(ma, "gen_ai.provider.name", "gen_ai.system", "llm.provider",
                                "ai.model.provider"),
-            "conversation id": _first(ra, "gen_ai.conversation.id", "session.id"),
-            "user id": _first(ra, "user.id"),
+            "conversation id": _first(ra, "gen_ai.conversation.id", "session.id")
+            or _meta_lookup(ra, ("session_id", "sessionId", "conversation_id")),
+            "user id": _first(ra, "user.id") or _meta_lookup(ra, ("user_id", "userId")),
+            **{k.removeprefix("ai.telemetry."): v for k, v in ra.items()
+               if k.startswith("ai.telemetry.metadata.")},
             "service": _first(ra, "service.name"),
             "service version": _first(ra, "service.version"),
             "agent": _first(ra, "gen_ai.agent.name"),
