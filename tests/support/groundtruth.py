@@ -3,7 +3,7 @@
 ``python -m tests.support.groundtruth`` prints the match table per dialect (fields matched
 of fields checked, generations whose messages equal the source's). A field is compared
 only where the truth gives it: system prompt, messages (role, exact content, tool calls
-with name and arguments, tool call ids), tool results, answer, model, tokens, prompt name,
+with name and arguments, tool call ids), tool results, answer, retrieved documents, model, tokens, prompt name,
 metadata kept in ``extra`` (user and conversation ids, telemetry metadata), error, latency (present, and no longer than the generator's wall time).
 """
 
@@ -102,6 +102,10 @@ def compare(trace: Trace, truth: dict[str, Any], match: Match) -> None:
         ok = trace.output == truth["output"]
         messages_ok &= ok
         match.check(tid, "output", ok, trace.output, truth["output"])
+    if "documents" in truth:
+        got_docs = sorted(d.content for d in trace.documents)
+        match.check(tid, "documents", got_docs == sorted(truth["documents"]), got_docs,
+                    truth["documents"])
     meta = trace.metadata
     for name, got in (("model", meta.model), ("input_tokens", meta.input_tokens),
                       ("output_tokens", meta.output_tokens)):

@@ -322,6 +322,17 @@ def _meta_lookup(attrs: dict[str, Any], names: tuple[str, ...]) -> str | None:
     return None
 
 
+def main_call(llm: list[tuple[SpanView, list[Message], list[Message]]]
+              ) -> tuple[SpanView, list[Message], list[Message]]:
+    """The trace's main model call: the last to end, passing over an LLM span that wraps
+    another one (LlamaIndex's ``OpenAI.predict`` holds the prompt template, its child
+    ``OpenAI.chat`` the messages the provider received)."""
+    ids = {span.span_id for span, _, _ in llm}
+    wrappers = {span.parent_span_id for span, _, _ in llm if span.parent_span_id in ids}
+    calls = [row for row in llm if row[0].span_id not in wrappers]
+    return (calls or llm)[-1]
+
+
 def vercel_telemetry(spans: list[SpanView]) -> dict[str, Any]:
     """The Vercel AI SDK's telemetry settings (``ai.telemetry.functionId``,
     ``ai.telemetry.metadata.*``) from the outermost span carrying them: the SDK's own
@@ -389,7 +400,7 @@ def build_trace(trace_id: str, spans: list[SpanView], source: str) -> Trace:
     main_attrs: dict[str, Any] = {}
     trace_reading = Reading()
     if llm:
-        main, inputs, outputs = llm[-1]
+        main, inputs, outputs = main_call(llm)
         main_attrs = main.attributes
         trace_reading = readings.get(main.span_id, trace_reading)
         system_prompt, messages = split_system(inputs)
