@@ -240,3 +240,16 @@ def test_vercel_tool_calls_arriving_through_langfuse(tmp_path) -> None:
     assert (call.id, call.name, _args(call.arguments)) == (
         first["toolCallId"], first["toolName"], json.loads(first["input"]))
     assert call.result == json.loads(tool["ai.toolCall.result"])  # the tool's own string
+
+
+def test_langchain_generations_output() -> None:
+    ai = {"lc": 1, "type": "constructor", "id": ["langchain_core", "messages", "AIMessage"],
+          "kwargs": {"content": "", "tool_calls": [{"name": "get_weather", "id": "call_1",
+                                                    "args": {"city": "Paris"}}]}}
+    output = {"generations": [[{"text": "", "message": ai}], [{"text": "Sunny."}]],
+              "llmOutput": {}}
+    with reading() as read:
+        messages = read_messages(output, "assistant")
+    assert _shape(messages) == [("assistant", "", [("call_1", "get_weather", {"city": "Paris"})],
+                                 None), ("assistant", "Sunny.", [], None)]
+    assert read.parts[("output", "langchain")] >= 1 and not read.unread

@@ -534,6 +534,15 @@ def _vercel_response(value: dict[str, Any], part: str) -> list[Message] | None:
                     tool_calls=found)]
 
 
+def _lc_generations(generations: list[Any], part: str) -> list[Message]:
+    """A LangChain LLM result's ``generations`` (``[[{text, message}]]``, one list per
+    prompt) as the assistant messages they hold."""
+    items = [g.get("message", g.get("text")) if isinstance(g, dict) else g
+             for batch in generations for g in (batch if isinstance(batch, list) else [batch])]
+    _note(part, "langchain")
+    return read_messages(items, "assistant", part)
+
+
 def _chat_like(raw: dict[str, Any], role: str, part: str, tool_names: set[str] | None,
                noted: bool = True) -> list[Message]:
     content = raw.get("content")
@@ -591,6 +600,8 @@ def _container(value: dict[str, Any], default_role: str, part: str) -> list[Mess
     vercel = _vercel_response(value, part)
     if vercel is not None:
         return vercel
+    if isinstance(value.get("generations"), list) and "role" not in value:
+        return _lc_generations(value["generations"], part)
     for key in ("messages", "input_messages", "chat_history"):
         if isinstance(value.get(key), list):
             messages = read_messages(value[key], default_role, part)

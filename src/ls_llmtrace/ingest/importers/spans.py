@@ -411,6 +411,8 @@ def build_trace(trace_id: str, spans: list[SpanView], source: str) -> Trace:
     if not output:
         output = answer_text(jsonish(_first(root.attributes, "output.value", "output",
                                             "ai.response.text")))
+    if any(c.id is None for m in messages for c in m.tool_calls):
+        messages = fill_call_ids(messages, _answered_calls(llm))
     messages = attach_tool_results(messages, tool_results)
     ra = {**vercel_telemetry(spans), **root.resource, **root.attributes}
     if not main_attrs:  # no LLM span with messages: the last one that names a model
@@ -492,6 +494,52 @@ _SUMMARY_KEYS = ("gen_ai.operation.name", "gen_ai.request.model", "gen_ai.respon
 def _span_summary(attrs: dict[str, Any]) -> dict[str, Any]:
     """The few attributes worth keeping per span (full content already lives in the trace)."""
     return {k: attrs[k] for k in _SUMMARY_KEYS if k in attrs}
+
+
+def _call_key(call: ToolCall) -> tuple[str, str]:
+    args = jsonish(call.arguments)
+    return call.name, json.dumps(args, sort_keys=True) if not isinstance(args, str) else args
+
+
+def _answered_calls(llm: list[tuple[SpanView, list[Message], list[Message]]]
+                    ) -> list[ToolCall]:
+    """Tool calls with ids the model calls answered: their output messages, and their raw
+    ``output.value`` where the flattened messages left the ids out."""
+    found = [c for _, _, outs in llm for o in outs for c in o.tool_calls if c.id]
+    for span, _, _ in llm:
+        raw = jsonish(span.attributes.get("output.value"))
+        if isinstance(raw, dict | list):
+            with reading():
+                found += [c for m in to_messages(raw, "assistant") for c in m.tool_calls if c.id]
+    return found
+
+
+def fill_call_ids(messages: list[Message], answered: list[ToolCall]) -> list[Message]:
+    """Tool call ids a conversation lost (OpenInference's LangChain JS instrumentation
+    writes a call's input messages without them): from the earlier model call that made the
+    same call (same name and arguments), and on the tool results right after it, in order,
+    when there are as many results as calls."""
+    if not answered or not any(c.id is None for m in messages for c in m.tool_calls):
+        return messages
+    ids = {_call_key(c): c.id for c in answered}
+    out: list[Message] = []
+    pending: list[str | None] = []
+    for message in messages:
+        if message.tool_calls:
+            calls = [c if c.id else c.model_copy(update={"id": ids.get(_call_key(c))})
+                     for c in message.tool_calls]
+            message = message.model_copy(update={"tool_calls": calls})
+            later = messages[len(out) + 1:]
+            results = next((i for i, m in enumerate(later) if m.role != "tool"), len(later))
+            pending = [c.id for c in calls] if results == len(calls) else []
+        elif message.role == "tool" and pending:
+            call_id = pending.pop(0)
+            if message.tool_call_id is None and call_id is not None:
+                message = message.model_copy(update={"tool_call_id": call_id})
+        else:
+            pending = []
+        out.append(message)
+    return out
 
 
 def attach_tool_results(messages: list[Message], results: list[ToolCall]) -> list[Message]:
