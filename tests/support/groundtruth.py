@@ -3,8 +3,9 @@
 ``python -m tests.support.groundtruth`` prints the match table per dialect (fields matched
 of fields checked, generations whose messages equal the source's). A field is compared
 only where the truth gives it: system prompt, messages (role, exact content, tool calls
-with name and arguments, tool call ids), tool results, answer, retrieved documents, model, tokens, prompt name,
-metadata kept in ``extra`` (user and conversation ids, telemetry metadata), error, latency (present, and no longer than the generator's wall time).
+with name and arguments, tool call ids), tool results, answer, retrieved documents, model,
+tokens, prompt name, metadata kept in ``extra`` (user and conversation ids, telemetry
+metadata), error, latency (present, and no longer than the generator's wall time).
 """
 
 from __future__ import annotations
