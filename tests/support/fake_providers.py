@@ -7,7 +7,9 @@ Routes: OpenAI chat completions (``POST /v1/chat/completions``), OpenAI Response
 ``POST /v1beta/models/{model}:generateContent``; ``GET /_requests`` lists the bodies received.
 Any path prefix before these is accepted (SDKs differ in their base URLs).
 
-The script, the same for every protocol: while the request offers tools and holds no tool
+OpenAI chat also streams (``"stream": true``: server-sent chunks) and answers
+:data:`ANSWER_OBJECT` when ``response_format`` asks for JSON. The script, the same for every
+protocol: while the request offers tools and holds no tool
 result yet, the model calls the first offered tool with :data:`TOOL_ARGUMENTS`; otherwise
 it answers :data:`ANSWER` (whitespace, indentation and non-ASCII on purpose, so an importer
 that strips or re-encodes text is caught). Usage is :data:`USAGE` per call, by call number
@@ -39,6 +41,8 @@ TOOL_ARGUMENTS = {"city": "Paris", "unit": "celsius"}
 # (input tokens, output tokens) of the first and the second call of a conversation
 USAGE = [(31, 12), (57, 23)]
 MODEL_VERSION_SUFFIX = "-2024-08-06"
+# the answer to a chat request asking for JSON (``response_format``), as the provider writes it
+ANSWER_OBJECT = '{"city": "Paris", "temp_c": 18, "sky": "sunny", "note": "°C  "}'
 
 
 def _has_tool_result(body: dict[str, Any]) -> bool:
@@ -120,7 +124,9 @@ class Handler(BaseHTTPRequestHandler):
         if tool is None:
             call = 1 if body.get("tools") else 0
         tin, tout = USAGE[min(call, len(USAGE) - 1)]
-        if path.endswith("/chat/completions"):
+        if path.endswith("/chat/completions") and body.get("stream"):
+            self._sse(self._chat_chunks(self._chat(body, tool, tin, tout), body))
+        elif path.endswith("/chat/completions"):
             self._json(200, self._chat(body, tool, tin, tout))
         elif path.endswith("/responses"):
             self._json(200, self._responses(body, tool, tin, tout))
@@ -132,9 +138,45 @@ class Handler(BaseHTTPRequestHandler):
         else:
             self._json(404, {"error": {"message": f"no route {path}"}})
 
+    def _sse(self, chunks: list[dict[str, Any]]) -> None:
+        """Server-sent events, one ``data:`` line per chunk, then ``data: [DONE]``."""
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        for chunk in chunks:
+            self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+            self.wfile.flush()
+        self.wfile.write(b"data: [DONE]\n\n")
+        self.wfile.flush()
+        self.close_connection = True
+
+    @staticmethod
+    def _chat_chunks(full: dict[str, Any], body: dict[str, Any]) -> list[dict[str, Any]]:
+        """A chat completion as the streaming API sends it: the role, the text in pieces
+        (or the tool call), the finish reason, and the usage when ``stream_options`` asks."""
+        base = {"id": full["id"], "object": "chat.completion.chunk",
+                "created": full["created"], "model": full["model"]}
+        choice, message = full["choices"][0], full["choices"][0]["message"]
+        deltas: list[dict[str, Any]] = [{"role": "assistant", "content": ""}]
+        text = message.get("content") or ""
+        deltas += [{"content": text[i:i + 7]} for i in range(0, len(text), 7)]
+        for n, call in enumerate(message.get("tool_calls") or []):
+            deltas.append({"tool_calls": [dict(call, index=n)]})
+        chunks = [dict(base, choices=[{"index": 0, "delta": d, "finish_reason": None}])
+                  for d in deltas]
+        chunks.append(dict(base, choices=[{"index": 0, "delta": {},
+                                           "finish_reason": choice["finish_reason"]}]))
+        if (body.get("stream_options") or {}).get("include_usage"):
+            chunks.append(dict(base, choices=[], usage=full["usage"]))
+        return chunks
+
     @staticmethod
     def _chat(body: dict[str, Any], tool: str | None, tin: int, tout: int) -> dict[str, Any]:
-        message: dict[str, Any] = {"role": "assistant", "content": None if tool else ANSWER}
+        wants_json = (body.get("response_format") or {}).get("type") in ("json_schema",
+                                                                         "json_object")
+        answer = ANSWER_OBJECT if wants_json else ANSWER
+        message: dict[str, Any] = {"role": "assistant", "content": None if tool else answer}
         if tool:
             message["tool_calls"] = [{"id": "call_weather_1", "type": "function", "function": {
                 "name": tool, "arguments": json.dumps(TOOL_ARGUMENTS)}}]

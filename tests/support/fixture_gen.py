@@ -148,3 +148,33 @@ def failure_truth(model: str, question: str) -> dict[str, Any]:
     return {"system_prompt": SYSTEM, "messages": [{"role": "user", "content": question}],
             "output": "", "model": model, "input_tokens": None, "output_tokens": None,
             "error": "any"}
+
+
+def run_node(folder: Path, sent: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Run a Node generator (``generate.mjs`` in ``folder``) with ``sent`` as JSON on stdin;
+    it writes the OTLP/JSON file itself and prints one ``{name, trace_id, wall_ms[,
+    error_raised]}`` line per scenario, returned by name."""
+    import subprocess
+
+    run = subprocess.run(["node", "generate.mjs"], cwd=folder, input=json.dumps(sent),
+                         capture_output=True, text=True, check=True)
+    return {row["name"]: row for row in map(json.loads, run.stdout.splitlines())}
+
+
+def finish(rows: dict[str, dict[str, Any]], expected: dict[str, dict[str, Any]],
+           **common: Any) -> list[dict[str, Any]]:
+    """The truth per scenario, with the trace id, wall time and raised error Node reported."""
+    truth = []
+    for name, want in expected.items():
+        row = rows[name]
+        want.update(trace_id=row["trace_id"], wall_ms=row["wall_ms"], **common)
+        if "error_raised" in row:
+            want["error_raised"] = row["error_raised"]
+        truth.append(want)
+    return truth
+
+
+def write_truth(folder: Path, truth: list[dict[str, Any]], dialect: str, producer: str) -> None:
+    (folder / "truth.json").write_text(json.dumps(
+        {"dialect": dialect, "producer": producer, "traces": truth}, indent=2,
+        ensure_ascii=False) + "\n", encoding="utf-8")

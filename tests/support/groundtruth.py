@@ -3,8 +3,9 @@
 ``python -m tests.support.groundtruth`` prints the match table per dialect (fields matched
 of fields checked, generations whose messages equal the source's). A field is compared
 only where the truth gives it: system prompt, messages (role, exact content, tool calls
-with name and arguments, tool call ids), tool results, answer, model, tokens, error,
-latency (present, and no longer than the generator's wall time).
+with name and arguments, tool call ids), tool results, answer, retrieved documents, model,
+tokens, prompt name, metadata kept in ``extra`` (user and conversation ids, telemetry
+metadata), error, latency (present, and no longer than the generator's wall time).
 """
 
 from __future__ import annotations
@@ -102,11 +103,21 @@ def compare(trace: Trace, truth: dict[str, Any], match: Match) -> None:
         ok = trace.output == truth["output"]
         messages_ok &= ok
         match.check(tid, "output", ok, trace.output, truth["output"])
+    if "documents" in truth:
+        got_docs = sorted(d.content for d in trace.documents)
+        match.check(tid, "documents", got_docs == sorted(truth["documents"]), got_docs,
+                    truth["documents"])
     meta = trace.metadata
     for name, got in (("model", meta.model), ("input_tokens", meta.input_tokens),
                       ("output_tokens", meta.output_tokens)):
         if name in truth:
             match.check(tid, name, got == truth[name], got, truth[name])
+    if "prompt_name" in truth:
+        match.check(tid, "prompt_name", meta.prompt_name == truth["prompt_name"],
+                    meta.prompt_name, truth["prompt_name"])
+    for key, want in (truth.get("extra") or {}).items():
+        got = meta.extra.get(key)
+        match.check(tid, f"extra[{key}]", got == want, got, want)
     if "error" in truth:
         want_error = truth["error"]
         ok = (meta.error is None) if want_error is None else bool(meta.error)

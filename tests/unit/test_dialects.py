@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from tests.support.groundtruth import dialect_folders, match_folder, table
+from tests.support.groundtruth import _args, dialect_folders, match_folder, table
 
 from ls_llmtrace.ingest.importers.dialects import (
     answer_text,
@@ -173,3 +173,83 @@ def test_match_table_covers_every_dialect_folder() -> None:
     assert len(FOLDERS) >= 4
     rendered = table([match_folder(f) for f in FOLDERS])
     assert all(f.name in rendered for f in FOLDERS)
+
+
+def _vercel_spans() -> list[dict]:
+    """The Vercel AI fixture's spans (tests/fixtures/vercel-ai), attributes as a flat map."""
+    from tests.support.groundtruth import FIXTURES
+
+    line = (FIXTURES / "vercel-ai" / "trace.otlp.jsonl").read_text(encoding="utf-8")
+    request = json.loads(line.splitlines()[0])
+    return [{"name": s["name"], "attrs": {a["key"]: next(iter(a["value"].values()))
+                                          for a in s.get("attributes", []) if a["value"]}}
+            for rs in request["resourceSpans"] for ss in rs["scopeSpans"] for s in ss["spans"]]
+
+
+def test_a_flat_map_of_only_vercel_ai_keys_imports(tmp_path) -> None:
+    from ls_llmtrace.ingest.importers import read_any
+    from ls_llmtrace.models import Trace
+
+    call = next(s["attrs"] for s in _vercel_spans() if s["name"] == "ai.generateText.doGenerate"
+                and "ai.response.text" in s["attrs"])
+    path = tmp_path / "vercel.jsonl"
+    path.write_text(json.dumps({k: v for k, v in call.items() if k.startswith("ai.")}) + "\n",
+                    encoding="utf-8")
+    [trace] = list(read_any(path))
+    assert isinstance(trace, Trace), trace
+    assert trace.output == call["ai.response.text"]
+    assert trace.system_prompt.startswith("You are a terse weather assistant.")
+    assert trace.metadata.model == call["ai.model.id"]
+    assert trace.metadata.prompt_name == call["ai.telemetry.functionId"]
+    assert trace.metadata.extra["user id"] == call["ai.telemetry.metadata.user_id"]
+
+
+def test_vercel_tool_calls_arriving_through_langfuse(tmp_path) -> None:
+    """Langfuse keeps a Vercel generation's ``ai.response.toolCalls`` (``{toolCallId,
+    toolName, input}``) as its output; the export below is built from the fixture's spans
+    the way Langfuse maps them (input: the call's messages; output: text or tool calls)."""
+    from ls_llmtrace.ingest.importers import read_any
+    from ls_llmtrace.models import Trace
+
+    spans = _vercel_spans()
+    calls = [s["attrs"] for s in spans if s["name"] == "ai.generateText.doGenerate"
+             and s["attrs"].get("ai.telemetry.functionId") == "weather-tools"]
+    tool = next(s["attrs"] for s in spans if s["name"] == "ai.toolCall")
+    observations = [
+        {"id": f"g{n}", "type": "GENERATION", "name": "ai.generateText.doGenerate",
+         "startTime": f"2026-01-01T00:00:0{2 * n}Z", "endTime": f"2026-01-01T00:00:0{2 * n + 1}Z",
+         "model": a["ai.model.id"], "input": json.loads(a["ai.prompt.messages"]),
+         "output": json.loads(a["ai.response.toolCalls"]) if "ai.response.toolCalls" in a
+         else a["ai.response.text"]} for n, a in enumerate(calls)]
+    observations.append({"id": "t", "type": "TOOL", "name": tool["ai.toolCall.name"],
+                         "startTime": "2026-01-01T00:00:01Z", "endTime": "2026-01-01T00:00:02Z",
+                         "input": json.loads(tool["ai.toolCall.args"]),
+                         "output": tool["ai.toolCall.result"]})
+    path = tmp_path / "langfuse.json"
+    path.write_text(json.dumps({"trace": {"id": "vercel-1", "timestamp": "2026-01-01T00:00:00Z"},
+                                "observations": observations}), encoding="utf-8")
+    first = json.loads(calls[0]["ai.response.toolCalls"])[0]
+    with reading() as read:
+        out = read_messages(json.loads(calls[0]["ai.response.toolCalls"]), "assistant")
+    assert _shape(out) == [("assistant", "", [(first["toolCallId"], first["toolName"],
+                                               first["input"])], None)]
+    assert read.parts[("output", "vercel.ai")] == 1 and not read.unread
+    [trace] = [t for t in read_any(path) if isinstance(t, Trace)]
+    assert trace.output == calls[-1]["ai.response.text"]
+    [call] = trace.tool_calls()
+    assert (call.id, call.name, _args(call.arguments)) == (
+        first["toolCallId"], first["toolName"], json.loads(first["input"]))
+    assert call.result == json.loads(tool["ai.toolCall.result"])  # the tool's own string
+
+
+def test_langchain_generations_output() -> None:
+    ai = {"lc": 1, "type": "constructor", "id": ["langchain_core", "messages", "AIMessage"],
+          "kwargs": {"content": "", "tool_calls": [{"name": "get_weather", "id": "call_1",
+                                                    "args": {"city": "Paris"}}]}}
+    output = {"generations": [[{"text": "", "message": ai}], [{"text": "Sunny."}]],
+              "llmOutput": {}}
+    with reading() as read:
+        messages = read_messages(output, "assistant")
+    assert _shape(messages) == [("assistant", "", [("call_1", "get_weather", {"city": "Paris"})],
+                                 None), ("assistant", "Sunny.", [], None)]
+    assert read.parts[("output", "langchain")] >= 1 and not read.unread

@@ -455,6 +455,9 @@ def read_message(raw: Any, default_role: str = "user", part: str = "input",
         if kind == "reasoning":
             return []
         return [_tool_message(result_text(raw.get("output")), raw.get("call_id"))]
+    vercel = _vercel_tool_call(raw, part)
+    if vercel is not None:
+        return vercel
     if _is_tool_definition(raw):
         _note(part, "langchain.tool-definition")
         return []
@@ -503,6 +506,41 @@ def read_message(raw: Any, default_role: str = "user", part: str = "input",
         _note(part, "llamaindex")
     return _chat_like(raw, role, part, tool_names, noted=kind == "message" or role_raw == "model"
                       or "blocks" in raw)
+
+
+def _vercel_tool_call(raw: dict[str, Any], part: str) -> list[Message] | None:
+    """A bare Vercel AI SDK tool call ``{toolCallId, toolName, input}`` (an item of
+    ``ai.response.toolCalls``, which Langfuse keeps as a generation's output) as an assistant
+    message; None when ``raw`` is not one."""
+    if "role" in raw or "toolName" not in raw or "toolCallId" not in raw or \
+            raw.get("type") not in (None, "tool-call"):
+        return None
+    call = _call(raw, "input" if "input" in raw else "args")
+    if call is None:
+        return None
+    _note(part, "vercel.ai")
+    return [Message(role="assistant", tool_calls=[call])]
+
+
+def _vercel_response(value: dict[str, Any], part: str) -> list[Message] | None:
+    """A Vercel AI SDK result ``{text, toolCalls: [...]}`` as one assistant message."""
+    calls = value.get("toolCalls")
+    if "role" in value or not isinstance(calls, list):
+        return None
+    _note(part, "vercel.ai")
+    found = [c for m in read_messages(calls, "assistant", part) for c in m.tool_calls]
+    text = value.get("text")
+    return [Message(role="assistant", content=text if isinstance(text, str) else "",
+                    tool_calls=found)]
+
+
+def _lc_generations(generations: list[Any], part: str) -> list[Message]:
+    """A LangChain LLM result's ``generations`` (``[[{text, message}]]``, one list per
+    prompt) as the assistant messages they hold."""
+    items = [g.get("message", g.get("text")) if isinstance(g, dict) else g
+             for batch in generations for g in (batch if isinstance(batch, list) else [batch])]
+    _note(part, "langchain")
+    return read_messages(items, "assistant", part)
 
 
 def _chat_like(raw: dict[str, Any], role: str, part: str, tool_names: set[str] | None,
@@ -559,6 +597,11 @@ def transcript(text: str) -> list[Message] | None:
 def _container(value: dict[str, Any], default_role: str, part: str) -> list[Message] | None:
     """Messages from a dict that holds them (request bodies, responses, framework inputs);
     None when the dict is one message itself."""
+    vercel = _vercel_response(value, part)
+    if vercel is not None:
+        return vercel
+    if isinstance(value.get("generations"), list) and "role" not in value:
+        return _lc_generations(value["generations"], part)
     for key in ("messages", "input_messages", "chat_history"):
         if isinstance(value.get(key), list):
             messages = read_messages(value[key], default_role, part)

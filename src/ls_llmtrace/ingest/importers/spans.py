@@ -322,6 +322,30 @@ def _meta_lookup(attrs: dict[str, Any], names: tuple[str, ...]) -> str | None:
     return None
 
 
+def main_call(llm: list[tuple[SpanView, list[Message], list[Message]]]
+              ) -> tuple[SpanView, list[Message], list[Message]]:
+    """The trace's main model call: the last to end, passing over an LLM span that wraps
+    another one (LlamaIndex's ``OpenAI.predict`` holds the prompt template, its child
+    ``OpenAI.chat`` the messages the provider received)."""
+    ids = {span.span_id for span, _, _ in llm}
+    wrappers = {span.parent_span_id for span, _, _ in llm if span.parent_span_id in ids}
+    calls = [row for row in llm if row[0].span_id not in wrappers]
+    return (calls or llm)[-1]
+
+
+def vercel_telemetry(spans: list[SpanView]) -> dict[str, Any]:
+    """The Vercel AI SDK's telemetry settings (``ai.telemetry.functionId``,
+    ``ai.telemetry.metadata.*``) from the outermost span carrying them: the SDK's own
+    ``ai.generateText`` span is often a child of the application's root span."""
+    carrying = [s for s in spans if any(k.startswith("ai.telemetry.") for k in s.attributes)]
+    if not carrying:
+        return {}
+    ids = {s.span_id for s in carrying}
+    outer = [s for s in carrying if s.parent_span_id not in ids] or carrying
+    first = min(outer, key=lambda s: (s.start or datetime.max.replace(tzinfo=UTC)))
+    return {k: v for k, v in first.attributes.items() if k.startswith("ai.telemetry.")}
+
+
 def build_trace(trace_id: str, spans: list[SpanView], source: str) -> Trace:
     """One Trace from all spans of one trace id."""
     ids = {s.span_id for s in spans}
@@ -376,7 +400,7 @@ def build_trace(trace_id: str, spans: list[SpanView], source: str) -> Trace:
     main_attrs: dict[str, Any] = {}
     trace_reading = Reading()
     if llm:
-        main, inputs, outputs = llm[-1]
+        main, inputs, outputs = main_call(llm)
         main_attrs = main.attributes
         trace_reading = readings.get(main.span_id, trace_reading)
         system_prompt, messages = split_system(inputs)
@@ -387,8 +411,10 @@ def build_trace(trace_id: str, spans: list[SpanView], source: str) -> Trace:
     if not output:
         output = answer_text(jsonish(_first(root.attributes, "output.value", "output",
                                             "ai.response.text")))
+    if any(c.id is None for m in messages for c in m.tool_calls):
+        messages = fill_call_ids(messages, _answered_calls(llm))
     messages = attach_tool_results(messages, tool_results)
-    ra = {**root.resource, **root.attributes}
+    ra = {**vercel_telemetry(spans), **root.resource, **root.attributes}
     if not main_attrs:  # no LLM span with messages: the last one that names a model
         main_attrs = next((s.attributes for s in reversed(by_end)
                            if _first(s.attributes, *_MODEL_KEYS) is not None), {})
@@ -422,8 +448,11 @@ def build_trace(trace_id: str, spans: list[SpanView], source: str) -> Trace:
             "root span": root.name,
             "provider": _first(ma, "gen_ai.provider.name", "gen_ai.system", "llm.provider",
                                "ai.model.provider"),
-            "conversation id": _first(ra, "gen_ai.conversation.id", "session.id"),
-            "user id": _first(ra, "user.id"),
+            "conversation id": _first(ra, "gen_ai.conversation.id", "session.id")
+            or _meta_lookup(ra, ("session_id", "sessionId", "conversation_id")),
+            "user id": _first(ra, "user.id") or _meta_lookup(ra, ("user_id", "userId")),
+            **{k.removeprefix("ai.telemetry."): v for k, v in ra.items()
+               if k.startswith("ai.telemetry.metadata.")},
             "service": _first(ra, "service.name"),
             "service version": _first(ra, "service.version"),
             "agent": _first(ra, "gen_ai.agent.name"),
@@ -465,6 +494,52 @@ _SUMMARY_KEYS = ("gen_ai.operation.name", "gen_ai.request.model", "gen_ai.respon
 def _span_summary(attrs: dict[str, Any]) -> dict[str, Any]:
     """The few attributes worth keeping per span (full content already lives in the trace)."""
     return {k: attrs[k] for k in _SUMMARY_KEYS if k in attrs}
+
+
+def _call_key(call: ToolCall) -> tuple[str, str]:
+    args = jsonish(call.arguments)
+    return call.name, json.dumps(args, sort_keys=True) if not isinstance(args, str) else args
+
+
+def _answered_calls(llm: list[tuple[SpanView, list[Message], list[Message]]]
+                    ) -> list[ToolCall]:
+    """Tool calls with ids the model calls answered: their output messages, and their raw
+    ``output.value`` where the flattened messages left the ids out."""
+    found = [c for _, _, outs in llm for o in outs for c in o.tool_calls if c.id]
+    for span, _, _ in llm:
+        raw = jsonish(span.attributes.get("output.value"))
+        if isinstance(raw, dict | list):
+            with reading():
+                found += [c for m in to_messages(raw, "assistant") for c in m.tool_calls if c.id]
+    return found
+
+
+def fill_call_ids(messages: list[Message], answered: list[ToolCall]) -> list[Message]:
+    """Tool call ids a conversation lost (OpenInference's LangChain JS instrumentation
+    writes a call's input messages without them): from the earlier model call that made the
+    same call (same name and arguments), and on the tool results right after it, in order,
+    when there are as many results as calls."""
+    if not answered or not any(c.id is None for m in messages for c in m.tool_calls):
+        return messages
+    ids = {_call_key(c): c.id for c in answered}
+    out: list[Message] = []
+    pending: list[str | None] = []
+    for message in messages:
+        if message.tool_calls:
+            calls = [c if c.id else c.model_copy(update={"id": ids.get(_call_key(c))})
+                     for c in message.tool_calls]
+            message = message.model_copy(update={"tool_calls": calls})
+            later = messages[len(out) + 1:]
+            results = next((i for i, m in enumerate(later) if m.role != "tool"), len(later))
+            pending = [c.id for c in calls] if results == len(calls) else []
+        elif message.role == "tool" and pending:
+            call_id = pending.pop(0)
+            if message.tool_call_id is None and call_id is not None:
+                message = message.model_copy(update={"tool_call_id": call_id})
+        else:
+            pending = []
+        out.append(message)
+    return out
 
 
 def attach_tool_results(messages: list[Message], results: list[ToolCall]) -> list[Message]:
