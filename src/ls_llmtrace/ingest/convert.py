@@ -65,38 +65,6 @@ class ReviewOptions:
         return self.clean_with_replacements(text)[0]
 
 
-def _fits(value: Any, limit: int) -> bool:
-    """Every text in ``value`` is at most ``limit`` characters long."""
-    if isinstance(value, str):
-        return len(value) <= limit
-    if isinstance(value, list):
-        return all(_fits(v, limit) for v in value)
-    if isinstance(value, dict):
-        return all(_fits(v, limit) for v in value.values())
-    return True
-
-
-def _clean_all(value: Any, options: ReviewOptions, skip: frozenset[str] = frozenset()) -> Any:
-    """``value`` with every text in it cleaned (the keys in ``skip`` of a dict left as
-    they are); without redactions, a value with no text over the limit is returned as
-    it is, not rebuilt."""
-    if not options._compiled and (
-            all(k in skip or _fits(v, options.max_chars) for k, v in value.items())
-            if isinstance(value, dict) else _fits(value, options.max_chars)):
-        return value
-    return _clean(value, options, skip)
-
-
-def _clean(value: Any, options: ReviewOptions, skip: frozenset[str] = frozenset()) -> Any:
-    if isinstance(value, str):
-        return options.clean(value)
-    if isinstance(value, list):
-        return [_clean(v, options) for v in value]
-    if isinstance(value, dict):
-        return {k: v if k in skip else _clean(v, options) for k, v in value.items()}
-    return value
-
-
 def _as_text(value: Any) -> str:
     if value is None:
         return ""
@@ -162,31 +130,30 @@ def task_data(trace: Trace, options: ReviewOptions | None = None) -> dict[str, A
              if m.tool_calls else ""))}
         for i, m in enumerate(trace.messages)
     ]
+    clean = options.clean  # every text reviewers see is cleaned as it is put in
     tool_calls = [
-        {"name": f"{c.name}" + (f" [{c.id}]" if c.id else ""),
-         "content": f"arguments: {_as_text(c.arguments)}\nresult: {_as_text(c.result)}"}
+        {"name": clean(f"{c.name}" + (f" [{c.id}]" if c.id else "")),
+         "content": clean(f"arguments: {_as_text(c.arguments)}\nresult: {_as_text(c.result)}")}
         for c in trace.tool_calls()
     ]
     documents = [
-        {"title": f"document {i + 1}" + (f" ({d.id})" if d.id else "")
-                  + (f" score {d.score:g}" if d.score is not None else ""),
-         "content": d.content}
+        {"title": clean(f"document {i + 1}" + (f" ({d.id})" if d.id else "")
+                        + (f" score {d.score:g}" if d.score is not None else "")),
+         "content": clean(d.content)}
         for i, d in enumerate(trace.documents)
     ]
     # Paragraphs needs at least one item to render; placeholders say "nothing here".
     data = {
         "trace_id": trace.trace_id,
-        "system_prompt": trace.system_prompt or "(none)",
+        "system_prompt": clean(trace.system_prompt or "(none)"),
         "messages": messages or [{"role": "(none)", "content": EMPTY_CONVERSATION}],
         "messages_count": len(messages),
-        "tool_calls": tool_calls or [{"name": "(none)", "content": "no tool calls"}],
-        "documents": documents or [{"title": "(none)", "content": "no retrieved documents"}],
+        "tool_calls": tool_calls or [{"name": clean("(none)"), "content": clean("no tool calls")}],
+        "documents": documents or [{"title": clean("(none)"),
+                                    "content": clean("no retrieved documents")}],
         "answer": spannable("answer", trace.output),
-        "metadata": _metadata_table(trace),
+        "metadata": {k: clean(v) for k, v in _metadata_table(trace).items()},
     }
-    # the answer and the messages are cleaned above, with their redactions recorded
-    data = _clean_all(data, options, skip=frozenset({"trace_id", "messages_count", "messages",
-                                                     "answer"}))
     if redactions:
         data["redactions"] = redactions
     return data

@@ -266,11 +266,12 @@ class Router:
 
     def _send(self, project_id: int, queue: str, keys: list[str],
               tasks: list[dict[str, Any]]) -> None:
-        """Post claimed tasks in the sender thread; the previous request is finished
-        (its task ids recorded) first, so at most one is in flight."""
+        """Post claimed tasks in the sender thread. The previous request is answered
+        first, so at most one is in flight; its task ids are recorded once this one is on
+        its way (Label Studio does not wait for that write)."""
         body = encode_tasks(tasks)
         try:
-            self._finish()
+            answered = self._wait()
         except BaseException:  # the previous request failed: this one is not sent
             self.store.release_claims(project_id, keys, self.owner)
             raise
@@ -283,12 +284,15 @@ class Router:
             self.store.release_claims(project_id, keys, self.owner)
             raise
         self._inflight = (future, project_id, queue, keys)
+        if answered is not None:
+            self._record(*answered)
 
-    def _finish(self) -> None:
-        """Wait for the request in flight; record its task ids (or release its claims
-        when it failed, and raise that failure)."""
+    def _wait(self) -> tuple[int, str, list[str], list[int]] | None:
+        """Wait for the request in flight: (project, queue, keys, the task ids Label
+        Studio gave), None when none was in flight. When it failed, its claims are
+        released and the failure raised."""
         if self._inflight is None:
-            return
+            return None
         future, project_id, queue, keys = self._inflight
         self._inflight = None
         try:
@@ -296,10 +300,22 @@ class Router:
         except BaseException:
             self.store.release_claims(project_id, keys, self.owner)
             raise
+        return project_id, queue, keys, task_ids
+
+    def _record(self, project_id: int, queue: str, keys: list[str],
+                task_ids: list[int]) -> None:
+        """Record an answered request's tasks in the ledger, its claims finished."""
         if len(task_ids) == len(keys):
             self.store.finish_claims(project_id, list(zip(task_ids, keys, strict=True)))
         else:
             self._reconcile(project_id, queue)
+
+    def _finish(self) -> None:
+        """Wait for the request in flight and record its tasks (or release its claims
+        when it failed, and raise that failure)."""
+        answered = self._wait()
+        if answered is not None:
+            self._record(*answered)
 
     def _send_now(self, project_id: int, queue: str, keys: list[str],
                   tasks: list[dict[str, Any]]) -> None:
