@@ -156,7 +156,7 @@ class Assembler:
         no annotation)."""
         rules = {rule.name: rule for rule in self.router.config.queues
                  if rule.pairwise is None}
-        queue_of = {int(q["project_id"]): str(q["name"]) for q in self.store.queues()
+        queue_of = {int(q["project_id"]): str(q["queue"]) for q in self.store.queues()
                     if q.get("project_id") is not None}
         for trace in traces:
             for project_id, task_id in before.get(trace.trace_id, []):
@@ -186,7 +186,10 @@ class Assembler:
                 if cycle.assembled or cycle.rejected:
                     continue  # more may be ready
             except LLMTraceError as exc:
-                log.warning("assembling failed, trying again in %.0f s: %s", backoff, exc)
+                log.warning("assembling failed, trying again in %.1f s: %s", backoff, exc)
+                backoff = min(backoff * 2, 30.0)
+            except Exception:  # a bug must not end the thread: the spool would only grow
+                log.exception("assembling failed, trying again in %.1f s", backoff)
                 backoff = min(backoff * 2, 30.0)
             stop.wait(backoff)
 
