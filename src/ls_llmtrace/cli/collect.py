@@ -10,7 +10,7 @@ import click
 from ls_llmtrace.cli.common import Store, friendly, main, queue_option, schema_option
 
 
-@main.group("collect", invoke_without_command=True)
+@main.command("collect")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on (with a token set: any; --no-auth: loopback only).")
 @click.option("--port", type=int, default=None,
@@ -23,17 +23,20 @@ from ls_llmtrace.cli.common import Store, friendly, main, queue_option, schema_o
               help="Queue rules (YAML) instead of one --queue.")
 @click.option("--no-assemble", is_flag=True,
               help="Only receive into the spool (another collect on the store assembles).")
+@click.option("--status", "show_status", is_flag=True,
+              help="Print what the spool holds (received, waiting, refused with why) and exit.")
+@click.option("--json", "as_json", is_flag=True, help="With --status: as JSON.")
 @queue_option
 @schema_option
-@click.pass_context
 @friendly
-def collect(ctx: click.Context, host: str, port: int | None, threads: int, no_auth: bool,
-            rules: Path | None, no_assemble: bool, queue: str | None,
+def collect(host: str, port: int | None, threads: int, no_auth: bool, rules: Path | None,
+            no_assemble: bool, show_status: bool, as_json: bool, queue: str | None,
             schema_path: Path | None) -> None:
     """Receive OTLP/HTTP traces and logs (`POST /v1/traces`, `/v1/logs`; protobuf or
     JSON, gzip) under gunicorn; every accepted span is committed to the store before the
     answer, then assembled per trace and routed into queues like `import`."""
-    if ctx.invoked_subcommand is not None:
+    if show_status:
+        _status(as_json)
         return
     from ls_llmtrace import settings
     from ls_llmtrace.collect.server import CollectOptions, serve
@@ -43,16 +46,10 @@ def collect(ctx: click.Context, host: str, port: int | None, threads: int, no_au
                          assemble=not no_assemble))
 
 
-@collect.command("status")
-@click.option("--json", "as_json", is_flag=True)
-@click.option("--rejects", "show_rejects", type=int, default=5, show_default=True,
-              help="How many refused items to list.")
-@friendly
-def collect_status(as_json: bool, show_rejects: int) -> None:
-    """What the spool holds: items and traces received, waiting, refused (with why)."""
+def _status(as_json: bool, shown: int = 5) -> None:
     with Store() as store:
         counts = store.collect_counts()
-        rejects = store.collect_rejects(show_rejects)
+        rejects = store.collect_rejects(shown)
     if as_json:
         click.echo(json.dumps({**counts, "first_rejects": rejects}))
         return
