@@ -18,12 +18,13 @@ from ls_llmtrace.store.collect import SpoolItem
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
+def sqlite_store(tmp_path: Path) -> Store:
     return Store(f"sqlite:///{tmp_path / 'store.sqlite'}")
 
 
 def test_assembled_trace_is_what_import_reads_from_the_same_export(
-        tmp_path: Path, store: Store) -> None:
+        tmp_path: Path, sqlite_store: Store) -> None:
+    store = sqlite_store
     produced = sdk_requests(2)
     http = create_app(store.url, no_auth=True).test_client()
     # logs first, as a separate exporter may deliver them
@@ -46,7 +47,8 @@ def test_assembled_trace_is_what_import_reads_from_the_same_export(
         assert trace.model_dump() == same.model_dump()
 
 
-def test_only_log_records_is_nothing_to_assemble_yet(store: Store) -> None:
+def test_only_log_records_is_nothing_to_assemble_yet(sqlite_store: Store) -> None:
+    store = sqlite_store
     produced = sdk_requests(1)
     parts = split("logs", decode("logs", "application/json", to_otlp_json(produced.logs)))
     store.spool(parts.items, [], 100.0)
@@ -59,6 +61,7 @@ def _item(trace: str, span: str, root: bool = False) -> SpoolItem:
 
 
 def test_ready_after_the_root_settles_or_after_quiet(store: Store) -> None:
+    """On both engines (the ``store`` fixture)."""
     rooted, rootless = "a" * 32, "b" * 32
     store.spool([_item(rooted, "1" * 16), _item(rootless, "2" * 16)], [], 100.0)
     store.spool([_item(rooted, "3" * 16, root=True)], [], 101.0)
