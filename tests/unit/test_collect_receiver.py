@@ -212,3 +212,24 @@ def test_snake_case_json_is_read_too(http: FlaskClient, produced: Produced,
 def test_an_empty_request_is_a_success(http: FlaskClient) -> None:
     answer = _post(http, ExportTraceServiceRequest().SerializeToString())
     assert answer.status_code == 200 and answer.data == b""
+
+
+def test_cli_refuses_to_start_without_a_token_and_prints_the_spool(
+        http: FlaskClient, produced: Produced, store_url: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from ls_llmtrace.cli import main
+
+    monkeypatch.delenv("LS_LLMTRACE_COLLECT_TOKEN", raising=False)
+    monkeypatch.setenv("LS_LLMTRACE_DB", store_url)
+    refused = CliRunner().invoke(main, ["collect", "--port", "1"])
+    assert refused.exit_code == 2 and "LS_LLMTRACE_COLLECT_TOKEN" in refused.output
+    envelope = json.loads(to_otlp_json(produced.traces))
+    envelope["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["traceId"] = "xyz"
+    assert _post(http, json.dumps(envelope).encode(), "application/json").status_code == 200
+    shown = CliRunner().invoke(main, ["collect", "--status", "--json"])
+    assert shown.exit_code == 0, shown.output
+    status = json.loads(shown.output)
+    assert (status["items"], status["traces"], status["rejects"]) == (5, 3, 1)
+    assert status["first_rejects"][0]["field"] == "traceId"

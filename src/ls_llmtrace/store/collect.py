@@ -58,27 +58,27 @@ class CollectStore:
               now: float) -> int:
         """Store what one request brought, in one transaction. Returns how many items
         were new (a retried request's items are already there)."""
-        by_trace: dict[str, list[SpoolItem]] = {}
+        ends: dict[str, int] = {}
         for item in items:
-            by_trace.setdefault(item.trace_id, []).append(item)
+            ends[item.trace_id] = max(ends.get(item.trace_id, 0), int(item.ends_trace))
         added = 0
         with self.transaction() as conn:
-            for trace_id, group in by_trace.items():
-                new = conn.executemany(
+            if items:
+                added = conn.executemany(
                     "INSERT INTO collect_spool (trace_id, kind, item_key, body, received_at) "
                     "VALUES (?, ?, ?, ?, ?) ON CONFLICT (trace_id, kind, item_key) DO NOTHING",
-                    [(trace_id, i.kind, i.key, i.body, now) for i in group]).rowcount
-                if new <= 0:
-                    continue
-                added += new
-                ends = int(any(i.ends_trace for i in group))
-                conn.execute(
+                    [(i.trace_id, i.kind, i.key, i.body, now) for i in items]).rowcount
+            if added > 0:
+                # only traces that got a new item now: a retried request moves no clock
+                conn.executemany(
                     "INSERT INTO collect_traces (trace_id, first_received_at, "
-                    "last_received_at, root_ended, pending) VALUES (?, ?, ?, ?, 1) "
+                    "last_received_at, root_ended, pending) SELECT ?, ?, ?, ?, 1 "
+                    "WHERE EXISTS (SELECT 1 FROM collect_spool WHERE trace_id=? AND "
+                    "received_at=? AND assembled=0) "
                     "ON CONFLICT (trace_id) DO UPDATE SET "
                     "last_received_at=excluded.last_received_at, root_ended=CASE WHEN "
                     "excluded.root_ended=1 THEN 1 ELSE collect_traces.root_ended END, pending=1",
-                    (trace_id, now, now, ends))
+                    [(t, now, now, end, t, now) for t, end in ends.items()])
             if rejects:
                 conn.executemany(
                     "INSERT INTO collect_rejects (received_at, signal, location, field, "
