@@ -75,6 +75,9 @@ def create_app(store_url: str | None = None, token: str | None = None,
     app = Flask("ls_llmtrace.collect")
     local = threading.local()
     buffer = _Buffer()
+    # One spool writer at a time in this process: threads queue on this lock instead of
+    # on SQLite's busy handler, which sleeps up to 100 ms between tries.
+    writing = threading.Lock()
     stats = {"accepted": 0, "rejected": 0, "requests": 0}
     app.config["collect_stats"] = stats
 
@@ -137,7 +140,8 @@ def create_app(store_url: str | None = None, token: str | None = None,
         except PayloadError as exc:
             return error(exc.status, exc.message, media)
         try:
-            added = db.spool(parts.items, parts.rejects, time.time())
+            with writing:
+                added = db.spool(parts.items, parts.rejects, time.time())
         except StoreError as exc:
             log.warning("spool write failed: %s", exc)
             return error(503, f"the store cannot take the write now: {exc}", media,

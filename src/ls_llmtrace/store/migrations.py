@@ -306,7 +306,7 @@ MIGRATIONS: list[tuple[str, str]] = [
             assembled INTEGER NOT NULL DEFAULT 0,
             UNIQUE (trace_id, kind, item_key)
         );
-        CREATE INDEX collect_spool_pending ON collect_spool (assembled);
+        CREATE INDEX collect_spool_pending ON collect_spool (assembled, trace_id);
         CREATE TABLE collect_traces (
             trace_id TEXT PRIMARY KEY,
             first_received_at REAL NOT NULL,
