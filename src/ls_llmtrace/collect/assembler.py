@@ -138,7 +138,7 @@ class Assembler:
                                 for r in result]
             if traces:
                 before = self.store.trace_tasks([t.trace_id for t in traces])
-                cycle.route = self.router.ingest(traces)
+                traces = self._route(traces, cycle, rejects)
                 cycle.assembled = len(traces)
                 cycle.again = len([t for t in traces if before.get(t.trace_id)])
                 self._update_tasks(traces, before, cycle)
@@ -149,6 +149,37 @@ class Assembler:
             return cycle
         finally:
             self.store.release_lock(LOCK, self.owner)
+
+    def _route(self, traces: list[Trace], cycle: Cycle,
+               rejects: list[SpoolReject]) -> list[Trace]:
+        """Route the batch; when it fails for another reason than Label Studio or the
+        store (tried again later), route its traces one by one and keep aside, with the
+        error, those that fail alone. Returns the traces routed."""
+        try:
+            cycle.route = self.router.ingest(traces)
+            return traces
+        except LLMTraceError:
+            raise
+        except Exception:
+            log.exception("routing a batch of %d traces failed: routing them one by one",
+                          len(traces))
+        routed = []
+        for trace in traces:
+            try:
+                summary = self.router.ingest([trace])
+            except LLMTraceError:
+                raise
+            except Exception as exc:
+                cycle.rejected += 1
+                rejects.append(SpoolReject("assembly", f"trace {trace.trace_id}", "(trace)",
+                                           f"cannot be routed: {type(exc).__name__}: {exc}"))
+                continue
+            routed.append(trace)
+            cycle.route.imported += summary.imported
+            cycle.route.duplicates += summary.duplicates
+            for queue, n in summary.per_queue.items():
+                cycle.route.per_queue[queue] = cycle.route.per_queue.get(queue, 0) + n
+        return routed
 
     def _update_tasks(self, traces: list[Trace], before: dict[str, list[tuple[int, int]]],
                       cycle: Cycle) -> None:
