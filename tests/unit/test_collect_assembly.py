@@ -11,6 +11,7 @@ from tests.support.otlp_payloads import sdk_requests, to_otlp_json
 from ls_llmtrace.collect.assembler import SOURCE, assemble
 from ls_llmtrace.collect.payloads import decode, split
 from ls_llmtrace.collect.receiver import create_app
+from ls_llmtrace.errors import StoreError
 from ls_llmtrace.ingest.importers import read_any
 from ls_llmtrace.models import Trace
 from ls_llmtrace.store import Store
@@ -81,3 +82,34 @@ def test_ready_after_the_root_settles_or_after_quiet(store: Store) -> None:
     # a retried span adds nothing and does not touch the trace's clock
     assert store.spool([_item(rooted, "4" * 16)], [], 150.0) == 0
     assert store.collect_trace_state(rooted)["last_received_at"] == 140.0  # type: ignore[index]
+
+
+def test_a_killed_holders_store_lock_is_taken_over_at_once(sqlite_store: Store) -> None:
+    """A collect (or import) killed while creating a queue's project leaves its lock: the
+    next one must not wait out the lease."""
+    import socket
+    import subprocess
+    import sys
+    from datetime import UTC, datetime, timedelta
+
+    from ls_llmtrace.ingest import claimant
+    from ls_llmtrace.ingest.routing import store_lock
+
+    gone = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    start = claimant.process_start(gone.pid)
+    gone.kill()
+    gone.wait()
+    dead = f"{socket.gethostname()}:{gone.pid}:{start}:deadbeef"
+    assert claimant.is_running(dead) is False
+    assert sqlite_store.try_lock("project:q", dead, datetime.now(UTC) - timedelta(hours=1)) \
+        is None
+    began = datetime.now(UTC)
+    with store_lock(sqlite_store, "project:q", claimant.own_name(), timeout=5.0):
+        pass
+    assert (datetime.now(UTC) - began).total_seconds() < 2
+    # a live holder is waited for (here: until the timeout)
+    me = claimant.own_name()
+    assert sqlite_store.try_lock("project:r", me, datetime.now(UTC) - timedelta(hours=1)) is None
+    with pytest.raises(StoreError, match="is held by"), store_lock(
+            sqlite_store, "project:r", claimant.own_name(), timeout=0.3):
+        pass
