@@ -118,3 +118,19 @@ def test_generated_config_gets_the_explanation_as_the_judges():
     assert by_name["judge_explanation"]["value"] == {
         "text": ["Judge llm-v3@default@v1:", "Says sunny; the tool said rainy."]}
     assert by_name["verdict"]["value"] == {"choices": ["fail"]}
+
+
+def test_which_predictions_are_of_another_schema_version():
+    from ls_llmtrace.judging.predict import schema_part, stale
+
+    assert schema_part("llm-v3@default@v1") == "default@v1"
+    assert schema_part("learned-v2-abc@default@v12") == "default@v12"
+    assert schema_part("my-model") is None and schema_part("x@default") is None
+    current = "llm-v3@default@v2"
+    # the same schema at another version, by any of this package's judges: stale
+    assert stale("llm-v3@default@v1", current) and stale("rules-v1@default@v3", current)
+    # the current version (another judge too), another schema, another model: kept
+    assert not stale("llm-v3@default@v2", current)
+    assert not stale("learned-v1-x@default@v2", current)
+    assert not stale("llm-v3@other@v1", current)
+    assert not stale("someones-model", current) and not stale("", current)
