@@ -36,7 +36,7 @@ from typing import Any
 from ls_llmtrace import settings
 from ls_llmtrace.errors import StoreError
 from ls_llmtrace.ingest import claimant, queues
-from ls_llmtrace.ingest.convert import ReviewOptions, trace_to_task
+from ls_llmtrace.ingest.convert import ReviewOptions, metadata_text, trace_to_task
 from ls_llmtrace.ingest.importers import ImportSummary, Rejected
 from ls_llmtrace.ingest.pairwise import (
     build_pairwise_config,
@@ -89,19 +89,26 @@ class RouteSummary(ImportSummary):
 
 
 @contextmanager
-def store_lock(store: Store, name: str, owner: str, timeout: float = 120.0) -> Iterator[None]:
-    """A named lock in the store (shared by every process using it)."""
+def store_lock(store: Store, name: str, owner: str, timeout: float = 120.0) -> Iterator[bool]:
+    """A named lock in the store (shared by every process using it); a lock whose holder
+    is known to be gone (killed, on this host) is taken over at once. Yields whether it
+    was free at the first try (nobody held it)."""
     deadline = time.monotonic() + timeout
+    first = True
     while True:
         holder = store.try_lock(name, owner, _stale())
         if holder is None:
             break
+        first = False
+        if claimant.is_running(holder) is False:  # its process was killed: free now
+            store.release_lock(name, holder)
+            continue
         if time.monotonic() > deadline:
             raise StoreError(f"lock {name!r} is held by {holder}: wait for that import "
                              "to finish, or delete the row from store_locks if it crashed")
         time.sleep(0.1)
     try:
-        yield
+        yield first
     finally:
         store.release_lock(name, owner)
 
@@ -181,10 +188,14 @@ class Router:
             return self._projects[rule.name]
         schema = self.schema(rule)
         created = False
-        with store_lock(self.store, f"project:{project_title(schema, rule.name)}", self.owner):
-            # Label Studio was asked a moment ago (check_queues): since then only an import
-            # sharing this store (and so this lock) can have created the project
-            fresh = time.monotonic() - self._missing.get(rule.name, -_FRESH_S) < _FRESH_S
+        with store_lock(self.store, f"project:{project_title(schema, rule.name)}",
+                        self.owner) as free:
+            # Label Studio was asked a moment ago (check_queues) and nobody held the lock
+            # since: only an import sharing this store can have created the project, and
+            # it would have recorded it there (one that held the lock, maybe killed while
+            # creating it, sends us to Label Studio again)
+            fresh = free and (time.monotonic() - self._missing.get(rule.name, -_FRESH_S)
+                              < _FRESH_S)
             queue = (queues.known(self.store, rule.name) if fresh else
                      queues.resolve(self.client, self.store, rule.name, schema.id))
             if queue is not None:
@@ -377,6 +388,7 @@ class Router:
             table = task["data"].get("metadata")
             task["data"]["metadata"] = {**(table if isinstance(table, dict) else {}),
                                         **self.notes(trace)}
+            task["data"]["metadata_text"] = metadata_text(task["data"]["metadata"])
         return task
 
     def _place_pairs(self, rule: QueueRule, traces: list[Trace], signals: dict[str, Signals],
