@@ -39,7 +39,7 @@ BENCHES: dict[str, tuple[str, bool, list[str], list[str]]] = {
     "import": ("bench_e2e_import.py", True, ["--counts", "1000,10000", "--runs", "2"],
                ["--counts", "1000,10000,50000", "--runs", "2"]),
     "sync": ("bench_sync.py", True, ["--tasks", "10000", "--small", "1000", "--rounds", "3"],
-             ["--tasks", "50000", "--sizes", "1000,10000,50000", "--rounds", "2"]),
+             ["--tasks", "50000", "--sizes", "1000,10000,50000", "--rounds", "2", "--idle-only"]),
     "store": ("bench_store.py", False, ["--count", "100000", "--runs", "2", "--no-per-record"],
               ["--count", "100000", "--runs", "3"]),
     "cli": ("bench_cli.py", False, ["--runs", "5"], ["--runs", "5"]),
