@@ -90,6 +90,20 @@ STYLE = """
 JUDGE_EXPLANATION = "judge_explanation"
 
 
+def judge_lines(model_version: str | None, explanation: str) -> tuple[str, str]:
+    """What the judge's explanation control shows: a heading naming the judge and its
+    version, then its words."""
+    return (f"Judge {model_version}:" if model_version else "Judge:", explanation)
+
+
+def judge_words(lines: list[str]) -> str | None:
+    """The judge's words in that control's text (the heading left out)."""
+    if lines and lines[0].startswith("Judge") and lines[0].endswith(":"):
+        lines = lines[1:]
+    text = "\n".join(line for line in lines if line)
+    return text or None
+
+
 def _section(parent: ET.Element, key: str, flag: str) -> ET.Element:
     """A part of the screen drawn once per item of ``$sections.<key>`` (a list of none
     or one item written by the converter), so a section a trace lacks is not drawn."""
