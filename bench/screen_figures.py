@@ -7,9 +7,10 @@ Studio's real labeling UI (headless Chromium, a 1440x900 viewport), on the same 
 "Before" is the default.v2 label config of a git revision (``--before``, default the
 commit before the review screen), "after" the working tree's; both get the task data of
 the working tree's converter (it keeps every key the old config reads). Each click is done
-for real and the scrolling is what brings its target into view (``scrollIntoView``
-nearest, summed over the scrolled containers); the script checks that every labelling
-ends in a saved annotation with the category and the reviewer's words.
+for real, starting from the top of the trace (a reviewer reads it first), and the
+scrolling is what brings each target into view (to the middle of the labeling area, when
+it is not in view; summed over the scrolled containers); the script checks that every
+labelling ends in a saved annotation with the category and the reviewer's words.
 
     .venv/bin/python bench/screen_figures.py [--before REV] [--out bench/results/screen.md]
 """
@@ -54,33 +55,37 @@ VERDICT = Verdict(label="fail", score=0.25, confidence=0.8, categories=("halluci
                   explanation="The answer is not supported by the trace.")
 OWN_WORDS = "My own reason: the tool results say otherwise."
 
-SCROLL_INTO_VIEW = """
-const el = arguments[0], before = [];
-let box = null;
-for (let e = el.parentElement; e; e = e.parentElement) {
-  before.push([e, e.scrollTop]);
-  const y = getComputedStyle(e).overflowY;
-  if (!box && e.scrollHeight > e.clientHeight && (y === 'auto' || y === 'scroll')) box = e;
+# the part of the viewport where an element can be seen: the viewport cut by every
+# scrolling ancestor (the labeling area scrolls inside the page)
+VISIBLE = """
+function visible(el) {
+  let top = 0, bottom = innerHeight;
+  for (let e = el.parentElement; e; e = e.parentElement) {
+    const y = getComputedStyle(e).overflowY;
+    if (e.scrollHeight > e.clientHeight && (y === 'auto' || y === 'scroll')) {
+      const b = e.getBoundingClientRect();
+      top = Math.max(top, b.top); bottom = Math.min(bottom, b.top + e.clientHeight);
+    }
+  }
+  return [top, bottom];
 }
-const r = el.getBoundingClientRect();
-const b = box ? box.getBoundingClientRect() : {top: 0, bottom: innerHeight};
-if (r.top >= b.top && r.bottom <= b.bottom) return 0;
+"""
+# scrolls the element to the middle of its container when it is not in view; returns
+# how far every container moved
+SCROLL_INTO_VIEW = VISIBLE + """
+const el = arguments[0], before = [];
+for (let e = el.parentElement; e; e = e.parentElement) before.push([e, e.scrollTop]);
+const r = el.getBoundingClientRect(), [top, bottom] = visible(el);
+if (r.top >= top && r.bottom <= bottom) return 0;
 el.scrollIntoView({block: 'center', inline: 'nearest'});
 let moved = 0;
-for (const [e, top] of before) moved += Math.abs(e.scrollTop - top);
+for (const [e, t] of before) moved += Math.abs(e.scrollTop - t);
 return moved;
 """
-# how far the element is from being in view in its scrolling container (0 when it is)
-TO_VIEW = """
-const el = arguments[0];
-let box = null;
-for (let e = el.parentElement; e && !box; e = e.parentElement) {
-  const y = getComputedStyle(e).overflowY;
-  if (e.scrollHeight > e.clientHeight && (y === 'auto' || y === 'scroll')) box = e;
-}
-const r = el.getBoundingClientRect();
-const b = box ? box.getBoundingClientRect() : {top: 0, bottom: innerHeight};
-return Math.max(0, r.bottom - b.bottom) + Math.max(0, b.top - r.top);
+# how far the element is from being in view (0 when it is)
+TO_VIEW = VISIBLE + """
+const r = arguments[0].getBoundingClientRect(), [top, bottom] = visible(arguments[0]);
+return Math.max(0, r.bottom - bottom) + Math.max(0, top - r.top);
 """
 
 
@@ -119,6 +124,11 @@ def _open(driver: Any, url: str, project_id: int, task_id: int, answer: str) -> 
     WebDriverWait(driver, 30).until(lambda d: answer[:40] in str(
         d.execute_script("return document.body.innerText")))
     time.sleep(1.0)
+    # the reviewer starts at the top of the trace (the old layout opens scrolled to its
+    # bottom, where Label Studio focuses the explanation box)
+    driver.execute_script("for (const e of document.querySelectorAll('*'))"
+                          " if (e.scrollTop) e.scrollTop = 0;")
+    time.sleep(0.3)
 
 
 def _visible(driver: Any, css: str) -> Any:

@@ -63,11 +63,12 @@ def _span_labels(parent: ET.Element, schema: AnnotationSchema, target: str) -> N
 # Paragraphs (1.23.2). Paragraphs also draws audio timestamps and an author filter (two
 # feature flags that are on by default): meaningless for a chat, so hidden here. The Data
 # Manager's quick view forces its sans-serif font on everything (``!important``), so the
-# monospace rules need ``!important`` too.
+# monospace rules need ``!important`` too. The form is at most the labeling area's height
+# (the viewport less Label Studio's top and bottom bars) and scrolls inside itself.
 STYLE = """
 .llmt-review { display: flex; gap: 20px; align-items: flex-start; }
 .llmt-trace { flex: 1 1 0; min-width: 0; }
-.llmt-form { flex: 0 0 380px; position: sticky; top: 0; max-height: 100vh;
+.llmt-form { flex: 0 0 360px; position: sticky; top: 0; max-height: calc(100vh - 100px);
   overflow-y: auto; padding: 4px 12px 12px; border-left: 1px solid #e3e3e3; }
 .llmt-pre, .llmt-pre .lsf-richtext__container { white-space: pre-wrap;
   overflow-wrap: anywhere; tab-size: 4; }
