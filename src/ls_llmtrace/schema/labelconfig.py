@@ -1,8 +1,9 @@
 """Label Studio labeling configs generated from a schema version (pure functions).
 
-Trace content is only ever shown through ``Text``, ``Paragraphs`` and ``Table``, which
-render text, never HTML; every attribute is escaped by the XML serializer. The output is
-deterministic so the checked-in configs in ``label_configs/`` can be checked for drift.
+Trace content is only ever shown through ``Text``, ``Paragraphs`` and ``Panel`` titles,
+which render text, never HTML; every attribute is escaped by the XML serializer; the one
+``Style`` block is fixed CSS, never trace content. The output is deterministic so the
+checked-in configs in ``label_configs/`` can be checked for drift.
 """
 
 from __future__ import annotations
