@@ -23,7 +23,7 @@ from ls_llmtrace.labelstudio.results import (
     TextSpan,
     build_results,
 )
-from ls_llmtrace.schema.labelconfig import ANSWER_SPANS, MESSAGE_SPANS
+from ls_llmtrace.schema.labelconfig import ANSWER_SPANS, MESSAGE_SPANS, judge_lines
 
 
 def _region_id(*parts: object) -> str:
@@ -105,9 +105,8 @@ def to_results(spec: ConfigSpec, verdict: Verdict, data: dict[str, Any],
     judge_box = spec.judge_explanation
     explanation = spec.explanation
     if judge_box is not None and verdict.explanation:
-        heading = f"Judge {model_version}:" if model_version else "Judge:"
         entries.append(TextArea(judge_box.name, judge_box.to_name,
-                                lines=(heading, verdict.explanation)))
+                                lines=judge_lines(model_version, verdict.explanation)))
     elif explanation is not None and verdict.explanation:
         entries.append(TextArea(explanation.name, explanation.to_name,
                                 lines=(verdict.explanation,)))

@@ -1,8 +1,9 @@
 """Label Studio labeling configs generated from a schema version (pure functions).
 
-Trace content is only ever shown through ``Text``, ``Paragraphs`` and ``Table``, which
-render text, never HTML; every attribute is escaped by the XML serializer. The output is
-deterministic so the checked-in configs in ``label_configs/`` can be checked for drift.
+Trace content is only ever shown through ``Text``, ``Paragraphs`` and ``Panel`` titles,
+which render text, never HTML; every attribute is escaped by the XML serializer; the one
+``Style`` block is fixed CSS, never trace content. The output is deterministic so the
+checked-in configs in ``label_configs/`` can be checked for drift.
 """
 
 from __future__ import annotations
@@ -63,11 +64,12 @@ def _span_labels(parent: ET.Element, schema: AnnotationSchema, target: str) -> N
 # Paragraphs (1.23.2). Paragraphs also draws audio timestamps and an author filter (two
 # feature flags that are on by default): meaningless for a chat, so hidden here. The Data
 # Manager's quick view forces its sans-serif font on everything (``!important``), so the
-# monospace rules need ``!important`` too.
+# monospace rules need ``!important`` too. The form is at most the labeling area's height
+# (the viewport less Label Studio's top and bottom bars) and scrolls inside itself.
 STYLE = """
 .llmt-review { display: flex; gap: 20px; align-items: flex-start; }
 .llmt-trace { flex: 1 1 0; min-width: 0; }
-.llmt-form { flex: 0 0 380px; position: sticky; top: 0; max-height: 100vh;
+.llmt-form { flex: 0 0 360px; position: sticky; top: 0; max-height: calc(100vh - 100px);
   overflow-y: auto; padding: 4px 12px 12px; border-left: 1px solid #e3e3e3; }
 .llmt-pre, .llmt-pre .lsf-richtext__container { white-space: pre-wrap;
   overflow-wrap: anywhere; tab-size: 4; }
@@ -88,6 +90,20 @@ STYLE = """
 
 # The judge's explanation, filled by its prediction, shown beside the reviewer's own box.
 JUDGE_EXPLANATION = "judge_explanation"
+
+
+def judge_lines(model_version: str | None, explanation: str) -> tuple[str, str]:
+    """What the judge's explanation control shows: a heading naming the judge and its
+    version, then its words."""
+    return (f"Judge {model_version}:" if model_version else "Judge:", explanation)
+
+
+def judge_words(lines: list[str]) -> str | None:
+    """The judge's words in that control's text (the heading left out)."""
+    if lines and lines[0].startswith("Judge") and lines[0].endswith(":"):
+        lines = lines[1:]
+    text = "\n".join(line for line in lines if line)
+    return text or None
 
 
 def _section(parent: ET.Element, key: str, flag: str) -> ET.Element:
