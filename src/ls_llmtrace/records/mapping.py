@@ -47,6 +47,7 @@ from ls_llmtrace.schema.labelconfig import (
     EXPLANATION,
     MESSAGE_SPANS,
     PREFERENCE,
+    PREFERENCE_REASON,
     SCORE,
     VERDICT,
 )
@@ -341,41 +342,87 @@ def map_annotation(
     return out
 
 
+PREFERENCES = ("left", "right", "tie", "both_bad")
+# the record's label for each answer: the preferred trace carries ``preferred``
+OUTCOME = {"left": "preferred", "right": "preferred", "tie": "tie", "both_bad": "both_bad"}
+
+
+def _pair_sides(task: dict[str, Any]) -> dict[str, dict[str, Any]] | None:
+    """Side -> {trace_id, model_version, compare, value}: from ``meta.pair_sides`` (a
+    blind pair, maybe swapped), else from the trace ids of an older pair's ``data``."""
+    sides = _mapping(_mapping(task.get("meta")).get("pair_sides"))
+    out: dict[str, dict[str, Any]] = {}
+    for side in ("left", "right"):
+        entry = _mapping(sides.get(side))
+        trace = entry.get("trace_id")
+        if isinstance(trace, str) and trace:
+            version = entry.get("model_version")
+            out[side] = {"trace_id": trace,
+                         "model_version": version if isinstance(version, str) else None,
+                         "compare": entry.get("compare"), "value": entry.get("value")}
+    if len(out) == 2:
+        return out
+    if sides:
+        return None
+    left, right = _trace_id(task, "left_trace_id"), _trace_id(task, "right_trace_id")
+    if not left or not right:
+        return None
+    return {"left": {"trace_id": left, "model_version": None},
+            "right": {"trace_id": right, "model_version": None}}
+
+
 def map_pairwise_annotation(task: dict[str, Any], annotation: dict[str, Any],
                             schema: AnnotationSchema, project_id: int,
                             users: dict[int, str] | None = None) -> Mapped:
-    """A pairwise annotation (``ingest/pairwise.py``) -> one record on the left trace,
-    label ``left`` or ``right``, both trace ids in its metadata."""
+    """A pairwise annotation (``ingest/pairwise.py``) -> one record in the pair's terms,
+    the screen's sides undone: on the preferred trace with label ``preferred``, or, for a
+    tie or both bad, on the pair's first trace (by id) with label ``tie`` / ``both_bad``.
+    The metadata names the preferred trace and model version, both traces and the side
+    each was shown on; the optional reason is the explanation."""
     out = Mapped()
     data = _mapping(task.get("data"))
-    left, right = _trace_id(task, "left_trace_id"), _trace_id(task, "right_trace_id")
-    if not left or not right:
-        out.rejects.append(ResultReject("data.left_trace_id", "pair task without both trace "
-                                        "ids", data))
+    sides = _pair_sides(task)
+    if sides is None:
+        out.rejects.append(ResultReject("meta.pair_sides", "pair task without both trace "
+                                        "ids", _mapping(task.get("meta")).get("pair_sides")
+                                        or data))
         return out
-    selected = None
+    selected: str | None = None
+    reason: str | None = None
     for entry in read_results(annotation.get("result")):
         if isinstance(entry, Pairwise) and entry.from_name == PREFERENCE and selected is None:
-            selected = entry.selected
+            selected = entry.selected  # the older <Pairwise> control: left or right
+        elif (isinstance(entry, Choices) and entry.from_name == PREFERENCE and selected is None
+              and len(entry.choices) == 1 and entry.choices[0] in PREFERENCES):
+            selected = entry.choices[0]
+        elif isinstance(entry, TextArea) and entry.from_name == PREFERENCE_REASON \
+                and reason is None:
+            reason = entry.text.strip() or None
         else:
             out.rejects.append(ResultReject(str(entry.from_name),
-                                            "a pairwise task takes one preference "
-                                            "(selected: left or right)", entry.raw))
+                                            "a pairwise task takes one preference (one of "
+                                            f"{', '.join(PREFERENCES)}) and an optional "
+                                            "reason", entry.raw))
     if selected is None and not annotation.get("was_cancelled"):
         out.rejects.append(ResultReject(PREFERENCE, "no preference selected", annotation.get(
             "result")))
         return out
+    left, right = sides["left"], sides["right"]
+    first = min(left["trace_id"], right["trace_id"])
+    winner = sides.get(selected or "") if selected in ("left", "right") else None
+    other = (right if winner is left else left) if winner is not None else None
     created = to_utc(annotation.get("created_at"))
     out.records.append(AnnotationRecord(
         record_key=record_key(project_id, int(annotation["id"])),
-        trace_id=str(left),
+        trace_id=winner["trace_id"] if winner is not None else first,
         # Not in the schema's own terms (no verdict): its own schema id, so a preference
         # never stands in for a trace's verdict (e.g. in golden sets).
         schema_id=f"{schema.id}/pairwise",
         schema_version=schema.version,
         source=Source.reviewer,
         scope=Scope(kind="trace"),
-        label=selected,
+        label=OUTCOME.get(selected or ""),
+        explanation=reason,
         feedback_name=PREFERENCE,
         author=_author(annotation, users or {}),
         created_at=created,
@@ -385,9 +432,15 @@ def map_pairwise_annotation(task: dict[str, Any], annotation: dict[str, Any],
         ls_task_id=int(task["id"]),
         ls_annotation_id=int(annotation["id"]),
         was_cancelled=bool(annotation.get("was_cancelled")),
-        metadata={"pair_id": data.get("pair_id"), "left_trace_id": left,
-                  "right_trace_id": right, "preferred_trace_id":
-                  {"left": left, "right": right}.get(selected or ""),
-                  "left_label": data.get("left_label"), "right_label": data.get("right_label")},
+        metadata={"pair_id": data.get("pair_id"), "selected": selected,
+                  "trace_ids": sorted([left["trace_id"], right["trace_id"]]),
+                  "left_trace_id": left["trace_id"], "right_trace_id": right["trace_id"],
+                  "preferred_trace_id": winner["trace_id"] if winner else None,
+                  "preferred_model_version": winner["model_version"] if winner else None,
+                  "other_trace_id": other["trace_id"] if other else None,
+                  "other_model_version": other["model_version"] if other else None,
+                  "compared": {s["trace_id"]: s.get("value") for s in (left, right)
+                               if s.get("compare")},
+                  "compare": left.get("compare")},
     ))
     return out

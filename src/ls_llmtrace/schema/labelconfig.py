@@ -26,7 +26,8 @@ CONVERSATION = "conversation"
 CATEGORIES = "categories"  # Choices, failure categories, visible only when verdict is failing
 ANSWER_SPANS = "answer_spans"  # Labels on the `answer` Text
 MESSAGE_SPANS = "message_spans"  # ParagraphLabels on the `conversation` Paragraphs
-PREFERENCE = "preference"  # Pairwise, for side-by-side comparison
+PREFERENCE = "preference"  # Choices left/right/tie/both_bad of a pairwise task
+PREFERENCE_REASON = "preference_reason"  # TextArea, the optional reason of a preference
 
 
 def _el(parent: ET.Element, tag: str, **attrs: str) -> ET.Element:
