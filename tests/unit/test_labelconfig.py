@@ -71,8 +71,10 @@ def test_generated_config_is_well_formed_xml(default_schema):
 
 def test_parse_controls_of_default_config(default_schema):
     controls = parse_controls(build_label_config(default_schema))
-    assert set(controls) == {"verdict", "score", "explanation", "corrected_output"}
-    assert all(c.to_name == ANSWER for c in controls.values())
+    assert set(controls) == {"verdict", "score", "explanation", "corrected_output",
+                             "step_labels_{{n}}"}
+    assert all(c.to_name == ANSWER for n, c in controls.items() if n != "step_labels_{{n}}")
+    assert controls["step_labels_{{n}}"].values == ("fail",)  # no categories: the verdict
     verdict = controls["verdict"]
     assert verdict.tag == "Choices"
     assert verdict.values == ("pass", "fail")
@@ -96,7 +98,7 @@ def test_schema_version_of():
 
 def test_config_only_has_controls_for_schema_fields(mini_schema):
     config = build_label_config(mini_schema)
-    assert set(parse_controls(config)) == {"verdict"}
+    assert set(parse_controls(config)) == {"verdict", "step_labels_{{n}}"}
     assert schema_version_of(config) == "mini@v2"
 
 
@@ -106,7 +108,7 @@ def test_score_step_and_required_flag():
     number = next(el for el in root.iter("Number"))
     assert number.get("step") == "0.25"
     assert (number.get("min"), number.get("max")) == ("0", "1")
-    choices = next(el for el in root.iter("Choices"))
+    choices = next(el for el in root.iter("Choices") if el.get("name") == "verdict")
     assert choices.get("required") == "true"
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -45,10 +46,12 @@ from ls_llmtrace.schema.labelconfig import (
     CATEGORIES,
     CORRECTED_OUTPUT,
     EXPLANATION,
+    FIRST_FAILING_STEP,
     MESSAGE_SPANS,
     PREFERENCE,
     PREFERENCE_REASON,
     SCORE,
+    STEP_LABELS,
     VERDICT,
 )
 from ls_llmtrace.schema.model import AnnotationSchema, ScoreField, SpanField
@@ -210,6 +213,54 @@ def _accepts(schema: AnnotationSchema, name: str | None, kind: str | None) -> bo
     }.get(name or "", False)
 
 
+_STEP_CONTROL = re.compile(re.escape(STEP_LABELS) + r"(\d{1,6})")
+
+
+def _steps(task: dict[str, Any]) -> list[dict[str, Any]]:
+    steps = _mapping(task.get("data")).get("steps")
+    return [s if isinstance(s, dict) else {} for s in steps] if isinstance(steps, list) else []
+
+
+def _step_span(task: dict[str, Any], index: int) -> str | None:
+    """The span id of step ``index`` (from 0) of the task's agent steps, if it has one."""
+    steps = _steps(task)
+    span_id = steps[index].get("span_id") if 0 <= index < len(steps) else None
+    return span_id if isinstance(span_id, str) and span_id else None
+
+
+def _step_mark(entry: Decoded | Malformed, schema: AnnotationSchema, task: dict[str, Any],
+               ) -> tuple[int, str] | str:
+    """(step index, span id) of a mark on an agent step, or why it is unusable."""
+    match = _STEP_CONTROL.fullmatch(entry.from_name or "")
+    assert match is not None
+    index = int(match.group(1))
+    where = f"in schema {schema.version_id}"
+    if not isinstance(entry, Choices):
+        return f"step control {entry.from_name!r} of type {entry.type!r} is not in schema " \
+            f"{schema.version_id}"
+    bad = [c for c in entry.choices if c not in schema.step_labels]
+    if bad or not entry.choices:
+        return f"step labels {bad or list(entry.choices)} not among {schema.step_labels} {where}"
+    span_id = _step_span(task, index)
+    if span_id is None:
+        return f"step {index + 1} is not an agent step of this task (with a span id)"
+    return index, span_id
+
+
+def _first_failing_step(entry: Decoded | Malformed, schema: AnnotationSchema,
+                        task: dict[str, Any]) -> dict[str, Any] | str:
+    """``{"step": n, "span_id": ...}`` of the first failing step, or why it is unusable."""
+    field = schema.label_field
+    if field is None or not field.first_failing_step or not isinstance(entry, Number):
+        return f"control {entry.from_name!r} of type {entry.type!r} is not in schema " \
+            f"{schema.version_id}"
+    count = len(_steps(task))
+    number = entry.number
+    if number != int(number) or not 1 <= number <= count:
+        return f"first failing step {number:g} is not a step number from 1 to {count}"
+    return {"step": int(number), "span_id": _step_span(task, int(number) - 1)}
+
+
 def _reason(entry: Decoded | Malformed, schema: AnnotationSchema,
             score_field: ScoreField | None, span_field: SpanField | None) -> str | None:
     """Why an accepted control's result is unusable under ``schema``, or None."""
@@ -253,7 +304,8 @@ def map_annotation(
     adjudication: bool = False,
 ) -> Mapped:
     """One annotation -> one trace-level record, one record per span result (scope
-    ``text_range``), plus rejects for unusable results. ``adjudication``: the annotation
+    ``text_range``), one per marked agent step (scope ``span``, the step's span id), plus
+    rejects for unusable results. ``adjudication``: the annotation
     is in an adjudication queue, so the schema owner's is the deciding record."""
     users = users or {}
     out = Mapped()
@@ -269,11 +321,25 @@ def map_annotation(
     proposal = parent_prediction(task, annotation)
     categories_result: Any = None
     spans: list[tuple[Span, list[str], Scope, dict[str, Any], Origin | None]] = []
+    steps: list[tuple[Choices, int, str, Origin | None]] = []  # marks on agent steps
+    first_step: dict[str, Any] | None = None
+    first_step_result: Any = None
     for entry in read_results(annotation.get("result")):
         if isinstance(entry, Malformed) and entry.from_name is None:
             out.rejects.append(ResultReject("result", entry.reason, entry.raw))
             continue
         name, kind = entry.from_name or "", entry.type
+        if _STEP_CONTROL.fullmatch(name) or name == FIRST_FAILING_STEP:
+            found: Any = (_step_mark(entry, schema, task) if name != FIRST_FAILING_STEP
+                          else _first_failing_step(entry, schema, task))
+            if isinstance(found, str):
+                out.rejects.append(ResultReject(name, found, entry.raw))
+            elif isinstance(found, dict):
+                first_step, first_step_result = found, entry.raw
+            elif isinstance(entry, Choices):
+                steps.append((entry, found[0], found[1],
+                              result_origin(entry, proposal)))
+            continue
         if not _accepts(schema, name, kind):
             out.rejects.append(ResultReject(
                 name, f"control {name!r} of type {kind!r} is not in schema "
@@ -309,6 +375,12 @@ def map_annotation(
             f"{fields.get('label')!r}, which is not failing in schema {schema.version_id}",
             categories_result))
         origins.pop("labels", None)
+    if first_step is not None and not schema.is_failing(fields.get("label")):
+        out.rejects.append(ResultReject(
+            FIRST_FAILING_STEP, f"first failing step {first_step['step']} given with verdict "
+            f"{fields.get('label')!r}, which is not failing in schema {schema.version_id}",
+            first_step_result))
+        first_step = None
     author = _author(annotation, users)
     created: datetime | None = to_utc(annotation.get("created_at"))
     updated: datetime | None = to_utc(annotation.get("updated_at")) or created
@@ -332,7 +404,15 @@ def map_annotation(
     out.records.append(AnnotationRecord(
         record_key=record_key(project_id, int(annotation["id"])),
         scope=Scope(kind="trace"), origins=origins, **common, **fields,
+        metadata={"first_failing_step": first_step} if first_step is not None else {},
     ))
+    for mark, index, span_id, origin in steps:
+        out.records.append(AnnotationRecord(
+            record_key=span_record_key(project_id, int(annotation["id"]), dict(mark.raw)),
+            scope=Scope(kind="span", span_id=span_id), labels=list(mark.choices),
+            metadata={"step": index + 1},
+            origins={"labels": origin} if origin is not None else {}, **common,
+        ))
     for span, labels, scope, extra, origin in spans:
         out.records.append(AnnotationRecord(
             record_key=span_record_key(project_id, int(annotation["id"]), dict(span.raw)),

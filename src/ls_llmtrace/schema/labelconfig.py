@@ -28,6 +28,9 @@ ANSWER_SPANS = "answer_spans"  # Labels on the `answer` Text
 MESSAGE_SPANS = "message_spans"  # ParagraphLabels on the `conversation` Paragraphs
 PREFERENCE = "preference"  # Choices left/right/tie/both_bad of a pairwise task
 PREFERENCE_REASON = "preference_reason"  # TextArea, the optional reason of a preference
+STEP = "step_"  # Text of agent step N (from 0): step_0, step_1, ...
+STEP_LABELS = "step_labels_"  # Choices on agent step N: step_labels_0, ...
+FIRST_FAILING_STEP = "first_failing_step"  # Number, the first failing step (from 1)
 
 
 def _el(parent: ET.Element, tag: str, **attrs: str) -> ET.Element:
@@ -72,6 +75,7 @@ def build_label_config(schema: AnnotationSchema) -> str:
     _el(root, "Header", value="Retrieved documents", size="5")
     _el(root, "Paragraphs", name="documents", value="$documents", nameKey="title",
         textKey="content")
+    steps_view(root, schema)
     _el(root, "Header", value="Final answer", size="5")
     _span_labels(root, schema, "answer")
     _el(root, "Text", name=ANSWER, value="$answer")
@@ -93,6 +97,7 @@ def build_label_config(schema: AnnotationSchema) -> str:
                            whenTagName=VERDICT, whenChoiceValue=",".join(field.failing))
                 for value in field.categories:
                     _hinted(cats, "Choice", schema, value)
+            first_failing_step(root, schema)
         elif isinstance(field, ScoreField) and field.is_rating:
             _el(root, "Header", value=f"Score (1 star = worst, {field.max_rating} = best)",
                 size="5")
@@ -111,6 +116,39 @@ def build_label_config(schema: AnnotationSchema) -> str:
                 maxSubmissions="1", placeholder="What the answer should have been.")
     ET.indent(root, space="  ")
     return ET.tostring(root, encoding="unicode") + "\n"
+
+
+def steps_view(parent: ET.Element, schema: AnnotationSchema) -> None:
+    """An agent trace's numbered steps (``$steps``, written by the converter; none for a
+    single call, so nothing is drawn), each with the schema's step labels to mark it
+    failing. Label Studio's ``Repeater`` names each step's controls by its index."""
+    values = schema.step_labels
+    if not values:
+        return
+    head = _el(parent, "Repeater", on="$steps_shown", indexFlag="{{h}}")
+    _el(head, "Header", value="Agent steps (mark the steps that went wrong)", size="5")
+    each = _el(_el(parent, "Repeater", on="$steps", indexFlag="{{n}}"), "View",
+               className="llmt-step")
+    _el(each, "Header", value="$steps[{{n}}].title", size="6")
+    _el(_el(each, "View", className="llmt-pre"), "Text", name=STEP + "{{n}}",
+        value="$steps[{{n}}].text")
+    marks = _el(each, "Choices", name=STEP_LABELS + "{{n}}", toName=STEP + "{{n}}",
+                choice="multiple", showInline="true")
+    for value in values:
+        _hinted(marks, "Choice", schema, value)
+
+
+def first_failing_step(parent: ET.Element, schema: AnnotationSchema) -> None:
+    """The number of the first failing step, where the schema asks for it, on an agent
+    trace (drawn once when the task has steps)."""
+    field = schema.label_field
+    if field is None or not field.first_failing_step:
+        return
+    shown = _el(parent, "Repeater", on="$steps_shown", indexFlag="{{f}}")
+    view = _el(shown, "View", visibleWhen="choice-selected", whenTagName=VERDICT,
+               whenChoiceValue=",".join(field.failing))
+    _el(view, "Header", value="First failing step (its number)", size="5")
+    _el(view, "Number", name=FIRST_FAILING_STEP, toName=ANSWER, min="1", step="1")
 
 
 def build_instructions(schema: AnnotationSchema) -> str:
