@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -51,8 +50,8 @@ from ls_llmtrace.schema.labelconfig import (
     PREFERENCE,
     PREFERENCE_REASON,
     SCORE,
-    STEP_LABELS,
     VERDICT,
+    step_index,
 )
 from ls_llmtrace.schema.model import AnnotationSchema, ScoreField, SpanField
 from ls_llmtrace.timeutil import to_utc
@@ -213,9 +212,6 @@ def _accepts(schema: AnnotationSchema, name: str | None, kind: str | None) -> bo
     }.get(name or "", False)
 
 
-_STEP_CONTROL = re.compile(re.escape(STEP_LABELS) + r"(\d{1,6})")
-
-
 def _steps(task: dict[str, Any]) -> list[dict[str, Any]]:
     steps = _mapping(task.get("data")).get("steps")
     return [s if isinstance(s, dict) else {} for s in steps] if isinstance(steps, list) else []
@@ -231,9 +227,8 @@ def _step_span(task: dict[str, Any], index: int) -> str | None:
 def _step_mark(entry: Decoded | Malformed, schema: AnnotationSchema, task: dict[str, Any],
                ) -> tuple[int, str] | str:
     """(step index, span id) of a mark on an agent step, or why it is unusable."""
-    match = _STEP_CONTROL.fullmatch(entry.from_name or "")
-    assert match is not None
-    index = int(match.group(1))
+    index = step_index(entry.from_name)
+    assert index is not None
     where = f"in schema {schema.version_id}"
     if not isinstance(entry, Choices):
         return f"step control {entry.from_name!r} of type {entry.type!r} is not in schema " \
@@ -329,7 +324,7 @@ def map_annotation(
             out.rejects.append(ResultReject("result", entry.reason, entry.raw))
             continue
         name, kind = entry.from_name or "", entry.type
-        if _STEP_CONTROL.fullmatch(name) or name == FIRST_FAILING_STEP:
+        if step_index(name) is not None or name == FIRST_FAILING_STEP:
             found: Any = (_step_mark(entry, schema, task) if name != FIRST_FAILING_STEP
                           else _first_failing_step(entry, schema, task))
             if isinstance(found, str):

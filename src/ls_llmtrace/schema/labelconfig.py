@@ -118,6 +118,16 @@ def build_label_config(schema: AnnotationSchema) -> str:
     return ET.tostring(root, encoding="unicode") + "\n"
 
 
+_STEP_CONTROL = re.compile(re.escape(STEP_LABELS) + r"(\d{1,6})")
+
+
+def step_index(control_name: str | None) -> int | None:
+    """The step (from 0) of a step-label control's name (``step_labels_3`` -> 3), else
+    None."""
+    match = _STEP_CONTROL.fullmatch(control_name or "")
+    return int(match.group(1)) if match else None
+
+
 def steps_view(parent: ET.Element, schema: AnnotationSchema) -> None:
     """An agent trace's numbered steps (``$steps``, written by the converter; none for a
     single call, so nothing is drawn), each with the schema's step labels to mark it
