@@ -160,6 +160,11 @@ def task_data(trace: Trace, options: ReviewOptions | None = None) -> dict[str, A
         "answer": spannable("answer", trace.output),
         "metadata": _metadata_table(trace),
     }
+    # flat keys the Data Manager shows as columns and filters by
+    meta = trace.metadata
+    data.update(model=meta.model, model_version=meta.model_version,
+                product_area=meta.product_area, user_segment=meta.user_segment,
+                latency_ms=meta.latency_ms)
     # an agent's numbered steps (none for a single call), and a list of one item when
     # there are any, so the screen draws their heading only then
     steps = agent_steps(trace, options)

@@ -151,6 +151,14 @@ class Router:
         """Queue name -> project id, for the queues this router has used."""
         return dict(self._projects)
 
+    def ensure_views(self) -> None:
+        """The Data Manager tab of every review queue this router used (not of pairwise
+        queues: those stay blind)."""
+        pairwise = {r.name for r in self.config.queues if r.pairwise is not None}
+        for name, project_id in self._projects.items():
+            if name not in pairwise:
+                queues.ensure_review_view(self.client, project_id)
+
     def check_queues(self) -> None:
         """Resolve every queue of the rules to its current version before anything is
         written; an explicit schema of another version is refused here."""
@@ -328,8 +336,10 @@ class Router:
             running |= theirs
             batch = [t for t, _ in wanted if t.trace_id in claimed]
             if batch:
+                reason_of = {t.trace_id: r for t, r in wanted}
                 self._send(project_id, rule.name, [t.trace_id for t in batch],
-                           [self._task(t, schema) for t in batch])
+                           [self._task(t, schema, reason_of[t.trace_id], signals[t.trace_id])
+                            for t in batch])
                 summary.per_queue[rule.name] = summary.per_queue.get(rule.name, 0) + len(batch)
                 new_for.update(t.trace_id for t in batch)
         summary.imported += len(new_for)
@@ -338,8 +348,12 @@ class Router:
         summary.waiting_for_pair += len(waiting)
         summary.not_routed += len([t for t in traces if t.trace_id not in matched | waiting])
 
-    def _task(self, trace: Trace, schema: AnnotationSchema) -> dict[str, Any]:
+    def _task(self, trace: Trace, schema: AnnotationSchema, reason: str = "",
+              signals: Signals | None = None) -> dict[str, Any]:
         task = trace_to_task(trace, schema, self.options)
+        # why the trace is in this queue, and its end users' thumbs (Data Manager columns)
+        task["data"].update(queue_reasons=reason,
+                            thumbs=signals.thumbs() if signals is not None else "")
         if self.notes is not None:
             table = task["data"].get("metadata")
             task["data"]["metadata"] = {**(table if isinstance(table, dict) else {}),
@@ -481,4 +495,5 @@ def import_traces(
     if rules is None:  # one queue: its project exists even when nothing is new
         router.project(config.queues[0])
     summary = router.ingest(items, batch_size, progress)
+    router.ensure_views()
     return ImportResult(summary, router.project_ids)
