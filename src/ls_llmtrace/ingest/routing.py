@@ -86,12 +86,16 @@ class RouteSummary(ImportSummary):
 
 @contextmanager
 def store_lock(store: Store, name: str, owner: str, timeout: float = 120.0) -> Iterator[None]:
-    """A named lock in the store (shared by every process using it)."""
+    """A named lock in the store (shared by every process using it); a lock whose holder
+    is known to be gone (killed, on this host) is taken over at once."""
     deadline = time.monotonic() + timeout
     while True:
         holder = store.try_lock(name, owner, _stale())
         if holder is None:
             break
+        if claimant.is_running(holder) is False:  # its process was killed: free now
+            store.release_lock(name, holder)
+            continue
         if time.monotonic() > deadline:
             raise StoreError(f"lock {name!r} is held by {holder}: wait for that import "
                              "to finish, or delete the row from store_locks if it crashed")

@@ -552,6 +552,33 @@ class LabelStudioClient:
                                 id=annotation_id, result=result)
         return dict(annotation.model_dump(mode="json"))
 
+    def replace_unannotated_task(self, project_id: int, task_id: int,
+                                 task: dict[str, Any]) -> str:
+        """Replace a task's data and meta with ``task``'s while it has no annotation
+        (submitted, skipped or draft): ``"updated"``, ``"unchanged"``, ``"annotated"``
+        (left as it is) or ``"missing"``. Read through the list endpoint (no prediction
+        request to the ML backend); an annotation saved between the read and the write is
+        not seen."""
+        query = {"filters": {"conjunction": "and", "items": [
+            {"filter": "filter:tasks:id", "operator": "equal", "type": "Number",
+             "value": int(task_id)}]}}
+        body = self._request("read a task", "GET", "api/tasks/", {
+            "project": int(project_id), "query": json.dumps(query), "fields": "all",
+            "include": "id,data,meta,total_annotations,cancelled_annotations,drafts",
+            "page": 1, "page_size": 1})
+        found = body.get("tasks", []) if isinstance(body, dict) else body
+        current = next((t for t in found or [] if int(t.get("id", -1)) == int(task_id)), None)
+        if current is None:
+            return "missing"
+        if int(current.get("total_annotations") or 0) or int(
+                current.get("cancelled_annotations") or 0) or current.get("drafts"):
+            return "annotated"
+        if current.get("data") == task["data"] and (current.get("meta") or {}) == task["meta"]:
+            return "unchanged"
+        self._request("update a task", "PATCH", f"api/tasks/{int(task_id)}/",
+                      body={"data": task["data"], "meta": task["meta"]})
+        return "updated"
+
     def merge_task_fields(self, task_id: int, fields: dict[str, Any]) -> None:
         """Merge ``fields`` into a task's data (the Data Manager filters and shows them as
         columns) and its meta; the other keys are kept."""
