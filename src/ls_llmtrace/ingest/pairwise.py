@@ -26,7 +26,14 @@ PAIR_PREFIX = "pair:"
 # What the reviewer can answer: the stored value (the choice's alias) and what is shown.
 CHOICES = {"left": "A (left) is better", "right": "B (right) is better",
            "tie": "Tie: equally good", "both_bad": "Both bad"}
-_STYLE = ".pair-answer * { white-space: pre-wrap; }"
+# Texts keep their whitespace; Paragraphs' audio timestamps and author filter (meaningless
+# for a chat) are hidden, as on the review screen (schema/labelconfig.py).
+_STYLE = """
+.pair-review .llmt-pre, .pair-review .llmt-pre .lsf-richtext__container,
+.pair-answer .lsf-richtext__container { white-space: pre-wrap; overflow-wrap: anywhere; }
+.pair-review .lsf-paragraphs [class^="wrapper_header--"],
+.pair-review .lsf-paragraphs [class^="time--"] { display: none; }
+"""
 
 
 def input_hash(trace: Trace) -> str:
@@ -54,14 +61,17 @@ def swapped(pair_id: str) -> bool:
 
 def build_pairwise_config(schema: AnnotationSchema) -> str:
     """The label config of a pairwise queue on one schema version."""
-    root = ET.Element("View")
-    ET.SubElement(root, "Style").text = _STYLE
+    top = ET.Element("View")
+    ET.SubElement(top, "Style").text = _STYLE
+    root = ET.SubElement(top, "View", className="pair-review")
     ET.SubElement(root, "Header", value=f"Which answer is better? (schema {schema.version_id}, "
                   "pairwise)", size="4")
     ET.SubElement(root, "Header", value="System prompt", size="5")
-    ET.SubElement(root, "Text", name="system_prompt", value="$system_prompt")
+    ET.SubElement(ET.SubElement(root, "View", className="llmt-pre"), "Text",
+                  name="system_prompt", value="$system_prompt")
     ET.SubElement(root, "Header", value="Conversation (the same for both)", size="5")
-    ET.SubElement(root, "Paragraphs", name="conversation", value="$messages",
+    ET.SubElement(ET.SubElement(root, "View", className="llmt-pre"), "Paragraphs",
+                  name="conversation", value="$messages", layout="dialogue",
                   nameKey="role", textKey="content")
     sides = ET.SubElement(root, "View", style="display: flex; gap: 16px; align-items: stretch")
     for name, title in (("left", "Answer A (left)"), ("right", "Answer B (right)")):
@@ -77,8 +87,8 @@ def build_pairwise_config(schema: AnnotationSchema) -> str:
         ET.SubElement(choices, "Choice", value=shown, alias=alias)
     ET.SubElement(root, "TextArea", name=PREFERENCE_REASON, toName="left", rows="2",
                   editable="true", maxSubmissions="1", placeholder="Why? (optional)")
-    ET.indent(root, space="  ")
-    return ET.tostring(root, encoding="unicode") + "\n"
+    ET.indent(top, space="  ")
+    return ET.tostring(top, encoding="unicode") + "\n"
 
 
 def _side(trace: Trace, compare: str) -> dict[str, Any]:

@@ -35,7 +35,7 @@ from typing import Any
 from ls_llmtrace import settings
 from ls_llmtrace.errors import StoreError
 from ls_llmtrace.ingest import claimant, queues
-from ls_llmtrace.ingest.convert import ReviewOptions, trace_to_task
+from ls_llmtrace.ingest.convert import ReviewOptions, metadata_text, trace_to_task
 from ls_llmtrace.ingest.importers import ImportSummary, Rejected
 from ls_llmtrace.ingest.pairwise import (
     build_pairwise_config,
@@ -362,6 +362,7 @@ class Router:
             table = task["data"].get("metadata")
             task["data"]["metadata"] = {**(table if isinstance(table, dict) else {}),
                                         **self.notes(trace)}
+            task["data"]["metadata_text"] = metadata_text(task["data"]["metadata"])
         return task
 
     def _place_pairs(self, rule: QueueRule, traces: list[Trace], signals: dict[str, Signals],

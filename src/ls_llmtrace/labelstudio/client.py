@@ -657,20 +657,36 @@ class LabelStudioClient:
         self._request("set the project's model version", "PATCH",
                       f"api/projects/{int(project_id)}/", body={"model_version": model_version})
 
-    def tasks_with_prediction_versions(self, project_id: int) -> list[tuple[int, set[str]]]:
-        """(task id, model versions of its predictions) for every task of a project."""
+    def tasks_with_predictions(self, project_id: int) -> list[tuple[int, list[tuple[int, str]]]]:
+        """(task id, [(prediction id, model version), ...]) for every task of a project."""
         query = {"ordering": ["tasks:id"]}
         out = []
         for task in self._pages("list tasks", self.sdk.tasks.list, project=project_id,
                                 query=json.dumps(query), fields="all", page_size=1000):
-            versions = set()
+            predictions = []
             for prediction in getattr(task, "predictions", None) or []:
-                version = (prediction.get("model_version") if isinstance(prediction, dict)
-                           else getattr(prediction, "model_version", None))
-                if version:
-                    versions.add(str(version))
-            out.append((int(task.id), versions))
+                get = (prediction.get if isinstance(prediction, dict)
+                       else lambda key, p=prediction: getattr(p, key, None))
+                version, pid = get("model_version"), get("id")
+                if isinstance(pid, int) and not isinstance(pid, bool):
+                    predictions.append((pid, str(version or "")))
+            out.append((int(task.id), predictions))
         return out
+
+    def tasks_with_prediction_versions(self, project_id: int) -> list[tuple[int, set[str]]]:
+        """(task id, model versions of its predictions) for every task of a project."""
+        return [(task_id, {v for _, v in predictions if v})
+                for task_id, predictions in self.tasks_with_predictions(project_id)]
+
+    def delete_task_predictions(self, project_id: int, task_ids: list[int]) -> None:
+        """Delete every prediction of these tasks (Data Manager action, one call)."""
+        self._call("delete predictions", self.sdk.actions.create,
+                   id="delete_tasks_predictions", project=project_id,
+                   selected_items={"all": False, "included": task_ids})
+
+    def delete_prediction(self, prediction_id: int) -> None:
+        self._call(f"delete prediction {prediction_id}", self.sdk.predictions.delete,
+                   id=prediction_id)
 
     def retrieve_predictions_for(self, project_id: int, task_ids: list[int]) -> None:
         """Run ``retrieve_tasks_predictions`` on these tasks only (one batched /predict)."""

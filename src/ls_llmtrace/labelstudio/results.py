@@ -51,6 +51,7 @@ from ls_llmtrace.schema.labelconfig import (
     ANSWER_SPANS,
     CATEGORIES,
     EXPLANATION,
+    JUDGE_EXPLANATION,
     MESSAGE_SPANS,
     SCORE,
     STEP_LABELS,
@@ -421,6 +422,10 @@ class ConfigSpec:
     @property
     def explanation(self) -> Control | None:
         return self._control(EXPLANATION, "TextArea")
+
+    @property
+    def judge_explanation(self) -> Control | None:
+        return self._control(JUDGE_EXPLANATION, "TextArea")
 
     @property
     def answer_spans(self) -> Control | None:
