@@ -1,6 +1,7 @@
 """An agent trace's numbered steps in Label Studio's real labeling UI (headless Chromium):
-the reviewer marks the tool step as failing and gives the first failing step; the sync
-turns the mark into a span record on that step's span."""
+the judge's proposal marks the last step, the reviewer marks the tool step as failing and
+gives the first failing step; the sync turns each mark into a span record on that step's
+span, the judge's kept mark with origin ``prediction``."""
 
 from __future__ import annotations
 
@@ -63,8 +64,14 @@ def test_a_marked_agent_step_syncs_as_a_span_record(
                         schema=schema).project_id
     [(task_id, _)] = ls_client.task_trace_ids(pid)
     steps = ls_client.sdk.tasks.get(id=str(task_id)).data["steps"]
-    tool_span = steps[1]["span_id"]
+    tool_span, last_span = steps[1]["span_id"], steps[2]["span_id"]
     assert {s.span_id: s.kind for s in trace.spans}[tool_span] == SpanKind.tool
+    ls_client.sdk.predictions.create(task=task_id, model_version="llm-v1@agentui@v1", score=0.7,
+                                     result=[
+        {"from_name": "verdict", "to_name": "answer", "type": "choices",
+         "value": {"choices": ["fail"]}},
+        {"from_name": "step_labels_2", "to_name": "step_2", "type": "choices",
+         "value": {"choices": ["hallucination"]}}])
 
     browser.get(f"{server.url}/projects/{pid}/data?task={task_id}")
     WebDriverWait(browser, 90).until(lambda d: "Step 3: model call" in _main_text(d))
@@ -76,10 +83,25 @@ def test_a_marked_agent_step_syncs_as_a_span_record(
     assert len(boxes) == 3
     browser.save_screenshot(str(tmp_path / "agent-steps.png"))
 
-    verdict = [el for el in browser.find_elements(By.NAME, "fail")
+    # the judge's proposal: the last step marked
+    proposed = boxes[2].find_element(By.NAME, "hallucination")
+    WebDriverWait(browser, 30, ignored_exceptions=(StaleElementReferenceException,)).until(
+        lambda d: d.find_elements(By.CSS_SELECTOR, ".llmt-step")[2].find_element(
+            By.NAME, "hallucination").is_selected())
+    assert proposed is not None
+    outside = [el for el in browser.find_elements(By.TAG_NAME, "label")
                if not el.find_elements(By.XPATH, "ancestor::*[contains(@class,'llmt-step')]")]
-    browser.execute_script("arguments[0].click()", verdict[0])
+    browser.execute_script("arguments[0].click()", next(
+        el for el in outside if el.text.strip().split("[")[0] == "fail"))
+    boxes = browser.find_elements(By.CSS_SELECTOR, ".llmt-step")
     browser.execute_script("arguments[0].click()", _label(boxes[1], "ignored_tool_result"))
+    outside = [el for el in browser.find_elements(By.TAG_NAME, "label")
+               if not el.find_elements(By.XPATH, "ancestor::*[contains(@class,'llmt-step')]")]
+    browser.execute_script("arguments[0].click()", next(  # the trace's category
+        el for el in outside if el.text.strip().split("[")[0] == "ignored_tool_result"))
+    explanation = browser.find_element(By.CSS_SELECTOR, "textarea[name=explanation]")
+    explanation.click()
+    explanation.send_keys("The tool step's result was misread.")
     number = WebDriverWait(browser, 10, ignored_exceptions=(StaleElementReferenceException,)
                            ).until(lambda d: d.find_element(By.CSS_SELECTOR,
                                                             "input[type=number]"))
@@ -100,10 +122,14 @@ def test_a_marked_agent_step_syncs_as_a_span_record(
     assert summary.rejected == 0
     records = [r for r in store.records(source="reviewer") if r.ls_project_id == pid]
     [verdict_record] = [r for r in records if r.scope.kind == "trace"]
-    [step_record] = [r for r in records if r.scope.kind == "span"]
+    marks = {r.scope.span_id: r for r in records if r.scope.kind == "span"}
     assert verdict_record.label == "fail"
     assert verdict_record.metadata["first_failing_step"] == {"step": 2, "span_id": tool_span}
-    assert (step_record.scope.span_id, step_record.labels) == (tool_span,
-                                                               ["ignored_tool_result"])
-    assert step_record.trace_id == trace.trace_id and step_record.author == creds.email
+    assert sorted(marks) == sorted([tool_span, last_span])
+    assert marks[tool_span].labels == ["ignored_tool_result"]
+    assert marks[tool_span].origins == {"labels": "manual"}
+    assert marks[last_span].labels == ["hallucination"]
+    assert marks[last_span].origins == {"labels": "prediction"}  # the judge's, kept
+    assert all(m.trace_id == trace.trace_id and m.author == creds.email
+               for m in marks.values())
     store.close()
