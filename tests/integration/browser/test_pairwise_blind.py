@@ -55,8 +55,9 @@ def test_a_left_choice_on_a_swapped_pair_syncs_to_the_trace_shown_left(
     assert key == pair_key(first.trace_id, second.trace_id)
 
     browser.get(f"{server.url}/projects/{pid}/data?task={task_id}")
-    WebDriverWait(browser, 90).until(lambda d: CHOICES["both_bad"] in _text(d)
-                                     and "Canberra is the capital." in _text(d))
+    WebDriverWait(browser, 90).until(  # the labeling screen is drawn
+        lambda d: CHOICES["both_bad"] in _text(d, ".lsf-main-view")
+        and "Canberra is the capital." in _text(d, ".lsf-main-view"))
     browser.save_screenshot(str(tmp_path / "pairwise-blind.png"))
     text = _text(browser, ".lsf-main-view")  # the labeling screen, not the task list
     for secret in ("model-old-17", "model-new-18", "geo-v7", "gpt-secret-model",
