@@ -147,6 +147,7 @@ class Router:
         self._projects: dict[str, int] = {}
         self._schemas: dict[str, AnnotationSchema] = {}
         self._checked = False
+        self._viewed: set[int] = set()  # projects whose Data Manager tab is made
 
     # projects ---------------------------------------------------------------------------
 
@@ -157,11 +158,12 @@ class Router:
 
     def ensure_views(self) -> None:
         """The Data Manager tab of every review queue this router used (not of pairwise
-        queues: those stay blind)."""
+        queues: those stay blind), once per project."""
         pairwise = {r.name for r in self.config.queues if r.pairwise is not None}
         for name, project_id in self._projects.items():
-            if name not in pairwise:
+            if name not in pairwise and project_id not in self._viewed:
                 queues.ensure_review_view(self.client, project_id)
+                self._viewed.add(project_id)
 
     def check_queues(self) -> None:
         """Resolve every queue of the rules to its current version before anything is
@@ -364,6 +366,13 @@ class Router:
                                         **self.notes(trace)}
             task["data"]["metadata_text"] = metadata_text(task["data"]["metadata"])
         return task
+
+    def review_task(self, trace: Trace, rule: QueueRule) -> dict[str, Any]:
+        """The task of a stored trace in a review queue, as routing writes it (with why it
+        is in the queue and its thumbs, from the records in the store)."""
+        signals = Signals.from_records(self.store.records_for([trace.trace_id])[trace.trace_id])
+        return self._task(trace, self.schema(rule), "; ".join(reasons(rule, trace, signals)),
+                          signals)
 
     def _place_pairs(self, rule: QueueRule, traces: list[Trace], signals: dict[str, Signals],
                      summary: RouteSummary, new_for: set[str], waiting: set[str]) -> set[str]:
