@@ -31,7 +31,11 @@ CONVERSATION = "conversation"
 CATEGORIES = "categories"  # Choices, failure categories, visible only when verdict is failing
 ANSWER_SPANS = "answer_spans"  # Labels on the `answer` Text
 MESSAGE_SPANS = "message_spans"  # ParagraphLabels on the `conversation` Paragraphs
-PREFERENCE = "preference"  # Pairwise, for side-by-side comparison
+PREFERENCE = "preference"  # Choices left/right/tie/both_bad of a pairwise task
+PREFERENCE_REASON = "preference_reason"  # TextArea, the optional reason of a preference
+STEP = "step_"  # Text of agent step N (from 0): step_0, step_1, ...
+STEP_LABELS = "step_labels_"  # Choices on agent step N: step_labels_0, ...
+FIRST_FAILING_STEP = "first_failing_step"  # Number, the first failing step (from 1)
 
 
 def _el(parent: ET.Element, tag: str, **attrs: str) -> ET.Element:
@@ -121,7 +125,7 @@ def _code_marker(parent: ET.Element, key: str) -> None:
 def trace_view(parent: ET.Element, schema: AnnotationSchema) -> ET.Element:
     """The trace, in sections: the title (which carries the schema version), metadata with
     the trace id first, system prompt, the conversation with tool calls where they were
-    made, retrieved documents (collapsed) and the final answer."""
+    made, retrieved documents (collapsed), an agent's numbered steps and the final answer."""
     trace = _el(parent, "View", className="llmt-trace")
     _el(trace, "Header", value=f"{schema.title or schema.id} (schema {schema.version_id})",
         size="4")
@@ -142,6 +146,7 @@ def trace_view(parent: ET.Element, schema: AnnotationSchema) -> ET.Element:
             value="$sections.documents[{{d}}].title"), "View", className="llmt-pre").append(
         ET.Element("Text", {"name": "document_{{d}}",
                             "value": "$sections.documents[{{d}}].content"}))
+    steps_view(trace, schema)
     _el(trace, "Header", value="Final answer", size="5")
     answer = _el(trace, "View", className="llmt-answer llmt-pre llmt-code-view")
     _code_marker(answer, "answer_code")
@@ -202,6 +207,7 @@ def form_view(parent: ET.Element, schema: AnnotationSchema) -> ET.Element:
                    requiredMessage="A failing verdict needs at least one failure category.")
         for value in label.categories:
             _hinted(cats, "Choice", schema, value)
+    first_failing_step(failing, schema)
     if schema.has("explanation"):
         _el(failing, "Header", value="Your explanation", size="5")
         _el(failing, "TextArea", name=EXPLANATION, toName=ANSWER, rows="3", editable="true",
@@ -229,6 +235,48 @@ def build_label_config(schema: AnnotationSchema) -> str:
     form_view(screen, schema)
     ET.indent(root, space="  ")
     return ET.tostring(root, encoding="unicode") + "\n"
+
+
+_STEP_CONTROL = re.compile(re.escape(STEP_LABELS) + r"(\d{1,6})")
+
+
+def step_index(control_name: str | None) -> int | None:
+    """The step (from 0) of a step-label control's name (``step_labels_3`` -> 3), else
+    None."""
+    match = _STEP_CONTROL.fullmatch(control_name or "")
+    return int(match.group(1)) if match else None
+
+
+def steps_view(parent: ET.Element, schema: AnnotationSchema) -> None:
+    """An agent trace's numbered steps (``$steps``, written by the converter; none for a
+    single call, so nothing is drawn), each with the schema's step labels to mark it
+    failing. Label Studio's ``Repeater`` names each step's controls by its index."""
+    values = schema.step_labels
+    if not values:
+        return
+    head = _el(parent, "Repeater", on="$steps_shown", indexFlag="{{h}}")
+    _el(head, "Header", value="Agent steps (mark the steps that went wrong)", size="5")
+    each = _el(_el(parent, "Repeater", on="$steps", indexFlag="{{n}}"), "View",
+               className="llmt-step")
+    _el(each, "Header", value="$steps[{{n}}].title", size="6")
+    _el(_el(each, "View", className="llmt-pre"), "Text", name=STEP + "{{n}}",
+        value="$steps[{{n}}].text")
+    marks = _el(each, "Choices", name=STEP_LABELS + "{{n}}", toName=STEP + "{{n}}",
+                choice="multiple", showInline="true")
+    for value in values:
+        _hinted(marks, "Choice", schema, value)
+
+
+def first_failing_step(parent: ET.Element, schema: AnnotationSchema) -> None:
+    """The number of the first failing step, where the schema asks for it, on an agent
+    trace (drawn once when the task has steps), in the part of the form a failing verdict
+    shows."""
+    field = schema.label_field
+    if field is None or not field.first_failing_step:
+        return
+    shown = _el(parent, "Repeater", on="$steps_shown", indexFlag="{{f}}")
+    _el(shown, "Header", value="First failing step (its number)", size="5")
+    _el(shown, "Number", name=FIRST_FAILING_STEP, toName=ANSWER, min="1", step="1")
 
 
 def build_instructions(schema: AnnotationSchema) -> str:
