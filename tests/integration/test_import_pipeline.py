@@ -1,7 +1,8 @@
 """The import road against a real Label Studio: the batches ramp up (a small first
 request, each next one four times bigger up to --batch-size), every batch's tasks are
 recorded with the ids Label Studio gave them, and an import makes no more fixed requests
-than it needs (a new queue: one project lookup, one create; a known one: one listing)."""
+than it needs (a new queue: one project lookup and one create before its first batch; a
+known one: one listing; besides, only the queue's review tab in the Data Manager)."""
 
 from __future__ import annotations
 
@@ -49,10 +50,13 @@ def test_batches_ramp_up_and_each_is_recorded_with_its_task_ids(
         # a new queue: one lookup by title, one create, then only the import requests
         assert [(m, p) for m, p, _ in client.sent[:2]] == [
             ("GET", "api/projects/"), ("POST", "api/projects/")]
-        posts = [(m, p, n) for m, p, n in client.sent[2:]]
+        imports = [(m, p, n) for m, p, n in client.sent[2:] if p.endswith("/import")]
+        assert client.sent[2:2 + len(imports)] == imports  # nothing before or between
         assert all(m == "POST" and p == f"api/projects/{project_id}/import"
-                   for m, p, _ in posts), posts
-        assert [n for _, _, n in posts] == [100, 400, 1000, 150]
+                   for m, p, _ in imports), imports
+        assert [n for _, _, n in imports] == [100, 400, 1000, 150]
+        # after them only the review tab of the new project (Data Manager requests)
+        assert all(p.startswith("api/dm/") for _, p, _ in client.sent[2 + len(imports):])
 
         # every claim finished with the id Label Studio gave the task, each trace once
         in_ls = dict((trace, task) for task, trace in ls_client.task_trace_ids(project_id))
@@ -66,5 +70,6 @@ def test_batches_ramp_up_and_each_is_recorded_with_its_task_ids(
         client.sent.clear()
         again = import_traces(client, store, read_any(path, "native"), queue="ramp")
         assert again.summary.imported == 0 and again.summary.duplicates == 1650
-        assert [(m, p) for m, p, _ in client.sent] == [("GET", "api/tasks/")]
+        assert client.sent[0][:2] == ("GET", "api/tasks/")
+        assert all(p.startswith("api/dm/") for _, p, _ in client.sent[1:]), client.sent
     assert len(list(ls_client.task_trace_ids(project_id))) == 1650
