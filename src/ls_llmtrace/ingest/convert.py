@@ -250,6 +250,37 @@ def task_data(trace: Trace, options: ReviewOptions | None = None) -> dict[str, A
     return data
 
 
+def screen_keys(data: dict[str, Any]) -> dict[str, Any]:
+    """The review screen's keys a task converted before they existed lacks, read from the
+    task's own data (so a schema push can fill them in without the trace): the aligned
+    metadata and which sections it has. Such a task has no agent steps (its spans were not
+    kept in the task) and its tool calls stay out of its messages. Empty when nothing is
+    missing."""
+    out: dict[str, Any] = {}
+    table = data.get("metadata")
+    if "metadata_text" not in data and isinstance(table, dict):
+        out["metadata_text"] = metadata_text({str(k): str(v) for k, v in table.items()})
+    if "sections" not in data:
+        prompt = data.get("system_prompt")
+        docs = [d for d in data.get("documents") or []
+                if isinstance(d, dict) and d.get("title") != "(none)"]
+        messages = [m for m in data.get("messages") or [] if isinstance(m, dict)]
+        answer = data.get("answer")
+        out["sections"] = {
+            "system_prompt": [prompt] if isinstance(prompt, str) and prompt
+            and prompt != "(none)" else [],
+            "documents": docs,
+            "answer_code": [1] if isinstance(answer, str) and looks_like_code(answer)
+            else [],
+            "conversation_code": [1] if any(isinstance(m.get("content"), str)
+                                            and looks_like_code(m["content"])
+                                            for m in messages) else [],
+        }
+    if "steps" not in data:
+        out.update(steps=[], steps_shown=[])
+    return out
+
+
 # Agent steps -----------------------------------------------------------------------------
 
 _MODEL_KEYS = ("llm.model_name", "gen_ai.response.model", "gen_ai.request.model")
