@@ -72,6 +72,11 @@ def last_answer(messages: list[Message]) -> str:
 
 def number(value: Any) -> float | None:
     """A number from a number or a numeric string; None otherwise (bools are not numbers)."""
+    if type(value) is str:
+        try:
+            return float(value.strip())
+        except ValueError:
+            return None
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, int | float):
@@ -221,18 +226,20 @@ def may_nest(text: bytes | str, max_depth: int) -> bool:
 
 
 def depth_over(value: Any, max_depth: int) -> bool:
-    """Whether a parsed value nests containers deeper than ``max_depth`` (iterative)."""
-    if not isinstance(value, dict | list):
-        return False
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
+    """Whether a parsed value nests containers deeper than ``max_depth`` (iterative, one
+    level at a time)."""
+    level = [value] if isinstance(value, dict | list) else []
+    depth = 0
+    while level:
+        depth += 1
         if depth > max_depth:
             return True
-        children = node.values() if isinstance(node, dict) else node
-        for child in children:
-            if isinstance(child, dict | list):
-                stack.append((child, depth + 1))
+        below = []
+        for node in level:
+            for child in node.values() if isinstance(node, dict) else node:
+                if isinstance(child, dict | list):
+                    below.append(child)
+        level = below
     return False
 
 

@@ -30,10 +30,7 @@ import ast
 import json
 import re
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass, field
 from typing import Any
 
 from ls_llmtrace.models import Message, ToolCall
@@ -58,16 +55,19 @@ _MAX_REPR = 1_000_000  # longest Python repr we try to read (ast is not streamin
 
 # --- what was read how -----------------------------------------------------------------
 
-@dataclass
 class Reading:
     """Per trace: how many messages of each part were read as which dialect, and what
     was kept as raw text because no dialect could read it."""
 
-    parts: Counter[tuple[str, str]] = field(default_factory=Counter)
-    unread: list[tuple[str, str]] = field(default_factory=list)
+    __slots__ = ("parts", "unread")
+
+    def __init__(self) -> None:
+        self.parts: Counter[tuple[str, str]] = Counter()
+        self.unread: list[tuple[str, str]] = []
 
     def note(self, part: str, dialect: str) -> None:
-        self.parts[(part, dialect)] += 1
+        key = (part, dialect)
+        self.parts[key] = self.parts.get(key, 0) + 1
 
     def merge(self, other: Reading) -> None:
         self.parts.update(other.parts)
@@ -84,21 +84,34 @@ class Reading:
 _current: ContextVar[Reading | None] = ContextVar("ls_llmtrace_reading", default=None)
 
 
-@contextmanager
-def reading() -> Iterator[Reading]:
-    """Collect what the dialect layer reads inside the block into a fresh Reading."""
-    current = Reading()
-    token = _current.set(current)
-    try:
-        yield current
-    finally:
-        _current.reset(token)
+class _Block:
+    """The ``with`` block of :func:`reading` (a class: a generator-based context manager
+    costs several times more, and importers open one per span)."""
+
+    __slots__ = ("read", "token")
+
+    def __init__(self) -> None:
+        self.read = Reading()
+
+    def __enter__(self) -> Reading:
+        self.token = _current.set(self.read)
+        return self.read
+
+    def __exit__(self, *exc: object) -> None:
+        _current.reset(self.token)
+
+
+def reading() -> _Block:
+    """Collect what the dialect layer reads inside the ``with`` block into a fresh
+    Reading (``with reading() as read: ...``)."""
+    return _Block()
 
 
 def _note(part: str, dialect: str) -> None:
     current = _current.get()
     if current is not None:
-        current.note(part, dialect)
+        key = (part, dialect)
+        current.parts[key] = current.parts.get(key, 0) + 1
 
 
 def _unread(part: str, raw: Any) -> str:
@@ -436,7 +449,11 @@ def read_message(raw: Any, default_role: str = "user", part: str = "input",
     """One message in any dialect as zero or more messages (a user turn holding several
     tool results becomes one tool message per result). Unreadable ones are kept as raw
     text and noted as unread."""
-    if isinstance(raw, str):
+    if type(raw) is dict:
+        plain = _plain(raw, part)
+        if plain is not None:
+            return plain
+    elif isinstance(raw, str):
         _note(part, "text")
         return [Message(role=default_role, content=raw)]
     if not isinstance(raw, dict):
@@ -506,6 +523,46 @@ def read_message(raw: Any, default_role: str = "user", part: str = "input",
         _note(part, "llamaindex")
     return _chat_like(raw, role, part, tool_names, noted=kind == "message" or role_raw == "model"
                       or "blocks" in raw)
+
+
+_PLAIN_CHAT = frozenset({"role", "content"})
+_PLAIN_GENAI = (frozenset({"role", "parts"}), frozenset({"role", "parts", "finish_reason"}))
+
+
+def _plain(raw: dict[str, Any], part: str) -> list[Message] | None:
+    """The fast path for the two commonest shapes: ``{role, content: str}`` (OpenAI chat)
+    and ``{role, parts: [{type: text, content: str}, ...]}`` (OpenTelemetry GenAI), read
+    exactly as the general path reads them; None for anything else."""
+    role_raw = raw.get("role")
+    if type(role_raw) is not str:
+        return None
+    keys = raw.keys()
+    if keys == _PLAIN_CHAT:
+        content = raw["content"]
+        if type(content) is not str:
+            return None
+        dialect = "gemini" if role_raw == "model" else "openai.chat"
+    elif keys in _PLAIN_GENAI:
+        parts = raw["parts"]
+        if type(parts) is not list or not parts:
+            return None
+        texts = []
+        for item in parts:
+            if type(item) is not dict or item.get("type") != "text":
+                return None
+            text = item.get("content", item.get("text"))
+            if type(text) is not str:
+                return None
+            texts.append(text)
+        content = "".join(texts)
+        dialect = "otel.genai"
+    else:
+        return None
+    role = ROLES.get(role_raw.lower().removeprefix("messagerole."))
+    if role is None:
+        return None
+    _note(part, dialect)
+    return [Message(role=role, content=content)]
 
 
 def _vercel_tool_call(raw: dict[str, Any], part: str) -> list[Message] | None:
@@ -686,6 +743,10 @@ def read_messages(value: Any, default_role: str = "user", part: str | None = Non
             return turns
         _note(part, "text")
         return [Message(role=default_role, content=value)]
+    if type(value) is dict:
+        found = _plain(value, part)  # one plain message (never a container of them)
+        if found is not None:
+            return found
     if isinstance(value, dict):
         found = _container(value, default_role, part)
         if found is not None:
@@ -702,7 +763,8 @@ def read_messages(value: Any, default_role: str = "user", part: str | None = Non
             continue
         item = jsonish(item) if isinstance(item, str) else item
         for message in read_message(item, default_role, part, tool_names):
-            tool_names.update(c.name for c in message.tool_calls)
+            if message.tool_calls:
+                tool_names.update(c.name for c in message.tool_calls)
             out.append(message)
     return _results_by_name(out)
 

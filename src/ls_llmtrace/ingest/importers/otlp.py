@@ -78,7 +78,12 @@ def attributes(items: Any) -> dict[str, Any]:
         return out
     for item in items:
         if isinstance(item, dict) and "key" in item:
-            out[str(item["key"])] = any_value(item.get("value"))
+            value = item.get("value")
+            # the commonest AnyValue read inline: a call per attribute adds up
+            if type(value) is dict and "stringValue" in value:
+                out[str(item["key"])] = value["stringValue"]
+            else:
+                out[str(item["key"])] = any_value(value)
     return out
 
 

@@ -13,6 +13,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
 from ls_llmtrace.ingest.importers.common import (
@@ -300,6 +301,9 @@ def _int(value: Any) -> int | None:
 
 
 def _first(attrs: dict[str, Any], *keys: str) -> Any:
+    """The first of ``keys`` with a value (not None, not "")."""
+    if attrs.keys().isdisjoint(keys):  # the usual case, told at C speed
+        return None
     for key in keys:
         value = attrs.get(key)
         if value not in (None, ""):
@@ -307,14 +311,21 @@ def _first(attrs: dict[str, Any], *keys: str) -> Any:
     return None
 
 
+@cache
+def _meta_keys(names: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(key for name in names for key in (
+        name, f"app.{name}", f"metadata.{name}", f"ai.telemetry.metadata.{name}"))
+
+
 def _meta_lookup(attrs: dict[str, Any], names: tuple[str, ...]) -> str | None:
     """A metadata value from plain attributes, OpenInference's ``metadata`` JSON or the
     Vercel AI SDK's ``ai.telemetry.metadata.*``."""
-    for name in names:
-        for key in (name, f"app.{name}", f"metadata.{name}", f"ai.telemetry.metadata.{name}"):
-            if attrs.get(key) not in (None, ""):
-                return str(attrs[key])
-    meta = jsonish(attrs.get("metadata"))
+    value = _first(attrs, *_meta_keys(names))
+    if value is not None:
+        return str(value)
+    if "metadata" not in attrs:
+        return None
+    meta = jsonish(attrs["metadata"])
     if isinstance(meta, dict):
         for name in names:
             if meta.get(name) not in (None, ""):
@@ -333,11 +344,16 @@ def main_call(llm: list[tuple[SpanView, list[Message], list[Message]]]
     return (calls or llm)[-1]
 
 
+def _key_with_prefix(attrs: dict[str, Any], prefix: str) -> bool:
+    """Whether any key starts with ``prefix`` (one C-speed search over the joined keys)."""
+    return ("\n" + "\n".join(attrs)).find("\n" + prefix) >= 0
+
+
 def vercel_telemetry(spans: list[SpanView]) -> dict[str, Any]:
     """The Vercel AI SDK's telemetry settings (``ai.telemetry.functionId``,
     ``ai.telemetry.metadata.*``) from the outermost span carrying them: the SDK's own
     ``ai.generateText`` span is often a child of the application's root span."""
-    carrying = [s for s in spans if any(k.startswith("ai.telemetry.") for k in s.attributes)]
+    carrying = [s for s in spans if _key_with_prefix(s.attributes, "ai.telemetry.")]
     if not carrying:
         return {}
     ids = {s.span_id for s in carrying}
@@ -364,13 +380,13 @@ def build_trace(trace_id: str, spans: list[SpanView], source: str) -> Trace:
     usage: list[tuple[SpanView, int | None, int | None, bool]] = []
     for span in by_end:
         kind = kinds[span.span_id]
-        with reading() as read:
-            inputs, outputs = span_messages(span) if kind in (SpanKind.llm, SpanKind.other) \
-                else ([], [])
-        if inputs or outputs:
-            kind = kinds[span.span_id] = SpanKind.llm
-            llm.append((span, inputs, outputs))
-            readings[span.span_id] = read
+        if kind in (SpanKind.llm, SpanKind.other):
+            with reading() as read:
+                inputs, outputs = span_messages(span)
+            if inputs or outputs:
+                kind = kinds[span.span_id] = SpanKind.llm
+                llm.append((span, inputs, outputs))
+                readings[span.span_id] = read
         if kind == SpanKind.retrieval:
             documents.extend(span_documents(span))
         if kind == SpanKind.tool:
@@ -378,17 +394,14 @@ def build_trace(trace_id: str, spans: list[SpanView], source: str) -> Trace:
             if call:
                 tool_results.append(call)
         a = span.attributes
-        tin = _int(_first(a, "gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens",
-                          "llm.token_count.prompt", "ai.usage.inputTokens",
-                          "ai.usage.promptTokens"))
-        tout = _int(_first(a, "gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens",
-                           "llm.token_count.completion", "ai.usage.outputTokens",
-                           "ai.usage.completionTokens"))
-        if tin is not None or tout is not None:
-            usage.append((span, tin, tout, kind == SpanKind.llm))
-        c = number(_first(a, "gen_ai.usage.cost", "llm.cost.total"))
-        if c is not None and c >= 0:
-            have_cost, cost = True, cost + c
+        if not a.keys().isdisjoint(_USAGE_KEYS):
+            tin = _int(_first(a, *_INPUT_TOKENS))
+            tout = _int(_first(a, *_OUTPUT_TOKENS))
+            if tin is not None or tout is not None:
+                usage.append((span, tin, tout, kind == SpanKind.llm))
+            c = number(_first(a, *_COST))
+            if c is not None and c >= 0:
+                have_cost, cost = True, cost + c
         feedback.extend(span_evaluations(span, trace_id))
         out_spans.append(Span(span_id=span.span_id, parent_span_id=span.parent_span_id,
                               name=span.name, kind=kind, start_time=span.start,
@@ -465,6 +478,13 @@ def build_trace(trace_id: str, spans: list[SpanView], source: str) -> Trace:
     return trace
 
 
+_INPUT_TOKENS = ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens",
+                 "llm.token_count.prompt", "ai.usage.inputTokens", "ai.usage.promptTokens")
+_OUTPUT_TOKENS = ("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens",
+                  "llm.token_count.completion", "ai.usage.outputTokens",
+                  "ai.usage.completionTokens")
+_COST = ("gen_ai.usage.cost", "llm.cost.total")
+_USAGE_KEYS = frozenset(_INPUT_TOKENS + _OUTPUT_TOKENS + _COST)
 _MODEL_KEYS = ("gen_ai.request.model", "gen_ai.response.model", "llm.model_name",
                "ai.model.id")
 
