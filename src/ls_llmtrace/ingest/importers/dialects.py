@@ -665,7 +665,7 @@ def _container(value: dict[str, Any], default_role: str, part: str) -> list[Mess
             system = value.get("system", value.get("system_instruction",
                                                    value.get("systemInstruction")))
             if system and not any(m.role == "system" for m in messages):
-                messages = [Message(role="system", content=_system_text(system)), *messages]
+                messages = [Message(role="system", content=system_text(system)), *messages]
             return messages
     if isinstance(value.get("contents"), list | str):  # Gemini request
         _note(part, "gemini")
@@ -674,7 +674,7 @@ def _container(value: dict[str, Any], default_role: str, part: str) -> list[Mess
                            if isinstance(value.get("config"), dict) else None))
         messages = read_messages(value["contents"], default_role, part)
         if system:
-            messages = [Message(role="system", content=_system_text(system)), *messages]
+            messages = [Message(role="system", content=system_text(system)), *messages]
         return messages
     if isinstance(value.get("candidates"), list):  # Gemini response
         return [m for c in value["candidates"] if isinstance(c, dict)
@@ -714,7 +714,8 @@ def _container(value: dict[str, Any], default_role: str, part: str) -> list[Mess
     return None
 
 
-def _system_text(value: Any) -> str:
+def system_text(value: Any) -> str:
+    """A system prompt given beside the messages (a string, text blocks or parts)."""
     value = jsonish(value)
     if isinstance(value, dict) and isinstance(value.get("parts"), list):
         value = value["parts"]
