@@ -225,10 +225,13 @@ def may_nest(text: bytes | str, max_depth: int) -> bool:
     return text.count(b"[") + text.count(b"{") > max_depth
 
 
+_CONTAINERS = (dict, list)  # a tuple: ``dict | list`` builds a union object at every call
+
+
 def depth_over(value: Any, max_depth: int) -> bool:
     """Whether a parsed value nests containers deeper than ``max_depth`` (iterative, one
     level at a time)."""
-    level = [value] if isinstance(value, dict | list) else []
+    level = [value] if isinstance(value, _CONTAINERS) else []
     depth = 0
     while level:
         depth += 1
@@ -237,7 +240,7 @@ def depth_over(value: Any, max_depth: int) -> bool:
         below = []
         for node in level:
             for child in node.values() if isinstance(node, dict) else node:
-                if isinstance(child, dict | list):
+                if isinstance(child, _CONTAINERS):
                     below.append(child)
         level = below
     return False

@@ -263,8 +263,11 @@ def _call(raw: dict[str, Any], dialect_args: str = "arguments") -> ToolCall | No
                     arguments=arguments)
 
 
+_STR_INT = (str, int)  # a tuple: ``str | int`` builds a union object at every call
+
+
 def _str(value: Any) -> str | None:
-    return str(value) if isinstance(value, str | int) and not isinstance(value, bool) \
+    return str(value) if isinstance(value, _STR_INT) and not isinstance(value, bool) \
         and str(value) else None
 
 

@@ -57,6 +57,9 @@ class SpanView:
 
 
 def nanos_to_datetime(value: Any) -> datetime | None:
+    if type(value) is str and value.isascii() and value.isdigit():  # OTLP/JSON's usual form
+        nanos = int(value)  # int / float rounds as float(value) would: the same instant
+        return datetime.fromtimestamp(nanos / 1e9, tz=UTC) if nanos > 0 else None
     n = number(value)
     if n is None or n <= 0:
         return None
