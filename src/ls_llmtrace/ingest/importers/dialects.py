@@ -15,6 +15,8 @@ dialect is recognized per message from its shape:
 - ``langchain``: ``type`` human/ai/system/tool, serialized ``{"lc": 1, "kwargs": ...}``, and a
   tool message whose role is the tool's name;
 - ``llamaindex``: ``blocks[{block_type: text}]`` and ``{"args": [...]}`` inputs;
+- ``bedrock.converse``: blocks ``{text}``, ``{toolUse}``, ``{toolResult}``, ``{reasoningContent}``
+  (Bedrock's Converse API, Strands Agents) and a ``{output: {message}}`` response;
 - ``transcript``: role-prefixed text (``"system: ...\\nuser: ..."``, agno/autogen);
 - ``python-repr``: a Python ``repr`` of a message list (what ``str(messages)`` writes).
 
@@ -329,6 +331,20 @@ def _blocks(role: str, blocks: list[Any], base: dict[str, Any]) -> tuple[list[Me
         elif "block_type" in block:
             dialect = "llamaindex"
             texts.append(_part_text(block) or "")
+        elif kind is None and isinstance(block.get("toolUse"), dict):
+            dialect = "bedrock.converse"
+            use = block["toolUse"]
+            call = _call({"id": use.get("toolUseId"), "name": use.get("name"),
+                          "input": use.get("input")}, "input")
+            if call:
+                calls.append(call)
+        elif kind is None and isinstance(block.get("toolResult"), dict):
+            dialect = "bedrock.converse"
+            result = block["toolResult"]
+            results.append(_tool_message(_converse_result(result.get("content")),
+                                         result.get("toolUseId")))
+        elif kind is None and "reasoningContent" in block:
+            dialect = "bedrock.converse"  # the model's reasoning, not its answer
         else:
             text = _part_text(block)
             if text is None:
@@ -343,6 +359,21 @@ def _blocks(role: str, blocks: list[Any], base: dict[str, Any]) -> tuple[list[Me
                    name=_str(base.get("name")), tool_call_id=_str(base.get("tool_call_id")))
     # tool results come first in a turn (Anthropic requires it), then the text
     return ([*results, main] if role == "user" else [main, *results]), dialect
+
+
+def _converse_result(content: Any) -> str:
+    """A Bedrock Converse ``toolResult`` content (``[{text}]`` or ``[{json}]`` blocks)."""
+    if isinstance(content, list):
+        texts = []
+        for block in content:
+            if isinstance(block, dict) and isinstance(block.get("text"), str):
+                texts.append(block["text"])
+            elif isinstance(block, dict) and "json" in block:
+                texts.append(result_text(block["json"]))
+            else:
+                texts.append(result_text(block))
+        return "".join(texts)
+    return result_text(content)
 
 
 def _gemini_parts(role: str, parts: list[Any]) -> list[Message]:
@@ -396,8 +427,9 @@ def _genai_parts(role: str, parts: list[Any], raw: dict[str, Any]) -> list[Messa
             texts.append(as_text(part.get("content", part.get("text"))))
         elif ptype in ("reasoning", "thinking", "blob", "uri", "file"):
             continue
-        else:
-            texts.append(_unread(f"{role} part", part))
+        else:  # another dialect's typed part passed through (``input_text``, ...)
+            text = _part_text(part)
+            texts.append(text if text is not None else _unread(f"{role} part", part))
     out: list[Message] = []
     content = "".join(texts)
     if content or calls or not results:
@@ -682,6 +714,10 @@ def _container(value: dict[str, Any], default_role: str, part: str) -> list[Mess
     if isinstance(value.get("candidates"), list):  # Gemini response
         return [m for c in value["candidates"] if isinstance(c, dict)
                 for m in read_message(c.get("content", c), "assistant", part)]
+    if isinstance(value.get("output"), dict) and isinstance(value["output"].get("message"),
+                                                           dict) and "role" not in value:
+        _note(part, "bedrock.converse")  # a Converse response
+        return read_messages(value["output"]["message"], "assistant", part)
     if isinstance(value.get("output"), list) and value.get("object") == "response":
         return read_messages(value["output"], "assistant", part)  # OpenAI Responses API
     if "input" in value and ("instructions" in value or isinstance(value["input"], list)) \

@@ -118,6 +118,32 @@ def _indexed(attrs: dict[str, Any], prefix: str) -> list[dict[str, Any]]:
     return [e for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
 
 
+# keys of content blocks without a ``type`` (Bedrock Converse, Strands Agents)
+_BLOCK_KEYS = frozenset({"text", "toolUse", "toolResult", "image", "document", "video",
+                         "reasoningContent"})
+
+
+def blocks_json(value: Any) -> Any:
+    """Content an instrumentation wrote as JSON text because it was not a string (content
+    parts, Anthropic or Bedrock blocks): the blocks back as a list; else ``value``."""
+    if isinstance(value, str) and value.startswith("[{"):
+        parts = jsonish(value)
+        if isinstance(parts, list) and parts and all(
+                isinstance(p, dict) and ("type" in p or not _BLOCK_KEYS.isdisjoint(p))
+                for p in parts):
+            return parts
+    return value
+
+
+def _json_content(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """OpenLLMetry's indexed messages, whose ``content`` is JSON text when it was not a
+    string: the parts back as a list."""
+    return [{**entry, "content": blocks_json(entry["content"])} if "content" in entry
+            else entry for entry in entries]
+
+
+# an event carrying a whole call's content (the GenAI conventions' latest form)
+DETAILS_EVENTS = ("gen_ai.client.inference.operation.details",)
 _EVENT_ROLES = {"gen_ai.system.message": "system", "gen_ai.user.message": "user",
                 "gen_ai.assistant.message": "assistant", "gen_ai.tool.message": "tool"}
 
@@ -125,6 +151,9 @@ _EVENT_ROLES = {"gen_ai.system.message": "system", "gen_ai.user.message": "user"
 def span_messages(span: SpanView) -> tuple[list[Message], list[Message]]:
     """(input messages, output messages) of an LLM span, whichever convention it uses."""
     a = span.attributes
+    for event in span.events:  # a call's content as a span event (Strands, latest semconv)
+        if event.get("name") in DETAILS_EVENTS:
+            a = {**(event.get("attributes") or {}), **a}
     inputs: list[Message] = []
     outputs: list[Message] = []
     if "gen_ai.input.messages" in a or "gen_ai.output.messages" in a:
@@ -139,8 +168,8 @@ def span_messages(span: SpanView) -> tuple[list[Message], list[Message]]:
         outputs = _oi_messages(a, "llm.output_messages.", "assistant")
     elif any(k.startswith("gen_ai.prompt.0.") or k.startswith("gen_ai.completion.0.")
              for k in a):
-        inputs = to_messages(_indexed(a, "gen_ai.prompt."))
-        outputs = to_messages(_indexed(a, "gen_ai.completion."), "assistant")
+        inputs = to_messages(_json_content(_indexed(a, "gen_ai.prompt.")))
+        outputs = to_messages(_json_content(_indexed(a, "gen_ai.completion.")), "assistant")
     elif "gen_ai.prompt" in a or "gen_ai.completion" in a:
         inputs = to_messages(a.get("gen_ai.prompt"))
         outputs = to_messages(a.get("gen_ai.completion"), "assistant")
@@ -150,12 +179,24 @@ def span_messages(span: SpanView) -> tuple[list[Message], list[Message]]:
         for event in span.events:
             role = _EVENT_ROLES.get(event.get("name", ""))
             body = dict(event.get("attributes") or {})
-            if role:
+            if event.get("name") == "gen_ai.content.prompt":  # Semantic Kernel, semconv < 1.28
+                inputs.extend(to_messages(body.get("gen_ai.prompt")))
+            elif event.get("name") == "gen_ai.content.completion":
+                outputs.extend(to_messages(body.get("gen_ai.completion"), "assistant"))
+            elif role:
                 body.setdefault("role", role)
-                message = to_messages(body, role)
-                inputs.extend(message)
+                if "content" in body:  # Strands writes its content blocks as JSON
+                    body["content"] = blocks_json(body["content"])
+                inputs.extend(to_messages(body, role))
             elif event.get("name") == "gen_ai.choice":
-                outputs.extend(to_messages(body.get("message", body), "assistant"))
+                message = body.get("message", body)
+                blocks = blocks_json(message)
+                if isinstance(blocks, list):  # Strands: the answer's content blocks
+                    message = {"role": "assistant", "content": blocks}
+                outputs.extend(to_messages(message, "assistant"))
+    if not inputs and not outputs and ("request_data" in a or "response_data" in a):
+        inputs = to_messages(a.get("request_data"))  # Logfire: the request and response bodies
+        outputs = to_messages(a.get("response_data"), "assistant")
     if not inputs and not outputs:
         source_in = a.get("input.value", a.get("input"))
         source_out = a.get("output.value", a.get("output"))
@@ -219,15 +260,16 @@ def span_kind(span: SpanView) -> SpanKind:
     op = a.get("gen_ai.operation.name")
     if oi == "LLM" or op in _LLM_OPERATIONS or _is_vercel_call(span):
         return SpanKind.llm
-    if oi == "TOOL" or op == "execute_tool" or "ai.toolCall.name" in a:
+    traceloop = a.get("traceloop.span.kind")
+    if oi == "TOOL" or op == "execute_tool" or "ai.toolCall.name" in a or traceloop == "tool":
         return SpanKind.tool
     if oi in ("RETRIEVER", "RERANKER") or "retrieval.documents.0.document.content" in a \
             or "gen_ai.retrieval.documents" in a:
         return SpanKind.retrieval
     if oi == "AGENT" or op in ("invoke_agent", "create_agent") or (
-            str(a.get("ai.operationId") or "").startswith("ai.")):
+            str(a.get("ai.operationId") or "").startswith("ai.")) or traceloop == "agent":
         return SpanKind.agent
-    if oi == "CHAIN":
+    if oi == "CHAIN" or traceloop in ("workflow", "task"):
         return SpanKind.chain
     return SpanKind.other
 
@@ -259,16 +301,33 @@ def span_tool_call(span: SpanView) -> ToolCall | None:
     """The call a tool span ran, with its result."""
     a = span.attributes
     name = a.get("gen_ai.tool.name") or a.get("tool.name") or a.get("ai.toolCall.name") \
-        or span.name
+        or a.get("traceloop.entity.name") or span.name
     if not name:
         return None
     arguments = _first(a, "gen_ai.tool.call.arguments", "tool.parameters", "ai.toolCall.args",
-                       "ai.toolCall.input", "input.value", "input")
+                       "ai.toolCall.input", "input.value", "input", "traceloop.entity.input")
     result = _first(a, "gen_ai.tool.call.result", "ai.toolCall.result", "ai.toolCall.output",
-                    "output.value", "output")
+                    "output.value", "output", "traceloop.entity.output")
+    if "traceloop.entity.input" in a or "traceloop.entity.output" in a:
+        arguments, result = _traceloop_call(a, arguments, result)
     return ToolCall(id=_str(a.get("gen_ai.tool.call.id") or a.get("tool_call.id")
                             or a.get("ai.toolCall.id")),
                     name=str(name), arguments=jsonish(arguments), result=result)
+
+
+def _traceloop_call(a: dict[str, Any], arguments: Any, result: Any) -> tuple[Any, Any]:
+    """OpenLLMetry's tool spans write the call as JSON: ``{"args": [...], "kwargs": {...}}``
+    and the return value JSON-encoded (a string result in quotes): read both back."""
+    if arguments is a.get("traceloop.entity.input"):
+        call = jsonish(arguments)
+        if isinstance(call, dict) and set(call) <= {"args", "kwargs"}:
+            args, kwargs = call.get("args") or [], call.get("kwargs") or {}
+            arguments = kwargs if not args else call
+    if result is a.get("traceloop.entity.output") and isinstance(result, str):
+        decoded = jsonish(result, 1)
+        if isinstance(decoded, str):
+            result = decoded
+    return arguments, result
 
 
 def span_evaluations(span: SpanView, trace_id: str) -> list[AnnotationRecord]:
@@ -482,10 +541,11 @@ def build_trace(trace_id: str, spans: list[SpanView], source: str) -> Trace:
 
 
 _INPUT_TOKENS = ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens",
-                 "llm.token_count.prompt", "ai.usage.inputTokens", "ai.usage.promptTokens")
+                 "llm.token_count.prompt", "ai.usage.inputTokens", "ai.usage.promptTokens",
+                 "gen_ai.response.prompt_tokens")  # the last: Semantic Kernel's
 _OUTPUT_TOKENS = ("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens",
                   "llm.token_count.completion", "ai.usage.outputTokens",
-                  "ai.usage.completionTokens")
+                  "ai.usage.completionTokens", "gen_ai.response.completion_tokens")
 _COST = ("gen_ai.usage.cost", "llm.cost.total")
 _USAGE_KEYS = frozenset(_INPUT_TOKENS + _OUTPUT_TOKENS + _COST)
 _MODEL_KEYS = ("gen_ai.request.model", "gen_ai.response.model", "llm.model_name",
