@@ -46,6 +46,8 @@ BENCHES: dict[str, tuple[str, bool, list[str], list[str]]] = {
     "gate": ("bench_gate.py", False, ["--cases", "400"], []),
     "judgegate": ("bench_judgegate.py", False, [], []),
     "clusters": ("bench_clusters.py", False, ["--n", "2000", "--seeds", "2"], []),
+    "collect": ("bench_collect.py", True, ["--traces", "2000", "--runs", "2"],
+                ["--traces", "10000", "--runs", "3"]),
 }
 
 

@@ -67,6 +67,14 @@ that names the variable and the value expected.
 | ``LS_LLMTRACE_MLFLOW_TOKEN`` | unset | sent as ``Authorization: Bearer`` to MLflow (a token-protected server or proxy); never logged |
 | ``LS_LLMTRACE_MLFLOW_USERNAME`` / ``LS_LLMTRACE_MLFLOW_PASSWORD`` | unset | HTTP basic auth for MLflow's ``basic-auth`` app (used when no token is set); never logged |
 | ``LS_LLMTRACE_OTLP_HEADERS`` | unset | extra headers of ``push otel``, ``key=value,key2=value2`` (e.g. an ``authorization`` header) |
+| ``LS_LLMTRACE_COLLECT_TOKEN`` | unset | bearer token ``collect`` requires on ``/v1/traces`` and ``/v1/logs`` (``Authorization: Bearer <token>``); without it ``collect`` refuses to start unless ``--no-auth`` (loopback only) |
+| ``LS_LLMTRACE_COLLECT_PORT`` | ``4318`` | port ``collect`` listens on (the OTLP/HTTP default) |
+| ``LS_LLMTRACE_COLLECT_MAX_BODY_MB`` | ``20`` | largest request body ``collect`` reads, after gzip too (HTTP 413 above) |
+| ``LS_LLMTRACE_COLLECT_MAX_PENDING`` | ``200000`` | spans and log records accepted but not assembled yet; above it ``collect`` answers 429 with ``Retry-After`` |
+| ``LS_LLMTRACE_COLLECT_RETRY_AFTER_S`` | ``5`` | the ``Retry-After`` of a 429 (buffer full) or 503 (store busy) |
+| ``LS_LLMTRACE_COLLECT_QUIET_S`` | ``30`` | a trace whose root span has not arrived is assembled once it got nothing new for this long |
+| ``LS_LLMTRACE_COLLECT_SETTLE_S`` | ``2`` | a trace whose root span has arrived is assembled once it got nothing new for this long (its log records and last children come with it) |
+| ``LS_LLMTRACE_COLLECT_POLL_S`` | ``0.5`` | how often the assembler looks for traces ready to assemble |
 """
 
 from __future__ import annotations
@@ -458,3 +466,35 @@ def otlp_headers() -> dict[str, str]:
         if sep and key.strip():
             out[key.strip()] = value.strip()
     return out
+
+
+def collect_token() -> str | None:
+    return _env("LS_LLMTRACE_COLLECT_TOKEN")
+
+
+def collect_port() -> int:
+    return _int("LS_LLMTRACE_COLLECT_PORT", 4318, minimum=1)
+
+
+def collect_max_body_bytes() -> int:
+    return int(_float("LS_LLMTRACE_COLLECT_MAX_BODY_MB", 20.0, minimum=1e-6) * 1024 * 1024)
+
+
+def collect_max_pending() -> int:
+    return _int("LS_LLMTRACE_COLLECT_MAX_PENDING", 200000, minimum=1)
+
+
+def collect_retry_after_s() -> int:
+    return _int("LS_LLMTRACE_COLLECT_RETRY_AFTER_S", 5, minimum=1)
+
+
+def collect_quiet_s() -> float:
+    return _float("LS_LLMTRACE_COLLECT_QUIET_S", 30.0, minimum=0.0)
+
+
+def collect_settle_s() -> float:
+    return _float("LS_LLMTRACE_COLLECT_SETTLE_S", 2.0, minimum=0.0)
+
+
+def collect_poll_s() -> float:
+    return _float("LS_LLMTRACE_COLLECT_POLL_S", 0.5, minimum=0.01)

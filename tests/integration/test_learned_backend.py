@@ -92,4 +92,4 @@ def test_rules_until_enough_labels_then_learned_after_webhooks(
         learned = [p for p in task["predictions"] if p["model_version"] == version]
         assert len(learned) == 1, task["id"]
         names = {r["from_name"] for r in learned[0]["result"]}
-        assert names == {"verdict", "score", "explanation"}
+        assert names == {"verdict", "score", "judge_explanation"}

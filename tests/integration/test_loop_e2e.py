@@ -82,7 +82,7 @@ def test_whole_loop(ls_client: LabelStudioClient, backend: ManagedBackend, tmp_p
         prediction = task["predictions"][0]
         assert prediction["model_version"] == EXPECTED_MODEL_VERSION
         names = {r["from_name"]: r for r in prediction["result"]}
-        assert set(names) == {"verdict", "score", "explanation"}
+        assert set(names) == {"verdict", "score", "judge_explanation"}
         assert names["verdict"]["value"]["choices"][0] in ("pass", "fail")
         assert 0.0 <= names["score"]["value"]["number"] <= 1.0
     metrics_before = requests.get(f"{backend.url}/metrics", auth=backend.auth, timeout=5).json()

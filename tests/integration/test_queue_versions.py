@@ -146,8 +146,9 @@ def test_the_demo_loop_twice_after_a_migration_imports_and_predicts_nothing(
                           basic_auth=backend.auth)
     assert (first.imported.imported, first.predicted.created) == (22, 22)
     _push_v2(q)
-    # The judge of v2 is another model version: the first run after the move predicts
-    # each task once in the v2 format; every run after it adds nothing.
+    # The judge of v2 is another model version: the first run after the move deletes the
+    # v1 predictions and predicts each task once in the v2 format; every run after it
+    # adds nothing.
     for predicted in (22, 0, 0):
         with Store() as store:
             again = demo_loop(ls_client, store, SAMPLES, backend.url, queue=q,
@@ -156,8 +157,13 @@ def test_the_demo_loop_twice_after_a_migration_imports_and_predicts_nothing(
         assert (again.imported.imported, again.imported.duplicates) == (0, 22)
         assert (again.predicted.pending, again.predicted.created) == (predicted, predicted)
         assert again.predicted.model_version.endswith("@default@v2")
+        assert again.predicted.removed == predicted  # the v1 predictions, once
     assert _titles(ls_client, q) == [f"llmtrace {q} | default@v2"]
-    assert ls_client.prediction_count(first.project_id) == 44
+    # one judge tab per task: the v1 predictions were deleted, not kept beside the v2 ones
+    assert ls_client.prediction_count(first.project_id) == 22
+    versions = ls_client.tasks_with_prediction_versions(first.project_id)
+    assert len(versions) == 22
+    assert all(len(v) == 1 and next(iter(v)).endswith("@default@v2") for _, v in versions)
 
     # a queue Label Studio knows but this store does not (e.g. made by an older demo)
     elsewhere, _ = ls_client.push_schema(load_schema(V1), "ls-only")

@@ -47,7 +47,11 @@ def test_otel_sample_tool_result_attached(default_schema, sample_traces):
         "content": 'arguments: {"location": "Paris"}\nresult: rainy, 57°F',
     }]
     assert data["messages_count"] == 3
-    assert [m["role"] for m in data["messages"]] == ["user", "assistant", "tool"]
+    # a tool message is headed with the tool that answered; the call is in the message
+    # that made it, its arguments indented
+    assert [m["role"] for m in data["messages"]] == ["user", "assistant", "tool (get_weather)"]
+    assert data["messages"][1]["content"].endswith(
+        '\u2192 get_weather [1234]\n{\n  "location": "Paris"\n}')
     assert data["messages"][2]["content"] == "rainy, 57°F"
     assert data["metadata"]["model"] == "gpt-4"
     assert data["metadata"]["model version"] == "gpt-4-0613"
@@ -69,8 +73,40 @@ def test_explicit_tool_result_is_not_overwritten(default_schema):
     data = trace_to_task(trace, default_schema)["data"]
     assert data["tool_calls"] == [
         {"name": "lookup [c1]", "content": 'arguments: {"q": 1}\nresult: kept'}]
-    # an assistant message with only tool calls says what it called
-    assert data["messages"][0] == {"role": "assistant", "content": "(calls lookup)"}
+    # an assistant message with only tool calls shows the calls; the result is in the
+    # tool message that answered, so not repeated in the call
+    assert data["messages"][0] == {"role": "assistant",
+                                   "content": '\u2192 lookup [c1]\n{\n  "q": 1\n}'}
+    assert data["messages"][1] == {"role": "tool (lookup)", "content": "from message"}
+
+
+def test_screen_sections_and_code(default_schema):
+    trace = Trace.model_validate({
+        "trace_id": "code", "system_prompt": "Be brief.",
+        "messages": [
+            {"role": "user", "content": "Fix f:\n\n    def f(x):\n        return x"},
+            {"role": "assistant", "tool_calls": [
+                {"id": "c2", "name": "run", "arguments": {"x": 1}, "result": "ok"}]}],
+        "output": "def f(x):\n    if x:\n        return 1\n    return 0",
+        "metadata": {"model": "m-1", "latency_ms": 12}})
+    data = trace_to_task(trace, default_schema)["data"]
+    # a call nobody answered in a tool message carries its result inline
+    assert data["messages"][1]["content"] == ('\u2192 run [c2]\n{\n  "x": 1\n}'
+                                              "\n\u2190 result:\nok")
+    assert "metadata_text" in data and data["messages"][0]["content"].endswith("return x")
+    assert data["sections"] == {"system_prompt": ["Be brief."], "documents": [],
+                                "answer_code": [1], "conversation_code": [1]}
+    # the metadata as aligned lines, the trace id first
+    lines = data["metadata_text"].splitlines()
+    assert lines[0].split() == ["trace", "id", "code"]
+    assert {line.index("  ") for line in lines if "  " in line} != set()
+    width = len("latency ms")
+    assert all(line[width:width + 2] == "  " for line in lines)
+    # an answer in prose is not code; a trace without prompt or documents has none
+    prose = trace_to_task(Trace(trace_id="p", output="Paris is the capital."),
+                          default_schema)["data"]
+    assert prose["sections"] == {"system_prompt": [], "documents": [], "answer_code": [],
+                                 "conversation_code": []}
 
 
 def test_documents_and_named_messages(default_schema):

@@ -62,16 +62,25 @@ def test_every_checked_in_schema_has_an_up_to_date_config():
 def test_generated_config_is_well_formed_xml(default_schema):
     root = ET.fromstring(build_label_config(default_schema))
     assert root.tag == "View"
-    objects = {el.get("name"): el.tag for el in root if el.tag in ("Text", "Paragraphs", "Table")}
-    assert objects == {"metadata": "Table", "system_prompt": "Text", "conversation": "Paragraphs",
-                       "tool_calls": "Paragraphs", "documents": "Paragraphs", "answer": "Text"}
+    objects = {el.get("name"): (el.tag, el.get("value")) for el in root.iter()
+               if el.tag in ("Text", "Paragraphs", "Table")}
+    assert objects == {
+        "metadata_text": ("Text", "$metadata_text"),
+        "system_prompt": ("Text", "$sections.system_prompt[{{s}}]"),
+        "conversation": ("Paragraphs", "$messages"),
+        "document_{{d}}": ("Text", "$sections.documents[{{d}}].content"),
+        "answer": ("Text", "$answer")}
     # Trace content is never rendered through HyperText/HTML tags.
     assert not [el for el in root.iter() if el.tag in ("HyperText", "HTML")]
+    # the trace beside the form; the stylesheet first
+    assert [el.tag for el in root] == ["Style", "View"]
+    assert [el.get("className") for el in root[1]] == ["llmt-trace", "llmt-form"]
 
 
 def test_parse_controls_of_default_config(default_schema):
     controls = parse_controls(build_label_config(default_schema))
-    assert set(controls) == {"verdict", "score", "explanation", "corrected_output"}
+    assert set(controls) == {"verdict", "score", "judge_explanation", "explanation",
+                             "corrected_output"}
     assert all(c.to_name == ANSWER for c in controls.values())
     verdict = controls["verdict"]
     assert verdict.tag == "Choices"
@@ -96,7 +105,7 @@ def test_schema_version_of():
 
 def test_config_only_has_controls_for_schema_fields(mini_schema):
     config = build_label_config(mini_schema)
-    assert set(parse_controls(config)) == {"verdict"}
+    assert set(parse_controls(config)) == {"verdict", "judge_explanation"}
     assert schema_version_of(config) == "mini@v2"
 
 
@@ -119,7 +128,7 @@ def test_hostile_text_round_trips_through_xml_attributes():
     hints = {c.get("value"): c.get("hint") for c in root.iter("Choice")}
     assert hints == {"pass": None,
                      "fail": 'Bad answer <script>alert(1)</script> "quoted" & more'}
-    header = root.find("Header")
+    header = next(root.iter("Header"), None)
     assert header is not None
     assert header.get("value") == "Tricky <b>title</b> & co (schema xss@v1)"
     assert schema_version_of(config) == "xss@v1"

@@ -42,15 +42,16 @@ def test_every_config_regenerates_identically(tmp_path):
 
 def test_v1_has_none_of_the_new_controls():
     controls = parse_controls(build_label_config(load_schema(LABEL_CONFIGS / "default.v1.yaml")))
-    assert set(controls) == {"verdict", "score", "explanation", "corrected_output"}
+    assert set(controls) == {"verdict", "score", "judge_explanation", "explanation",
+                             "corrected_output"}
     assert controls["score"].tag == "Number"
 
 
 def test_v2_controls():
     config = build_label_config(load_schema(V2))
     controls = parse_controls(config)
-    assert set(controls) == {"verdict", CATEGORIES, SCORE, "explanation", "corrected_output",
-                             ANSWER_SPANS, MESSAGE_SPANS}
+    assert set(controls) == {"verdict", CATEGORIES, SCORE, "judge_explanation", "explanation",
+                             "corrected_output", ANSWER_SPANS, MESSAGE_SPANS}
     assert controls[CATEGORIES].tag == "Choices" and controls[CATEGORIES].to_name == ANSWER
     assert controls[CATEGORIES].values == ("hallucination", "incomplete", "ignored_tool_result",
                                            "off_topic", "unsafe")
@@ -61,12 +62,18 @@ def test_v2_controls():
     assert controls[ANSWER_SPANS].values == ("unsupported_claim", "wrong_fact", "unsafe_content")
 
 
+def _failing_view(root: ET.Element) -> ET.Element:
+    [view] = [el for el in root.iter("View") if el.get("visibleWhen")]
+    return view
+
+
 def test_categories_visible_only_on_a_failing_verdict():
     root = ET.fromstring(build_label_config(load_schema(V2)))
-    cats = next(el for el in root.iter("Choices") if el.get("name") == CATEGORIES)
-    assert cats.get("visibleWhen") == "choice-selected"
-    assert cats.get("whenTagName") == "verdict"
-    assert cats.get("whenChoiceValue") == "fail"
+    view = _failing_view(root)
+    assert view.get("visibleWhen") == "choice-selected"
+    assert view.get("whenTagName") == "verdict"
+    assert view.get("whenChoiceValue") == "fail"
+    cats = next(el for el in view.iter("Choices") if el.get("name") == CATEGORIES)
     assert cats.get("choice") == "multiple"
     hints = {c.get("value"): c.get("hint") for c in cats}
     assert hints["hallucination"] == (
@@ -82,8 +89,7 @@ fields:
   - {type: label, values: [good, bad, awful], failing: [bad, awful], categories: [x]}
 """)
     root = ET.fromstring(build_label_config(schema))
-    cats = next(el for el in root.iter("Choices") if el.get("name") == CATEGORIES)
-    assert cats.get("whenChoiceValue") == "bad,awful"
+    assert _failing_view(root).get("whenChoiceValue") == "bad,awful"
 
 
 def test_rating_attributes():
@@ -96,10 +102,15 @@ def test_rating_attributes():
 
 def test_span_palettes_sit_next_to_their_objects():
     root = ET.fromstring(build_label_config(load_schema(V2)))
-    tags = [(el.tag, el.get("name")) for el in root]
-    assert tags.index(("ParagraphLabels", MESSAGE_SPANS)) + 1 == tags.index(
-        ("Paragraphs", CONVERSATION))
-    assert tags.index(("Labels", ANSWER_SPANS)) + 1 == tags.index(("Text", ANSWER))
+    found = set()
+    for parent in root.iter("View"):
+        tags = [(el.tag, el.get("name")) for el in parent]
+        for palette, obj in ((("ParagraphLabels", MESSAGE_SPANS), ("Paragraphs", CONVERSATION)),
+                             (("Labels", ANSWER_SPANS), ("Text", ANSWER))):
+            if obj in tags:
+                assert tags.index(palette) + 1 == tags.index(obj)
+                found.add(obj[1])
+    assert found == {CONVERSATION, ANSWER}
 
 
 def test_span_targets_limit_the_palettes():
@@ -111,7 +122,7 @@ fields:
   - {type: spans, labels: [wrong], targets: [answer]}
 """)
     controls = parse_controls(build_label_config(schema))
-    assert set(controls) == {ANSWER_SPANS}
+    assert set(controls) == {ANSWER_SPANS}  # no verdict: no judge's explanation either
 
 
 def test_hostile_category_hint_is_escaped():
@@ -128,3 +139,56 @@ rubric:
     assert "<script>" not in config
     cats = next(el for el in ET.fromstring(config).iter("Choice") if el.get("value") == "bad")
     assert cats.get("hint") == '<script>window.__pwned=1</script> & "x"'
+
+
+def _required(view: ET.Element) -> dict[str, str | None]:
+    return {el.get("name") or "": el.get("required") for el in view.iter()
+            if el.get("toName")}
+
+
+def test_the_rubric_is_required_on_a_failing_verdict_only():
+    root = ET.fromstring(build_label_config(load_schema(V2)))
+    failing = _failing_view(root)
+    # inside the View shown on a failing verdict: categories and explanation required;
+    # the corrected output only where the schema asks for it (v2 does not)
+    assert _required(failing) == {CATEGORIES: "true", "explanation": "true",
+                                  "corrected_output": "false"}
+    assert all(el.get("requiredMessage") for el in failing.iter() if el.get("toName"))
+    # outside it, on a pass: only the verdict, and the star rating, which a click on the
+    # pre-filled star would clear
+    form = next(el for el in root.iter("View") if el.get("className") == "llmt-form")
+    outside = {k: v for k, v in _required(form).items() if k not in _required(failing)}
+    assert outside == {"verdict": "true", SCORE: "true", "judge_explanation": None}
+    rating = next(root.iter("Rating"))
+    assert "clears" in (rating.get("requiredMessage") or "")
+
+
+def test_corrected_output_required_on_fail_is_a_schema_option():
+    schema = parse_schema("""
+id: strict
+version: 1
+owner: o
+fields:
+  - {type: label, categories: [wrong]}
+  - {type: explanation}
+  - {type: corrected_output, required_on_fail: true}
+""")
+    failing = _failing_view(ET.fromstring(build_label_config(schema)))
+    assert _required(failing) == {CATEGORIES: "true", "explanation": "true",
+                                  "corrected_output": "true"}
+
+
+def test_without_failing_values_nothing_is_hidden_or_required():
+    schema = parse_schema("""
+id: grade
+version: 1
+owner: o
+fields:
+  - {type: label, values: [good, ok], failing: []}
+  - {type: explanation}
+  - {type: corrected_output, required_on_fail: true}
+""")
+    root = ET.fromstring(build_label_config(schema))
+    assert not [el for el in root.iter("View") if el.get("visibleWhen")]
+    assert _required(root) == {"verdict": "true", "judge_explanation": None,
+                               "explanation": "false", "corrected_output": "false"}

@@ -121,7 +121,10 @@ def test_backend_falls_back_to_rules_then_retrains_on_webhook(
         names = {r["from_name"]: r["value"] for r in result["result"]}
         assert names["verdict"]["choices"][0] in ("pass", "fail")
         assert 0.0 <= names["score"]["number"] <= 1.0
-        assert "trained on 30 reviewer labels" in names["explanation"]["text"][0]
+        # the judge's words, in its own control (not the reviewer's explanation box)
+        assert "explanation" not in names
+        assert names["judge_explanation"]["text"][0] == f"Judge {version}:"
+        assert "trained on 30 reviewer labels" in names["judge_explanation"]["text"][1]
 
     # more labels, START_TRAINING (Label Studio's "Start training"): version 2
     with Store() as store:
@@ -200,7 +203,7 @@ def test_training_and_prediction_read_the_same_text(default_schema, monkeypatch)
     at_prediction = example_from_task(trace_to_task(trace, default_schema)["data"])
     assert example_from_trace(trace) == at_prediction
     assert "user (ana): Where is my parcel?" in at_prediction.conversation
-    assert "(calls track)" in at_prediction.conversation
+    assert "assistant: \u2192 track [c1]" in at_prediction.conversation  # the call, inline
     assert at_prediction.answer == "Mail me at [email]"
     empty = Trace(trace_id="empty", output="Hello")
     assert example_from_trace(empty) == example_from_task(

@@ -81,7 +81,7 @@ def test_predict_two_tasks_in_order(client):
     for prediction in results:
         assert prediction["model_version"] == setup_version
         assert [r["from_name"] for r in prediction["result"]] == ["verdict", "score",
-                                                                   "explanation"]
+                                                                   "judge_explanation"]
         assert {r["to_name"] for r in prediction["result"]} == {"answer"}
         assert [r["type"] for r in prediction["result"]] == ["choices", "number", "textarea"]
         assert 0.0 <= prediction["score"] <= 1.0
@@ -89,7 +89,8 @@ def test_predict_two_tasks_in_order(client):
     assert results[0]["result"][0]["value"] == {"choices": ["fail"]}
     assert results[1]["result"][0]["value"] == {"choices": ["pass"]}
     assert results[0]["result"][1]["value"] == {"number": 0.0}
-    assert "empty" in results[0]["result"][2]["value"]["text"][0]
+    assert results[0]["result"][2]["value"]["text"][0] == f"Judge {setup_version}:"
+    assert "empty" in results[0]["result"][2]["value"]["text"][1]
 
 
 def test_predict_uses_setup_config_when_none_sent(client):
@@ -116,7 +117,11 @@ def test_predict_only_controls_in_config():
     body = c.post("/predict", json={"tasks": TASKS, "label_config": config}).get_json()
     assert body["model_version"] == "llmtrace-rules-v1@tone@v4"
     assert [r["result"][0]["value"]["choices"] for r in body["results"]] == [["bad"], ["good"]]
-    assert all(len(r["result"]) == 1 for r in body["results"])  # no score/explanation controls
+    # no score or reviewer's explanation controls: the verdict and the judge's own words
+    assert all([x["from_name"] for x in r["result"]] == ["verdict", "judge_explanation"]
+               for r in body["results"])
+    assert all(r["result"][1]["value"]["text"][0] == "Judge llmtrace-rules-v1@tone@v4:"
+               for r in body["results"])
 
 
 def test_one_failing_task_keeps_the_batch_aligned():

@@ -221,3 +221,23 @@ def test_queue_rule_reviewers():
     assert single_queue("q", 3).queues[0].reviewers == 3
     with pytest.raises(ConfigError, match="reviewers"):
         parse_rules("queues:\n  - name: none\n    reviewers: 0\n")
+
+
+def test_the_judges_explanation_control_never_becomes_a_record_field(default_schema):
+    judge_words = textarea("judge_explanation", "Judge llm-v3@default@v1:")
+    judge_words["value"]["text"].append("says sunny; the tool said rainy")
+    proposal = _prediction(6, verdict("fail"), score(0.2), judge_words)
+    result = [_origin(verdict("fail"), "prediction"), _origin(score(0.2), "prediction"),
+              _origin(judge_words, "prediction"),
+              _origin(textarea("explanation", "my own words"), "manual")]
+    out = map_annotation(_task(proposal), annotation(result, parent_prediction=6),
+                         default_schema, PROJECT)
+    assert out.rejects == []
+    (record,) = out.records
+    assert record.explanation == "my own words"
+    assert record.origins == {"label": "prediction", "score": "prediction",
+                              "explanation": "manual"}
+    # submitted alone (the reviewer wrote nothing), the judge's words stay out of it
+    alone = map_annotation(_task(proposal), annotation(result[:3], parent_prediction=6),
+                           default_schema, PROJECT)
+    assert alone.rejects == [] and alone.records[0].explanation is None

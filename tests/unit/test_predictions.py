@@ -71,7 +71,8 @@ def test_full_config_gets_every_control():
 def test_generated_v1_config_gets_only_its_controls():
     spec = parse_config(DEFAULT_XML.read_text())
     results = to_results(spec, _verdict(categories=("x",), quotes=(Quote("x", "sunny"),)), DATA)
-    assert [r["from_name"] for r in results] == ["verdict", "score", "explanation"]
+    # the explanation is the judge's own (its read-only control), not the reviewer's box
+    assert [r["from_name"] for r in results] == ["verdict", "score", "judge_explanation"]
 
 
 def test_rating_scales_the_score():
@@ -101,3 +102,35 @@ def test_rating_predictions_read_back_as_the_verdict_score() -> None:
         decoded = read_result(rating)
         assert isinstance(decoded, Rating) and decoded.stars == stars
         assert decoded.score(10) == round((stars - 1) / 9, 6)
+
+
+def test_generated_config_gets_the_explanation_as_the_judges():
+    from ls_llmtrace.schema.labelconfig import build_label_config
+    from ls_llmtrace.schema.model import load_schema
+
+    spec = parse_config(build_label_config(load_schema(DEFAULT_XML.with_suffix(".yaml"))))
+    results = to_results(spec, _verdict(), DATA, "llm-v3@default@v1")
+    by_name = {r["from_name"]: r for r in results}
+    # the reviewer's box stays empty; the judge's words are in its own control, headed
+    # with the judge and its version
+    assert "explanation" not in by_name
+    assert by_name["judge_explanation"]["type"] == "textarea"
+    assert by_name["judge_explanation"]["value"] == {
+        "text": ["Judge llm-v3@default@v1:", "Says sunny; the tool said rainy."]}
+    assert by_name["verdict"]["value"] == {"choices": ["fail"]}
+
+
+def test_which_predictions_are_of_another_schema_version():
+    from ls_llmtrace.judging.predict import schema_part, stale
+
+    assert schema_part("llm-v3@default@v1") == "default@v1"
+    assert schema_part("learned-v2-abc@default@v12") == "default@v12"
+    assert schema_part("my-model") is None and schema_part("x@default") is None
+    current = "llm-v3@default@v2"
+    # the same schema at another version, by any of this package's judges: stale
+    assert stale("llm-v3@default@v1", current) and stale("rules-v1@default@v3", current)
+    # the current version (another judge too), another schema, another model: kept
+    assert not stale("llm-v3@default@v2", current)
+    assert not stale("learned-v1-x@default@v2", current)
+    assert not stale("llm-v3@other@v1", current)
+    assert not stale("someones-model", current) and not stale("", current)

@@ -88,6 +88,8 @@ TABLE: list[tuple[str, Callable[[dict[str, Any]], None], Any, set[str], bool]] =
      {"labels_reordered"}, True),
     ("verdict not required", lambda r: r["fields"][0].update(required=False), None,
      {"required_changed"}, True),
+    ("field added with an option", lambda r: r["fields"].append(
+        {"type": "corrected_output", "required_on_fail": True}), None, {"field_added"}, True),
     ("category removed", lambda r: _cats(r, ["hallucination", "incomplete", "truncated"]), None,
      {"label_removed"}, False),
     ("category renamed (same rubric)", lambda r: (
@@ -187,3 +189,17 @@ def test_checked_in_v1_to_v2():
                            load_schema(LABEL_CONFIGS / "default.v2.yaml"))
     incompatible = [c.kind for c in changes if not c.compatible]
     assert incompatible == ["score_scale_changed"]
+
+
+@pytest.mark.parametrize(("before", "after"), [(False, True), (True, False)])
+def test_corrected_output_required_on_fail_is_compatible(before, after):
+    old = copy.deepcopy(OLD)
+    old["fields"].append({"type": "corrected_output", "required_on_fail": before})
+    new = copy.deepcopy(old)
+    new["version"] = 2
+    new["fields"][-1]["required_on_fail"] = after
+    changes = diff_schemas(_schema(old), _schema(new))
+    assert [(c.kind, c.detail, c.compatible) for c in changes] == [(
+        "required_changed",
+        f"corrected output required on a failing verdict {before} -> {after}", True)]
+    assert exit_code(changes) == EXIT_COMPATIBLE

@@ -24,6 +24,7 @@ EXPECTED_TABLES |= {"judge_calibrations"}  # calibrate
 EXPECTED_TABLES |= {"adjudication_queues"}  # adjudication of reviewer disagreements
 EXPECTED_TABLES |= {"sync_exports"}  # first syncs' snapshot exports
 EXPECTED_TABLES |= {"connector_cursors", "connector_pushes"}  # connectors to tracing tools
+EXPECTED_TABLES |= {"collect_spool", "collect_traces", "collect_rejects"}  # the OTLP receiver
 
 
 def _record(key: str = "ls:1:10", **changes) -> AnnotationRecord:

@@ -7,6 +7,7 @@ from ls_llmtrace.cli import (  # noqa: F401  (each module registers its commands
     agreement,
     calibrate,
     clusters,
+    collect,
     connectors,
     evals,
     gate,

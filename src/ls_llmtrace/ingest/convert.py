@@ -21,10 +21,12 @@ from typing import Any
 from ls_llmtrace import settings
 from ls_llmtrace.errors import ConfigError
 from ls_llmtrace.ingest.redact import Replacement, compile_patterns, redact
-from ls_llmtrace.models import Trace
+from ls_llmtrace.models import Message, Trace
 from ls_llmtrace.schema.model import AnnotationSchema
 
 EMPTY_CONVERSATION = "(no conversation before the answer)"
+# Lines that look like source code, an indented block or a Markdown/ASCII table.
+_CODE_LINE = re.compile(r"^(```|~~~|\t| {2,}\S|\s*[|+][-=+|: ]*[|+]\s*$|\s*\|.*\|\s*$)")
 
 @dataclass(frozen=True)
 class ReviewOptions:
@@ -81,6 +83,48 @@ def _as_text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
+def looks_like_code(text: str) -> bool:
+    """Whether a text is best read in monospace: a fenced block, JSON, or two or more
+    indented or table lines."""
+    stripped = text.lstrip()
+    if stripped[:1] in ("{", "[") or "```" in text:
+        return True
+    return sum(1 for line in text.splitlines() if _CODE_LINE.match(line)) >= 2
+
+
+def _pretty(value: Any) -> str:
+    """Tool arguments and results as reviewers read them: JSON (also JSON in a string)
+    indented, other text as it is."""
+    if isinstance(value, str):
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            return value
+        if not isinstance(parsed, dict | list):
+            return value
+        value = parsed
+    if value is None:
+        return ""
+    return json.dumps(value, ensure_ascii=False, indent=2, sort_keys=True)
+
+
+def _call_lines(call: Any, answered: set[str]) -> str:
+    """A tool call as shown inside the message that made it (its result too, when no tool
+    message of the trace carries it)."""
+    head = f"\u2192 {call.name}" + (f" [{call.id}]" if call.id else "")
+    args = _pretty(call.arguments)
+    text = head + ("\n" + args if args else "")
+    if call.result is not None and (call.id is None or call.id not in answered):
+        text += "\n\u2190 result:\n" + _pretty(call.result)
+    return text
+
+
+def metadata_text(table: dict[str, str]) -> str:
+    """The metadata as aligned ``key  value`` lines, the trace id first."""
+    width = max((len(k) for k in table), default=0)
+    return "\n".join(f"{k.ljust(width)}  {v}" for k, v in table.items())
+
+
 def _metadata_table(trace: Trace) -> dict[str, str]:
     meta = trace.metadata
     rows: dict[str, Any] = {
@@ -131,13 +175,25 @@ def task_data(trace: Trace, options: ReviewOptions | None = None) -> dict[str, A
             redactions[key] = [list(r) for r in replaced]
         return shown
 
-    messages = [
-        {"role": options.clean(m.role if not m.name else f"{m.role} ({m.name})"),
-         "content": spannable(f"messages.{i}", m.content or (
-             "(calls " + ", ".join(c.name for c in m.tool_calls) + ")"
-             if m.tool_calls else ""))}
-        for i, m in enumerate(trace.messages)
-    ]
+    answered = {m.tool_call_id for m in trace.messages if m.tool_call_id}
+    called = {c.id: c.name for m in trace.messages for c in m.tool_calls if c.id}
+
+    def role(m: Message) -> str:
+        if m.name:
+            return f"{m.role} ({m.name})"
+        if m.role == "tool" and m.tool_call_id in called:
+            return f"tool ({called[m.tool_call_id]})"
+        return m.role
+
+    def content(m: Message) -> str:
+        # the tool calls a message made are shown in it, after its own text (so offsets
+        # inside that text are the same as in the trace)
+        parts = [m.content] if m.content or not m.tool_calls else []
+        return "\n\n".join(parts + [_call_lines(c, answered) for c in m.tool_calls])
+
+    messages = [{"role": options.clean(role(m)),
+                 "content": spannable(f"messages.{i}", content(m))}
+                for i, m in enumerate(trace.messages)]
     tool_calls = [
         {"name": f"{c.name}" + (f" [{c.id}]" if c.id else ""),
          "content": f"arguments: {_as_text(c.arguments)}\nresult: {_as_text(c.result)}"}
@@ -149,6 +205,9 @@ def task_data(trace: Trace, options: ReviewOptions | None = None) -> dict[str, A
          "content": d.content}
         for i, d in enumerate(trace.documents)
     ]
+    shown_docs = [{"title": d["title"], "content": options.clean(d["content"])}
+                  for d in documents]
+    answer = spannable("answer", trace.output)
     # Paragraphs needs at least one item to render; placeholders say "nothing here".
     data = {
         "trace_id": trace.trace_id,
@@ -157,12 +216,25 @@ def task_data(trace: Trace, options: ReviewOptions | None = None) -> dict[str, A
         "messages_count": len(messages),
         "tool_calls": tool_calls or [{"name": "(none)", "content": "no tool calls"}],
         "documents": documents or [{"title": "(none)", "content": "no retrieved documents"}],
-        "answer": spannable("answer", trace.output),
+        "answer": answer,
         "metadata": _metadata_table(trace),
+    }
+    # the review screen's own keys (schema/labelconfig.py): the sections a trace has (a
+    # list of none or one item, so the screen hides an empty one) and which read as code
+    display = {
+        "sections": {
+            "system_prompt": [options.clean(trace.system_prompt)] if trace.system_prompt
+            else [],
+            "documents": shown_docs,
+            "answer_code": [1] if looks_like_code(answer) else [],
+            "conversation_code": [1] if any(looks_like_code(m["content"])
+                                            for m in messages) else [],
+        },
     }
     # the answer and the messages are cleaned above, with their redactions recorded
     data = _clean_all(data, options, skip=frozenset({"trace_id", "messages_count", "messages",
                                                      "answer"}))
+    data.update(display, metadata_text=metadata_text(data["metadata"]))
     if redactions:
         data["redactions"] = redactions
     return data

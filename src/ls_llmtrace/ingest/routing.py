@@ -35,7 +35,7 @@ from typing import Any
 from ls_llmtrace import settings
 from ls_llmtrace.errors import StoreError
 from ls_llmtrace.ingest import claimant, queues
-from ls_llmtrace.ingest.convert import ReviewOptions, trace_to_task
+from ls_llmtrace.ingest.convert import ReviewOptions, metadata_text, trace_to_task
 from ls_llmtrace.ingest.importers import ImportSummary, Rejected
 from ls_llmtrace.ingest.pairwise import (
     build_pairwise_config,
@@ -86,12 +86,16 @@ class RouteSummary(ImportSummary):
 
 @contextmanager
 def store_lock(store: Store, name: str, owner: str, timeout: float = 120.0) -> Iterator[None]:
-    """A named lock in the store (shared by every process using it)."""
+    """A named lock in the store (shared by every process using it); a lock whose holder
+    is known to be gone (killed, on this host) is taken over at once."""
     deadline = time.monotonic() + timeout
     while True:
         holder = store.try_lock(name, owner, _stale())
         if holder is None:
             break
+        if claimant.is_running(holder) is False:  # its process was killed: free now
+            store.release_lock(name, holder)
+            continue
         if time.monotonic() > deadline:
             raise StoreError(f"lock {name!r} is held by {holder}: wait for that import "
                              "to finish, or delete the row from store_locks if it crashed")
@@ -344,6 +348,7 @@ class Router:
             table = task["data"].get("metadata")
             task["data"]["metadata"] = {**(table if isinstance(table, dict) else {}),
                                         **self.notes(trace)}
+            task["data"]["metadata_text"] = metadata_text(task["data"]["metadata"])
         return task
 
     def _place_pairs(self, rule: QueueRule, traces: list[Trace], signals: dict[str, Signals],

@@ -103,7 +103,7 @@ def prediction_for(judge: Judge, task: dict[str, Any], spec: ConfigSpec,
     verdict = judge.judge(data)
     if verdict is None:
         return None
-    result = to_results(spec, verdict, data)
+    result = to_results(spec, verdict, data, version)
     if not result:
         return None
     return {"result": result, "score": round(verdict.confidence, 4), "model_version": version}

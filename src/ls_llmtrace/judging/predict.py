@@ -6,6 +6,12 @@ own bookkeeping stays right: it calls the backend's ``/setup`` and ``/predict`` 
 the predictions. This module only decides which tasks to send, in what batches, and
 reports progress. "This judge" is the ``model_version`` the backend's ``/setup`` gives for
 the project's label config, the same check Label Studio makes.
+
+After a schema push the judge's ``model_version`` names the new schema version, and each
+task would show two judge tabs (the labeling UI and the Data Manager list every
+prediction). So the predictions made for another version of the same schema are deleted
+(not hidden) from a task before it is predicted again; predictions that name no version
+of this schema (another model's) are left alone.
 """
 
 from __future__ import annotations
@@ -28,14 +34,17 @@ class PredictProgress:
     predictions_before: int = 0
     predictions_now: int = 0
     model_version: str = ""
+    removed: int = 0  # predictions of another version of the schema, deleted
 
     @property
     def created(self) -> int:
         return self.predictions_now - self.predictions_before
 
     def line(self) -> str:
-        return (f"{self.asked}/{self.pending} tasks asked, {self.created} predictions created "
-                f"({self.total_tasks} tasks in the project, judge {self.model_version})")
+        removed = f", {self.removed} of an older schema version removed" if self.removed else ""
+        return (f"{self.asked}/{self.pending} tasks asked, {self.created} predictions created"
+                f"{removed} ({self.total_tasks} tasks in the project, judge "
+                f"{self.model_version})")
 
 
 def backend_model_version(backend_url: str, label_config: str,
@@ -58,6 +67,44 @@ def backend_model_version(backend_url: str, label_config: str,
     return version
 
 
+def schema_part(model_version: str) -> str | None:
+    """The schema version a model version of this package's judges names
+    (``<judge>@<schema>@v<n>`` -> ``<schema>@v<n>``), or None."""
+    head, sep, version = model_version.partition("@")
+    schema, at, number = version.rpartition("@v")
+    return version if sep and head and at and schema and number.isdigit() else None
+
+
+def stale(model_version: str, current: str) -> bool:
+    """Whether a prediction's ``model_version`` is for another version of the schema the
+    ``current`` judge answers (same schema id, other version number)."""
+    mine, theirs = schema_part(current), schema_part(model_version)
+    return (mine is not None and theirs is not None and theirs != mine
+            and theirs.rpartition("@v")[0] == mine.rpartition("@v")[0])
+
+
+def remove_stale_predictions(client: LabelStudioClient, project_id: int,
+                             tasks: list[tuple[int, list[tuple[int, str]]]],
+                             current: str) -> int:
+    """Delete the predictions made for another version of the schema (see the module
+    docstring): in one call for the tasks whose every prediction is such, one by one
+    where a task also has others. Returns how many were deleted."""
+    whole: list[int] = []
+    single: list[int] = []
+    for task_id, predictions in tasks:
+        old = [pid for pid, v in predictions if stale(v, current)]
+        if old and len(old) == len(predictions):
+            whole.append(task_id)
+        else:
+            single.extend(old)
+    for start in range(0, len(whole), 1000):
+        client.delete_task_predictions(project_id, whole[start:start + 1000])
+    for prediction_id in single:
+        client.delete_prediction(prediction_id)
+    counts = dict(tasks)
+    return sum(len(counts[t]) for t in whole) + len(single)
+
+
 def preannotate(client: LabelStudioClient, project_id: int, backend_url: str,
                 basic_auth: tuple[str, str] | None = None, batch_size: int = 100,
                 progress: Callable[[PredictProgress], None] | None = None) -> PredictProgress:
@@ -72,9 +119,11 @@ def preannotate(client: LabelStudioClient, project_id: int, backend_url: str,
         client.secure_backend_webhook(project_id, backend_url, WEBHOOK_SECRET_HEADER, secret)
     config = client.project(project_id).label_config or ""
     version = backend_model_version(backend_url, config, basic_auth)
-    tasks = client.tasks_with_prediction_versions(project_id)
-    pending = [task_id for task_id, versions in tasks if version not in versions]
+    tasks = client.tasks_with_predictions(project_id)
+    pending = [task_id for task_id, predictions in tasks
+               if version not in {v for _, v in predictions}]
     state = PredictProgress(len(tasks), len(pending), model_version=version)
+    state.removed = remove_stale_predictions(client, project_id, tasks, version)
     state.predictions_before = state.predictions_now = client.prediction_count(project_id)
     for start in range(0, len(pending), max(1, batch_size)):
         chunk = pending[start:start + batch_size]

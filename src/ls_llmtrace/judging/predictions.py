@@ -75,11 +75,15 @@ def _message_region(spec: ConfigSpec, quote: Quote,
     return None
 
 
-def to_results(spec: ConfigSpec, verdict: Verdict, data: dict[str, Any]) -> list[dict[str, Any]]:
+def to_results(spec: ConfigSpec, verdict: Verdict, data: dict[str, Any],
+               model_version: str | None = None) -> list[dict[str, Any]]:
     """The verdict as Label Studio results for the controls of ``spec``.
 
     Values the config does not allow are left out (the caller validates the judge's
-    answer first; this is the last guard). No verdict control, no results.
+    answer first; this is the last guard). No verdict control, no results. The judge's
+    explanation goes into its own read-only control, headed with ``model_version`` (the
+    judge and its version), leaving the reviewer's explanation box empty; a config
+    without that control (generated before it) gets it in the reviewer's box as before.
     """
     control = spec.verdict
     if control is None or verdict.label not in control.values:
@@ -98,8 +102,13 @@ def to_results(spec: ConfigSpec, verdict: Verdict, data: dict[str, Any]) -> list
                                            spec.rating_max.get(score.name, 5)))
         else:
             entries.append(Number(score.name, score.to_name, number=round(value, 4)))
+    judge_box = spec.judge_explanation
     explanation = spec.explanation
-    if explanation is not None and verdict.explanation:
+    if judge_box is not None and verdict.explanation:
+        heading = f"Judge {model_version}:" if model_version else "Judge:"
+        entries.append(TextArea(judge_box.name, judge_box.to_name,
+                                lines=(heading, verdict.explanation)))
+    elif explanation is not None and verdict.explanation:
         entries.append(TextArea(explanation.name, explanation.to_name,
                                 lines=(verdict.explanation,)))
     seen: set[str | None] = set()

@@ -552,6 +552,33 @@ class LabelStudioClient:
                                 id=annotation_id, result=result)
         return dict(annotation.model_dump(mode="json"))
 
+    def replace_unannotated_task(self, project_id: int, task_id: int,
+                                 task: dict[str, Any]) -> str:
+        """Replace a task's data and meta with ``task``'s while it has no annotation
+        (submitted, skipped or draft): ``"updated"``, ``"unchanged"``, ``"annotated"``
+        (left as it is) or ``"missing"``. Read through the list endpoint (no prediction
+        request to the ML backend); an annotation saved between the read and the write is
+        not seen."""
+        query = {"filters": {"conjunction": "and", "items": [
+            {"filter": "filter:tasks:id", "operator": "equal", "type": "Number",
+             "value": int(task_id)}]}}
+        body = self._request("read a task", "GET", "api/tasks/", {
+            "project": int(project_id), "query": json.dumps(query), "fields": "all",
+            "include": "id,data,meta,total_annotations,cancelled_annotations,drafts",
+            "page": 1, "page_size": 1})
+        found = body.get("tasks", []) if isinstance(body, dict) else body
+        current = next((t for t in found or [] if int(t.get("id", -1)) == int(task_id)), None)
+        if current is None:
+            return "missing"
+        if int(current.get("total_annotations") or 0) or int(
+                current.get("cancelled_annotations") or 0) or current.get("drafts"):
+            return "annotated"
+        if current.get("data") == task["data"] and (current.get("meta") or {}) == task["meta"]:
+            return "unchanged"
+        self._request("update a task", "PATCH", f"api/tasks/{int(task_id)}/",
+                      body={"data": task["data"], "meta": task["meta"]})
+        return "updated"
+
     def merge_task_fields(self, task_id: int, fields: dict[str, Any]) -> None:
         """Merge ``fields`` into a task's data (the Data Manager filters and shows them as
         columns) and its meta; the other keys are kept."""
@@ -590,20 +617,36 @@ class LabelStudioClient:
 
     # pre-annotation ------------------------------------------------------------------------
 
-    def tasks_with_prediction_versions(self, project_id: int) -> list[tuple[int, set[str]]]:
-        """(task id, model versions of its predictions) for every task of a project."""
+    def tasks_with_predictions(self, project_id: int) -> list[tuple[int, list[tuple[int, str]]]]:
+        """(task id, [(prediction id, model version), ...]) for every task of a project."""
         query = {"ordering": ["tasks:id"]}
         out = []
         for task in self._pages("list tasks", self.sdk.tasks.list, project=project_id,
                                 query=json.dumps(query), fields="all", page_size=1000):
-            versions = set()
+            predictions = []
             for prediction in getattr(task, "predictions", None) or []:
-                version = (prediction.get("model_version") if isinstance(prediction, dict)
-                           else getattr(prediction, "model_version", None))
-                if version:
-                    versions.add(str(version))
-            out.append((int(task.id), versions))
+                get = (prediction.get if isinstance(prediction, dict)
+                       else lambda key, p=prediction: getattr(p, key, None))
+                version, pid = get("model_version"), get("id")
+                if isinstance(pid, int) and not isinstance(pid, bool):
+                    predictions.append((pid, str(version or "")))
+            out.append((int(task.id), predictions))
         return out
+
+    def tasks_with_prediction_versions(self, project_id: int) -> list[tuple[int, set[str]]]:
+        """(task id, model versions of its predictions) for every task of a project."""
+        return [(task_id, {v for _, v in predictions if v})
+                for task_id, predictions in self.tasks_with_predictions(project_id)]
+
+    def delete_task_predictions(self, project_id: int, task_ids: list[int]) -> None:
+        """Delete every prediction of these tasks (Data Manager action, one call)."""
+        self._call("delete predictions", self.sdk.actions.create,
+                   id="delete_tasks_predictions", project=project_id,
+                   selected_items={"all": False, "included": task_ids})
+
+    def delete_prediction(self, prediction_id: int) -> None:
+        self._call(f"delete prediction {prediction_id}", self.sdk.predictions.delete,
+                   id=prediction_id)
 
     def retrieve_predictions_for(self, project_id: int, task_ids: list[int]) -> None:
         """Run ``retrieve_tasks_predictions`` on these tasks only (one batched /predict)."""

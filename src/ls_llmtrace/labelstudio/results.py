@@ -51,6 +51,7 @@ from ls_llmtrace.schema.labelconfig import (
     ANSWER_SPANS,
     CATEGORIES,
     EXPLANATION,
+    JUDGE_EXPLANATION,
     MESSAGE_SPANS,
     SCORE,
     VERDICT,
@@ -420,6 +421,10 @@ class ConfigSpec:
     @property
     def explanation(self) -> Control | None:
         return self._control(EXPLANATION, "TextArea")
+
+    @property
+    def judge_explanation(self) -> Control | None:
+        return self._control(JUDGE_EXPLANATION, "TextArea")
 
     @property
     def answer_spans(self) -> Control | None:

@@ -178,6 +178,9 @@ class ManagedLabelStudio:
             "SSRF_PROTECTION_ENABLED": "false",
             "ML_BLOCK_LOCAL_IP": "false",
         })
+        # Label Studio gives an ML backend's /setup 3 s by default and then refuses to connect
+        # it; a judge that loads a learned model on a busy machine can take longer.
+        env.setdefault("ML_TIMEOUT_SETUP", "30")
         return env
 
     def start(self, timeout: float | None = None) -> Credentials:

@@ -458,7 +458,7 @@ def ingest(store: Store, items: Iterable[tuple[str, Any]], mapping: FeedbackMapp
         for reject in result.rejected:
             channel = reject.raw.get("channel") if isinstance(reject.raw, dict) else None
             Store.reject_feedback(conn, f"{reject.where}:{_digest(reject.raw)}",
-                                  channel if isinstance(channel, str) else None,
+                                  printable(channel) if isinstance(channel, str) else None,
                                   reject.where, reject.reason, reject.raw)
         waiting = Store.unlinked_keys(conn, [r.record_key for r, _ in records])
         result.waiting_for_trace = sum(r.record_key in waiting for r, _ in records)

@@ -11,7 +11,8 @@ each result ``prediction``, ``prediction-changed`` or ``manual`` and the annotat
 are in the task they decide: a result equal to the judge's is ``prediction`` (unless the
 UI says the reviewer gave it themselves), a different one ``prediction-changed``. A text
 (explanation, corrected output) kept as the judge wrote it is never stored as the
-reviewer's own.
+reviewer's own, and the judge's own explanation control (``judge_explanation``, which the
+submitted annotation carries along) is never read into a record.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from ls_llmtrace.schema.labelconfig import (
     CATEGORIES,
     CORRECTED_OUTPUT,
     EXPLANATION,
+    JUDGE_EXPLANATION,
     MESSAGE_SPANS,
     PREFERENCE,
     SCORE,
@@ -202,6 +204,7 @@ def _accepts(schema: AnnotationSchema, name: str | None, kind: str | None) -> bo
         CATEGORIES: kind == "choices" and bool(schema.categories),
         SCORE: score is not None and kind == ("rating" if score.is_rating else "number"),
         EXPLANATION: kind == "textarea" and schema.has("explanation"),
+        JUDGE_EXPLANATION: kind == "textarea" and schema.label_field is not None,
         CORRECTED_OUTPUT: kind == "textarea" and schema.has("corrected_output"),
         ANSWER_SPANS: kind == "labels" and spans is not None and "answer" in spans.targets,
         MESSAGE_SPANS: (kind == "paragraphlabels" and spans is not None
@@ -278,6 +281,8 @@ def map_annotation(
                 name, f"control {name!r} of type {kind!r} is not in schema "
                 f"{schema.version_id}", entry.raw))
             continue
+        if name == JUDGE_EXPLANATION:
+            continue  # the judge's words, shown read-only beside the form: never a field
         reason = _reason(entry, schema, score_field, span_field)
         origin = None if isinstance(entry, Malformed) else result_origin(entry, proposal)
         if reason is None and origin is not None and name in FIELD_OF_CONTROL:

@@ -18,7 +18,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ls_llmtrace.schema.model import AnnotationSchema, LabelField, ScoreField, SpanField
+from ls_llmtrace.schema.model import (
+    AnnotationSchema,
+    CorrectedOutputField,
+    LabelField,
+    ScoreField,
+    SpanField,
+)
 
 # kind -> compatible?
 KINDS: dict[str, bool] = {
@@ -33,7 +39,7 @@ KINDS: dict[str, bool] = {
     "label_dropped": False,
     "labels_reordered": True,
     "failing_changed": False,  # a stored verdict would change meaning (fail <-> pass)
-    "required_changed": True,
+    "required_changed": True,  # the form asks more or less of new annotations only
     "score_scale_changed": False,
     "score_step_changed": True,
     "span_target_added": True,
@@ -185,6 +191,13 @@ def diff_schemas(old: AnnotationSchema, new: AnnotationSchema,
         if old_label.required != new_label.required:
             out.append(Change("required_changed",
                               f"verdict required {old_label.required} -> {new_label.required}"))
+
+    old_fix, new_fix = (next((f for f in s.fields if isinstance(f, CorrectedOutputField)), None)
+                        for s in (old, new))
+    if old_fix is not None and new_fix is not None \
+            and old_fix.required_on_fail != new_fix.required_on_fail:
+        out.append(Change("required_changed", "corrected output required on a failing "
+                          f"verdict {old_fix.required_on_fail} -> {new_fix.required_on_fail}"))
 
     old_score, new_score = old.score_field, new.score_field
     if isinstance(old_score, ScoreField) and isinstance(new_score, ScoreField):

@@ -13,7 +13,11 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
-from ls_llmtrace.schema.model import AnnotationSchema, LabelField, ScoreField
+from ls_llmtrace.schema.model import (
+    AnnotationSchema,
+    CorrectedOutputField,
+    LabelField,
+)
 
 # Control names the sync maps back from; fixed by field type.
 VERDICT = "verdict"
@@ -54,60 +58,159 @@ def _span_labels(parent: ET.Element, schema: AnnotationSchema, target: str) -> N
         _hinted(labels, "Label", schema, value)
 
 
-def build_label_config(schema: AnnotationSchema) -> str:
-    """The XML label config of one schema version."""
-    root = ET.Element("View")
-    _el(root, "Header", value=f"{schema.title or schema.id} (schema {schema.version_id})", size="4")
-    _el(root, "Table", name="metadata", value="$metadata")
-    _el(root, "Header", value="System prompt", size="5")
-    _el(root, "Text", name="system_prompt", value="$system_prompt")
-    _el(root, "Header", value="Conversation", size="5")
-    _span_labels(root, schema, "messages")
-    _el(root, "Paragraphs", name=CONVERSATION, value="$messages", layout="dialogue",
-        nameKey="role", textKey="content")
-    _el(root, "Header", value="Tool calls", size="5")
-    _el(root, "Paragraphs", name="tool_calls", value="$tool_calls", layout="dialogue",
-        nameKey="name", textKey="content")
-    _el(root, "Header", value="Retrieved documents", size="5")
-    _el(root, "Paragraphs", name="documents", value="$documents", nameKey="title",
-        textKey="content")
-    _el(root, "Header", value="Final answer", size="5")
-    _span_labels(root, schema, "answer")
-    _el(root, "Text", name=ANSWER, value="$answer")
+# The review screen's fixed stylesheet. Class names starting ``llmt-`` are this config's
+# own Views; ``lsf-richtext__container`` and ``lsf-paragraphs`` are Label Studio's Text and
+# Paragraphs (1.23.2). Paragraphs also draws audio timestamps and an author filter (two
+# feature flags that are on by default): meaningless for a chat, so hidden here. The Data
+# Manager's quick view forces its sans-serif font on everything (``!important``), so the
+# monospace rules need ``!important`` too.
+STYLE = """
+.llmt-review { display: flex; gap: 20px; align-items: flex-start; }
+.llmt-trace { flex: 1 1 0; min-width: 0; }
+.llmt-form { flex: 0 0 380px; position: sticky; top: 0; max-height: 100vh;
+  overflow-y: auto; padding: 4px 12px 12px; border-left: 1px solid #e3e3e3; }
+.llmt-pre, .llmt-pre .lsf-richtext__container { white-space: pre-wrap;
+  overflow-wrap: anywhere; tab-size: 4; }
+.llmt-review .llmt-mono, .llmt-review .llmt-mono *,
+.llmt-review .llmt-code-view:has(.llmt-code), .llmt-review .llmt-code-view:has(.llmt-code) * {
+  font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, "DejaVu Sans Mono",
+  "Liberation Mono", monospace !important; }
+.llmt-mono .lsf-richtext__container, .llmt-code-view:has(.llmt-code) .lsf-richtext__container {
+  font-size: 13px; line-height: 18px; }
+.llmt-review .lsf-paragraphs [class^="wrapper_header--"],
+.llmt-review .lsf-paragraphs [class^="time--"] { display: none; }
+.llmt-conversation .lsf-paragraphs [class*="dialoguetext--"] { display: block;
+  max-height: 24em; overflow-y: auto; }
+.llmt-judge .lsf-text-area form, .llmt-judge .lsf-text-area button,
+.llmt-judge .lsf-text-area textarea, .llmt-judge [aria-label="Delete Region"] { display: none; }
+.llmt-judge { color: #555; }
+"""
 
-    for field in schema.fields:
-        if isinstance(field, LabelField):
-            _el(root, "Header", value="Verdict", size="5")
-            choices = _el(root, "Choices", name=VERDICT, toName=ANSWER, choice="single-radio",
-                          showInline="true", required="true" if field.required else "false")
-            for value in field.values:
-                _hinted(choices, "Choice", schema, value)
-            if field.categories:
-                # Shown only once a failing verdict is chosen (Label Studio reads a
-                # comma-separated list of values; names cannot contain commas).
-                _el(root, "Header", value="Failure categories (when the verdict is "
-                    + " or ".join(field.failing) + ")", size="5")
-                cats = _el(root, "Choices", name=CATEGORIES, toName=ANSWER, choice="multiple",
-                           showInline="true", visibleWhen="choice-selected",
-                           whenTagName=VERDICT, whenChoiceValue=",".join(field.failing))
-                for value in field.categories:
-                    _hinted(cats, "Choice", schema, value)
-        elif isinstance(field, ScoreField) and field.is_rating:
-            _el(root, "Header", value=f"Score (1 star = worst, {field.max_rating} = best)",
-                size="5")
-            _el(root, "Rating", name=SCORE, toName=ANSWER, maxRating=str(field.max_rating),
-                icon="star", size="medium")
-        elif isinstance(field, ScoreField):
-            _el(root, "Header", value="Score (0.0 = worst, 1.0 = best)", size="5")
-            _el(root, "Number", name=SCORE, toName=ANSWER, min="0", max="1", step=f"{field.step:g}")
-        elif field.type == "explanation":
-            _el(root, "Header", value="Explanation", size="5")
-            _el(root, "TextArea", name=EXPLANATION, toName=ANSWER, rows="3", editable="true",
-                maxSubmissions="1", placeholder="Why? Quote the part that is wrong.")
-        elif field.type == "corrected_output":
-            _el(root, "Header", value="Corrected output", size="5")
-            _el(root, "TextArea", name=CORRECTED_OUTPUT, toName=ANSWER, rows="5", editable="true",
-                maxSubmissions="1", placeholder="What the answer should have been.")
+# The judge's explanation, filled by its prediction, shown beside the reviewer's own box.
+JUDGE_EXPLANATION = "judge_explanation"
+
+
+def _section(parent: ET.Element, key: str, flag: str) -> ET.Element:
+    """A part of the screen drawn once per item of ``$sections.<key>`` (a list of none
+    or one item written by the converter), so a section a trace lacks is not drawn."""
+    return _el(parent, "Repeater", on=f"$sections.{key}", indexFlag=flag)
+
+
+def _code_marker(parent: ET.Element, key: str) -> None:
+    """Marks the enclosing ``llmt-code-view`` as code (monospace) when the converter said
+    so: an empty View drawn only then, matched by the stylesheet's ``:has()``."""
+    _el(_section(parent, key, "{{c}}"), "View", className="llmt-code")
+
+
+def trace_view(parent: ET.Element, schema: AnnotationSchema) -> ET.Element:
+    """The trace, in sections: the title (which carries the schema version), metadata with
+    the trace id first, system prompt, the conversation with tool calls where they were
+    made, retrieved documents (collapsed) and the final answer."""
+    trace = _el(parent, "View", className="llmt-trace")
+    _el(trace, "Header", value=f"{schema.title or schema.id} (schema {schema.version_id})",
+        size="4")
+    _el(_el(trace, "View", className="llmt-meta llmt-pre llmt-mono"), "Text",
+        name="metadata_text", value="$metadata_text")
+    prompt = _section(trace, "system_prompt", "{{s}}")
+    _el(prompt, "Header", value="System prompt", size="5")
+    _el(_el(prompt, "View", className="llmt-pre"), "Text", name="system_prompt",
+        value="$sections.system_prompt[{{s}}]")
+    _el(trace, "Header", value="Conversation", size="5")
+    conversation = _el(trace, "View", className="llmt-conversation llmt-pre llmt-code-view")
+    _code_marker(conversation, "conversation_code")
+    _span_labels(conversation, schema, "messages")
+    _el(conversation, "Paragraphs", name=CONVERSATION, value="$messages", layout="dialogue",
+        nameKey="role", textKey="content")
+    documents = _section(trace, "documents", "{{d}}")
+    _el(_el(_el(documents, "Collapse", bordered="true"), "Panel",
+            value="$sections.documents[{{d}}].title"), "View", className="llmt-pre").append(
+        ET.Element("Text", {"name": "document_{{d}}",
+                            "value": "$sections.documents[{{d}}].content"}))
+    _el(trace, "Header", value="Final answer", size="5")
+    answer = _el(trace, "View", className="llmt-answer llmt-pre llmt-code-view")
+    _code_marker(answer, "answer_code")
+    _span_labels(answer, schema, "answer")
+    _el(answer, "Text", name=ANSWER, value="$answer")
+    return trace
+
+
+def _failing_view(parent: ET.Element, field: LabelField | None) -> ET.Element:
+    """What a failing verdict asks for, shown (and so enforced: Label Studio 1.23.2
+    checks ``required`` only in a visible View) only once a failing value is chosen.
+    Label Studio reads a comma-separated list of values; names cannot contain commas."""
+    if field is None or not field.failing:
+        return parent
+    return _el(parent, "View", className="llmt-failing", visibleWhen="choice-selected",
+               whenTagName=VERDICT, whenChoiceValue=",".join(field.failing))
+
+
+def form_view(parent: ET.Element, schema: AnnotationSchema) -> ET.Element:
+    """The verdict form, in a column that stays in view beside the trace: verdict, score,
+    the judge's explanation (read-only), and on a failing verdict the categories, the
+    reviewer's explanation and the corrected output, required by the rubric. With no
+    failing verdict values nothing but the verdict is required."""
+    form = _el(parent, "View", className="llmt-form")
+    label = schema.label_field
+    if label is not None:
+        _el(form, "Header", value="Verdict", size="5")
+        choices = _el(form, "Choices", name=VERDICT, toName=ANSWER, choice="single-radio",
+                      showInline="true", required="true" if label.required else "false",
+                      requiredMessage="Choose a verdict.")
+        for value in label.values:
+            _hinted(choices, "Choice", schema, value)
+    score = schema.score_field
+    if score is not None and score.is_rating:
+        _el(form, "Header", value=f"Score (1 star = worst, {score.max_rating} = best)",
+            size="5")
+        # required: a click on the pre-filled star clears it, and a cleared rating must
+        # not be submitted silently
+        _el(form, "Rating", name=SCORE, toName=ANSWER, maxRating=str(score.max_rating),
+            icon="star", size="medium", required="true",
+            requiredMessage="Give a score: clicking the chosen star again clears it.")
+    elif score is not None:
+        _el(form, "Header", value="Score (0.0 = worst, 1.0 = best)", size="5")
+        _el(form, "Number", name=SCORE, toName=ANSWER, min="0", max="1",
+            step=f"{score.step:g}")
+    if label is not None:  # the judge proposes a verdict, with its reasons
+        judge = _el(form, "View", className="llmt-judge")
+        _el(judge, "Header", value="The judge's explanation (its proposal, not yours)",
+            size="6")
+        _el(judge, "TextArea", name=JUDGE_EXPLANATION, toName=ANSWER, rows="1",
+            editable="false", maxSubmissions="0")
+    failing = _failing_view(form, label)
+    enforced = failing is not form
+    if label is not None and label.categories:
+        _el(failing, "Header", value="Failure categories (at least one)", size="5")
+        cats = _el(failing, "Choices", name=CATEGORIES, toName=ANSWER, choice="multiple",
+                   showInline="true", required="true" if enforced else "false",
+                   requiredMessage="A failing verdict needs at least one failure category.")
+        for value in label.categories:
+            _hinted(cats, "Choice", schema, value)
+    if schema.has("explanation"):
+        _el(failing, "Header", value="Your explanation", size="5")
+        _el(failing, "TextArea", name=EXPLANATION, toName=ANSWER, rows="3", editable="true",
+            maxSubmissions="1", placeholder="Why? Quote the part that is wrong.",
+            required="true" if enforced else "false",
+            requiredMessage="A failing verdict needs your explanation: why? Quote the part "
+            "that is wrong.")
+    corrected = next((f for f in schema.fields if isinstance(f, CorrectedOutputField)), None)
+    if corrected is not None:
+        _el(failing, "Header", value="Corrected output", size="5")
+        _el(failing, "TextArea", name=CORRECTED_OUTPUT, toName=ANSWER, rows="5",
+            editable="true", maxSubmissions="1", placeholder="What the answer should have been.",
+            required="true" if enforced and corrected.required_on_fail else "false",
+            requiredMessage="A failing verdict needs the corrected output in this schema.")
+    return form
+
+
+def build_label_config(schema: AnnotationSchema) -> str:
+    """The XML label config of one schema version: the trace on the left, the verdict
+    form in a sticky column on the right."""
+    root = ET.Element("View")
+    ET.SubElement(root, "Style").text = STYLE
+    screen = _el(root, "View", className="llmt-review")
+    trace_view(screen, schema)
+    form_view(screen, schema)
     ET.indent(root, space="  ")
     return ET.tostring(root, encoding="unicode") + "\n"
 

@@ -135,6 +135,9 @@ class CorrectedOutputField(FileModel):
     """Free text: what the answer should have been."""
 
     type: Literal["corrected_output"]
+    required_on_fail: bool = Field(
+        False, description="The form refuses a failing verdict without a corrected output."
+    )
 
 
 SpanTarget = Literal["answer", "messages"]

@@ -23,6 +23,7 @@ from ls_llmtrace import settings
 from ls_llmtrace.errors import StoreError
 from ls_llmtrace.models import AnnotationRecord, Trace
 from ls_llmtrace.store.calibrations import CalibrationStore
+from ls_llmtrace.store.collect import CollectStore
 from ls_llmtrace.store.connectors import ConnectorStore
 from ls_llmtrace.store.engine import (
     Connection,
@@ -118,7 +119,7 @@ _DIM_SQL = {d: f"COALESCE(t.{d}, r.{d})" for d in _DIMENSIONS}
 
 
 class Store(JournalStore, QueueStore, FeedbackQueries, EvalStore, JudgeEvalStore,
-            CalibrationStore, SyncExportStore, ConnectorStore):
+            CalibrationStore, SyncExportStore, ConnectorStore, CollectStore):
     """Open (and migrate) the store at ``url`` (default: settings.db_url()).
 
     A store that cannot be used (locked by another writer for longer than

@@ -293,6 +293,40 @@ MIGRATIONS: list[tuple[str, str]] = [
             PRIMARY KEY (system, scope, item_key)
         )
     """),
+    # The OTLP receiver's spool: every accepted span and log record, committed before the
+    # answer goes out; per trace, what has arrived and how much of it was assembled.
+    ("1020_collect_spool", """
+        CREATE TABLE collect_spool (
+            item_id INTEGER PRIMARY KEY AUTOINCREMENT,
+            trace_id TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            item_key TEXT NOT NULL,
+            body TEXT NOT NULL,
+            received_at REAL NOT NULL,
+            assembled INTEGER NOT NULL DEFAULT 0,
+            UNIQUE (trace_id, kind, item_key)
+        );
+        CREATE INDEX collect_spool_pending ON collect_spool (assembled, trace_id);
+        CREATE TABLE collect_traces (
+            trace_id TEXT PRIMARY KEY,
+            first_received_at REAL NOT NULL,
+            last_received_at REAL NOT NULL,
+            root_ended INTEGER NOT NULL DEFAULT 0,
+            pending INTEGER NOT NULL DEFAULT 1,
+            assemblies INTEGER NOT NULL DEFAULT 0,
+            assembled_at REAL
+        );
+        CREATE INDEX collect_traces_pending ON collect_traces (pending, last_received_at);
+        CREATE TABLE collect_rejects (
+            reject_id INTEGER PRIMARY KEY AUTOINCREMENT,
+            received_at REAL NOT NULL,
+            signal TEXT NOT NULL,
+            location TEXT NOT NULL,
+            field TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            raw TEXT
+        )
+    """),
 ]
 
 # Names recorded by stores created before the migrations were named by what they do:

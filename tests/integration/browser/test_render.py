@@ -82,18 +82,23 @@ def test_config_renders_in_the_labeling_ui(
     browser.get(f"{server.url}/projects/{project_id}/data?task={task_id}")
     # the labeling UI is rendered once the answer (last object in the config) is on the page
     WebDriverWait(browser, 60).until(lambda d: "It is sunny in Paris." in _text(d)
-                                     and "Corrected output" in _text(d))
+                                     and "Verdict" in _text(d))
     browser.save_screenshot(str(tmp_path / f"{version}.png"))
     text = _text(browser)
 
-    # the whole trace: conversation, tool call with its result, document, answer, metadata
+    # the whole trace: conversation with the tool call inline and its result, document,
+    # answer, metadata
     for expected in (f"{schema.title} (schema {schema.version_id})", "browser-" + version,
                      "You answer weather questions.", "What is the weather in Paris?",
-                     "(calls get_weather)", "get_weather [call-7]",
-                     'arguments: {"city": "Paris"} result: rainy, 57F',
-                     "document 1 (doc-3)", "Paris forecast: rain all day.",
+                     '\u2192 get_weather [call-7]\n{\n  "city": "Paris"\n}',
+                     "tool (get_weather)", "rainy, 57F", "document 1 (doc-3)",
                      "It is sunny in Paris."):
         assert expected in text, expected
+    # the document is collapsed until opened
+    panel = browser.find_element(By.CSS_SELECTOR, ".ant-collapse-header")
+    browser.execute_script("arguments[0].click()", panel)
+    WebDriverWait(browser, 10).until(lambda d: "Paris forecast: rain all day." in _text(d))
+    text = _text(browser)
     # hostile HTML is shown as text, four times (message, document, answer, data column)
     assert text.count("<script>window.__pwned=1;document.title='pwned'</script>") >= 3
     assert browser.execute_script("return window.__pwned") is None
@@ -150,6 +155,11 @@ def test_config_renders_in_the_labeling_ui(
         ).perform()
         WebDriverWait(browser, 10).until(  # the region is drawn over the word
             lambda d: d.find_elements(By.CSS_SELECTOR, ".htx-highlight"))
+    # a failing verdict needs the reviewer's explanation (tests/integration/browser/
+    # test_screen.py shows the refusals)
+    box = browser.find_element(By.CSS_SELECTOR, "textarea[name=explanation]")
+    box.click()
+    box.send_keys("The tool said rainy.")
     submit = browser.find_element(By.XPATH, "//button[normalize-space()='Submit']")
     browser.execute_script("arguments[0].click()", submit)
     WebDriverWait(browser, 20).until(
@@ -159,7 +169,7 @@ def test_config_renders_in_the_labeling_ui(
     mapped = map_annotation(task, annotation.model_dump(mode="json"), schema, project_id)
     assert mapped.rejects == [], [r.reason for r in mapped.rejects]
     record = mapped.records[0]
-    assert record.label == "fail"
+    assert record.label == "fail" and record.explanation == "The tool said rainy."
     if "answer_spans" in controls:
         [span] = mapped.records[1:]
         answer = task["data"]["answer"]

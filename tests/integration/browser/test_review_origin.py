@@ -16,7 +16,10 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from ls_llmtrace.ingest.routing import import_traces
+from ls_llmtrace.judging.judges import Verdict
+from ls_llmtrace.judging.predictions import to_results
 from ls_llmtrace.labelstudio.client import LabelStudioClient
+from ls_llmtrace.labelstudio.results import parse_config
 from ls_llmtrace.labelstudio.server import Credentials, ManagedLabelStudio
 from ls_llmtrace.models import Trace
 from ls_llmtrace.records.sync import sync_all
@@ -27,13 +30,12 @@ REPO = Path(__file__).resolve().parents[3]
 JUDGE_VERSION = "llm-v3@default@v1"
 
 
-def _judge_result(verdict: str) -> list[dict[str, Any]]:
-    return [{"from_name": "verdict", "to_name": "answer", "type": "choices",
-             "value": {"choices": [verdict]}},
-            {"from_name": "score", "to_name": "answer", "type": "number",
-             "value": {"number": 0.2}},
-            {"from_name": "explanation", "to_name": "answer", "type": "textarea",
-             "value": {"text": ["the judge's reason"]}}]
+def _judge_result(config: str, data: dict[str, Any]) -> list[dict[str, Any]]:
+    """What the backend proposes (judging/predictions.py): the judge's reason goes into
+    its own read-only control, not the reviewer's explanation box."""
+    verdict = Verdict(label="fail", score=0.2, explanation="the judge's reason",
+                      confidence=0.6)
+    return to_results(parse_config(config), verdict, data, JUDGE_VERSION)
 
 
 def _submit(driver: Any) -> None:
@@ -51,9 +53,10 @@ def test_ui_marks_kept_and_changed_results(
     traces = [Trace(trace_id=f"ui-origin-{i}", output="The answer.") for i in range(2)]
     pid = import_traces(ls_client, store, traces, queue="ui-origin", schema=schema).project_id
     task = {trace: tid for tid, trace in ls_client.task_trace_ids(pid)}
+    config = ls_client.project(pid).label_config or ""
     prediction = {trace: int(ls_client.sdk.predictions.create(
-        task=tid, result=_judge_result("fail"), model_version=JUDGE_VERSION, score=0.6).id)
-        for trace, tid in task.items()}
+        task=tid, result=_judge_result(config, ls_client.sdk.tasks.get(id=tid).data),
+        model_version=JUDGE_VERSION, score=0.6).id) for trace, tid in task.items()}
 
     for trace, change in (("ui-origin-0", True), ("ui-origin-1", False)):
         browser.get(f"{server.url}/projects/{pid}/data?task={task[trace]}")
@@ -61,10 +64,19 @@ def test_ui_marks_kept_and_changed_results(
         # the UI opens on the judge's proposal
         WebDriverWait(browser, 30, ignored_exceptions=(StaleElementReferenceException,)).until(
             lambda d: d.find_element(By.NAME, "fail").is_selected())
+        # the judge's words are shown as the judge's; the reviewer's own box is empty
+        judge_box = browser.find_element(By.CSS_SELECTOR, ".llmt-judge")
+        assert f"Judge {JUDGE_VERSION}:" in judge_box.text
+        assert "the judge's reason" in judge_box.text
+        box = browser.find_element(By.CSS_SELECTOR, "textarea[name=explanation]")
+        assert box.get_attribute("value") == ""
         if change:
             browser.execute_script("arguments[0].click()", browser.find_element(By.NAME, "pass"))
             WebDriverWait(browser, 10, ignored_exceptions=(StaleElementReferenceException,)
                           ).until(lambda d: d.find_element(By.NAME, "pass").is_selected())
+        else:  # agreeing with the failing verdict needs the reviewer's own explanation
+            box.click()
+            box.send_keys("my own reason")
         _submit(browser)
         deadline = time.monotonic() + 30
         while not ls_client.sdk.tasks.get(id=str(task[trace])).annotations:
@@ -76,21 +88,26 @@ def test_ui_marks_kept_and_changed_results(
     # what the UI wrote
     assert changed["parent_prediction"] == prediction["ui-origin-0"]
     assert {r["from_name"]: r.get("origin") for r in changed["result"]} == {
-        "verdict": "prediction-changed", "score": "prediction", "explanation": "prediction"}
+        "verdict": "prediction-changed", "score": "prediction",
+        "judge_explanation": "prediction"}
     assert {r["from_name"]: r.get("origin") for r in kept["result"]} == {
-        "verdict": "prediction", "score": "prediction", "explanation": "prediction"}
+        "verdict": "prediction", "score": "prediction", "judge_explanation": "prediction",
+        "explanation": "manual"}
 
     [summary] = sync_all(ls_client, store, {(schema.id, schema.version): schema}, [pid])
     assert summary.rejected == 0
     records = {r.trace_id: r for r in store.records(source="reviewer")}
     assert records["ui-origin-0"].label == "pass"
-    assert records["ui-origin-0"].origins == {
-        "label": "prediction-changed", "score": "prediction", "explanation": "prediction"}
-    assert records["ui-origin-1"].origins == {
-        "label": "prediction", "score": "prediction", "explanation": "prediction"}
+    assert records["ui-origin-0"].origins == {"label": "prediction-changed",
+                                              "score": "prediction"}
+    assert records["ui-origin-1"].origins == {"label": "prediction", "score": "prediction",
+                                              "explanation": "manual"}
+    # the judge's words are never the reviewer's: none on the pass, the reviewer's own
+    # on the kept failure
+    assert records["ui-origin-0"].explanation is None
+    assert records["ui-origin-1"].explanation == "my own reason"
     for record in records.values():
         assert record.author == creds.email
-        assert record.explanation is None  # the judge's words, not the reviewer's
         assert record.prediction is not None
         assert (record.prediction.model_version, record.prediction.judge) == (
             JUDGE_VERSION, "llm")
