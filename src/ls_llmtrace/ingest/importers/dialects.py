@@ -497,35 +497,13 @@ def read_message(raw: Any, default_role: str = "user", part: str = "input",
         _note(part, "raw")
         return [Message(role=default_role, content=_unread(part, raw))]
     kind = raw.get("type")
-    # OpenAI Responses API / Agents SDK items
-    if "role" not in raw and kind in ("function_call", "function_call_output", "reasoning",
-                                      "custom_tool_call", "custom_tool_call_output"):
-        _note(part, "openai.responses")
-        if kind in ("function_call", "custom_tool_call"):
-            call = _call(raw, "arguments" if "arguments" in raw else "input")
-            return [Message(role="assistant", tool_calls=[call] if call else [])]
-        if kind == "reasoning":
-            return []
-        return [_tool_message(result_text(raw.get("output")), raw.get("call_id"))]
-    vercel = _vercel_tool_call(raw, part)
-    if vercel is not None:
-        return vercel
-    if _is_tool_definition(raw):
+    if "role" not in raw or "lc" in raw:
+        found = _roleless(raw, kind, default_role, part, tool_names)
+        if found is not None:
+            return found
+    elif _is_tool_definition(raw):  # (of the shapes below, the one that may have a role)
         _note(part, "langchain.tool-definition")
         return []
-    lc = _lc_role(raw)
-    if lc is not None:
-        role, body = lc
-        if role is None:
-            _note(part, "raw")
-            return [Message(role=default_role, content=_unread(part, raw))]
-        _note(part, "langchain")
-        return _chat_like(body, role, part, tool_names)
-    if "role" not in raw and "type" not in raw and isinstance(raw.get("message"), dict):
-        return read_message(raw["message"], "assistant", part, tool_names)  # gen_ai.choice
-    if "role" not in raw and isinstance(raw.get("content"), dict) and isinstance(
-            raw["content"].get("parts"), list):  # a Gemini candidate
-        return read_message(raw["content"], "assistant", part, tool_names)
     role_raw = raw.get("role")
     if role_raw is None and kind == "message":
         role_raw = default_role
@@ -558,6 +536,43 @@ def read_message(raw: Any, default_role: str = "user", part: str = "input",
         _note(part, "llamaindex")
     return _chat_like(raw, role, part, tool_names, noted=kind == "message" or role_raw == "model"
                       or "blocks" in raw)
+
+
+def _roleless(raw: dict[str, Any], kind: Any, default_role: str, part: str,
+              tool_names: set[str] | None) -> list[Message] | None:
+    """The shapes without a ``role`` (or serialized by LangChain): Responses API items,
+    Vercel tool calls, LangChain messages, ``gen_ai.choice`` bodies, Gemini candidates;
+    None when ``raw`` is none of them."""
+    # OpenAI Responses API / Agents SDK items
+    if "role" not in raw and kind in ("function_call", "function_call_output", "reasoning",
+                                      "custom_tool_call", "custom_tool_call_output"):
+        _note(part, "openai.responses")
+        if kind in ("function_call", "custom_tool_call"):
+            call = _call(raw, "arguments" if "arguments" in raw else "input")
+            return [Message(role="assistant", tool_calls=[call] if call else [])]
+        if kind == "reasoning":
+            return []
+        return [_tool_message(result_text(raw.get("output")), raw.get("call_id"))]
+    vercel = _vercel_tool_call(raw, part)
+    if vercel is not None:
+        return vercel
+    if _is_tool_definition(raw):
+        _note(part, "langchain.tool-definition")
+        return []
+    lc = _lc_role(raw)
+    if lc is not None:
+        role, body = lc
+        if role is None:
+            _note(part, "raw")
+            return [Message(role=default_role, content=_unread(part, raw))]
+        _note(part, "langchain")
+        return _chat_like(body, role, part, tool_names)
+    if "role" not in raw and "type" not in raw and isinstance(raw.get("message"), dict):
+        return read_message(raw["message"], "assistant", part, tool_names)  # gen_ai.choice
+    if "role" not in raw and isinstance(raw.get("content"), dict) and isinstance(
+            raw["content"].get("parts"), list):  # a Gemini candidate
+        return read_message(raw["content"], "assistant", part, tool_names)
+    return None
 
 
 _PLAIN_CHAT = frozenset({"role", "content"})
@@ -812,7 +827,10 @@ def read_messages(value: Any, default_role: str = "user", part: str | None = Non
 def _results_by_name(messages: list[Message]) -> list[Message]:
     """Tool calls without ids (Gemini) get the result of the next tool message answering
     their function by name, so the call shows its result."""
-    if not any(m.role == "tool" and not m.tool_call_id for m in messages):
+    for message in messages:
+        if message.role == "tool" and not message.tool_call_id:
+            break
+    else:
         return messages
     out = list(messages)
     for index, message in enumerate(out):
