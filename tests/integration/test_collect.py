@@ -200,7 +200,9 @@ def test_a_trace_in_three_batches_is_assembled_once_then_updated_by_late_spans(
             return dict(ls_client.sdk.tasks.get(id=task_id).data)
 
         before = task_data()
-        assert before == trace_to_task(first, schema)["data"]
+        # what the converter writes, and why the trace is in the queue (its thumbs: none)
+        routing = {"queue_reasons": "all", "thumbs": ""}
+        assert before == {**trace_to_task(first, schema)["data"], **routing}
 
         # a late span (after routing): the stored trace and the unannotated task change
         llm.set_default("You can change it until noon.")
@@ -212,7 +214,8 @@ def test_a_trace_in_three_batches_is_assembled_once_then_updated_by_late_spans(
         second = store.trace(trace_id)
         assert second is not None and len(second.spans) == 4
         updated = task_data()
-        assert updated == trace_to_task(second, schema)["data"] and updated != before
+        assert updated == {**trace_to_task(second, schema)["data"], **routing}
+        assert updated != before
 
         # once a reviewer has annotated the task, a late span updates the store only
         ls_client.sdk.annotations.create(id=task_id, result=[

@@ -242,28 +242,32 @@ def test_pairwise_queue_pairs_two_model_versions_and_syncs_the_preference(
     assert project_id is not None
     [task] = [t.model_dump(mode="json") for t in ls_client.sdk.tasks.list(
         project=project_id, fields="all")]
-    data = task["data"]
-    assert (data["left_trace_id"], data["right_trace_id"]) == ("pw-a", "pw-b")
-    assert (data["left"], data["right"]) == ("Sydney.", "Canberra.")
-    assert data["left_label"] == "model_version m-1"
+    data, sides = task["data"], task["meta"]["pair_sides"]
+    shown = {"left": sides["left"]["trace_id"], "right": sides["right"]["trace_id"]}
+    assert sorted(shown.values()) == ["pw-a", "pw-b"]
+    answers = {"pw-a": "Sydney.", "pw-b": "Canberra."}
+    assert (data["left"], data["right"]) == (answers[shown["left"]], answers[shown["right"]])
+    assert "m-1" not in repr(data) and "m-2" not in repr(data)  # blind
     config = ls_client.project(project_id).label_config
-    assert '<Pairwise name="preference" toName="left,right"' in config
+    assert '<Choices name="preference" toName="left"' in config
     # a re-run (and pw-c, same input as pw-b's variant) adds no second pair for a, b
     again = runner.invoke(main, ["import", str(traces), "--rules", str(rules)])
     assert "queues: nothing new" in again.stdout, again.output
-    # the reviewer prefers the right answer; sync maps it to a preference record
+    # the reviewer prefers the right answer; sync maps it to the trace shown there
     ls_client.sdk.annotations.create(id=task["id"], result=[
-        {"from_name": "preference", "to_name": "preference", "type": "pairwise",
-         "value": {"selected": "right"}}])
+        {"from_name": "preference", "to_name": "left", "type": "choices",
+         "value": {"choices": ["right"]}}])
     with Store() as store:
         [summary] = sync_all(ls_client, store, {(SCHEMA.id, SCHEMA.version): SCHEMA},
                          [project_id])
         assert summary.records_written == 1 and summary.rejected == 0
         [record] = [r for r in store.records() if r.ls_project_id == project_id]
-    assert (record.label, record.trace_id, record.feedback_name) == ("right", "pw-a",
+    assert (record.label, record.trace_id, record.feedback_name) == ("preferred",
+                                                                     shown["right"],
                                                                      "preference")
-    assert record.metadata["preferred_trace_id"] == "pw-b"
-    assert record.metadata["right_trace_id"] == "pw-b"
+    assert record.metadata["preferred_model_version"] == {"pw-a": "m-1",
+                                                          "pw-b": "m-2"}[shown["right"]]
+    assert record.metadata["right_trace_id"] == shown["right"]
     assert record.schema_id == "default/pairwise" and record.source == Source.reviewer
 
 

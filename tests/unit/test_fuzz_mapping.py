@@ -104,7 +104,8 @@ tasks = st.fixed_dictionaries(
          optional={"redactions": json_values | st.fixed_dictionaries(
                        {"answer": json_values, "message:0": json_values}),
                    "answer": json_values, "pair_id": json_values, "left_label": json_values})},
-    optional={"meta": json_values})
+    optional={"meta": json_values | st.fixed_dictionaries({"pair_sides": json_values | (
+        st.fixed_dictionaries({"left": json_values, "right": json_values}))})})
 
 
 def _check(mapped: Any) -> None:

@@ -69,6 +69,7 @@ def test_generated_config_is_well_formed_xml(default_schema):
         "system_prompt": ("Text", "$sections.system_prompt[{{s}}]"),
         "conversation": ("Paragraphs", "$messages"),
         "document_{{d}}": ("Text", "$sections.documents[{{d}}].content"),
+        "step_{{n}}": ("Text", "$steps[{{n}}].text"),
         "answer": ("Text", "$answer")}
     # Trace content is never rendered through HyperText/HTML tags.
     assert not [el for el in root.iter() if el.tag in ("HyperText", "HTML")]
@@ -80,8 +81,9 @@ def test_generated_config_is_well_formed_xml(default_schema):
 def test_parse_controls_of_default_config(default_schema):
     controls = parse_controls(build_label_config(default_schema))
     assert set(controls) == {"verdict", "score", "judge_explanation", "explanation",
-                             "corrected_output"}
-    assert all(c.to_name == ANSWER for c in controls.values())
+                             "corrected_output", "step_labels_{{n}}"}
+    assert all(c.to_name == ANSWER for n, c in controls.items() if n != "step_labels_{{n}}")
+    assert controls["step_labels_{{n}}"].values == ("fail",)  # no categories: the verdict
     verdict = controls["verdict"]
     assert verdict.tag == "Choices"
     assert verdict.values == ("pass", "fail")
@@ -105,7 +107,7 @@ def test_schema_version_of():
 
 def test_config_only_has_controls_for_schema_fields(mini_schema):
     config = build_label_config(mini_schema)
-    assert set(parse_controls(config)) == {"verdict", "judge_explanation"}
+    assert set(parse_controls(config)) == {"verdict", "judge_explanation", "step_labels_{{n}}"}
     assert schema_version_of(config) == "mini@v2"
 
 
@@ -115,7 +117,7 @@ def test_score_step_and_required_flag():
     number = next(el for el in root.iter("Number"))
     assert number.get("step") == "0.25"
     assert (number.get("min"), number.get("max")) == ("0", "1")
-    choices = next(el for el in root.iter("Choices"))
+    choices = next(el for el in root.iter("Choices") if el.get("name") == "verdict")
     assert choices.get("required") == "true"
 
 

@@ -43,7 +43,7 @@ def test_every_config_regenerates_identically(tmp_path):
 def test_v1_has_none_of_the_new_controls():
     controls = parse_controls(build_label_config(load_schema(LABEL_CONFIGS / "default.v1.yaml")))
     assert set(controls) == {"verdict", "score", "judge_explanation", "explanation",
-                             "corrected_output"}
+                             "corrected_output", "step_labels_{{n}}"}
     assert controls["score"].tag == "Number"
 
 
@@ -51,7 +51,10 @@ def test_v2_controls():
     config = build_label_config(load_schema(V2))
     controls = parse_controls(config)
     assert set(controls) == {"verdict", CATEGORIES, SCORE, "judge_explanation", "explanation",
-                             "corrected_output", ANSWER_SPANS, MESSAGE_SPANS}
+                             "corrected_output", ANSWER_SPANS, MESSAGE_SPANS, "step_labels_{{n}}"}
+    # agent steps are marked with the failure categories
+    assert controls["step_labels_{{n}}"].values == controls[CATEGORIES].values
+    assert controls["step_labels_{{n}}"].to_name == "step_{{n}}"
     assert controls[CATEGORIES].tag == "Choices" and controls[CATEGORIES].to_name == ANSWER
     assert controls[CATEGORIES].values == ("hallucination", "incomplete", "ignored_tool_result",
                                            "off_topic", "unsafe")

@@ -337,3 +337,19 @@ def test_journal_store_methods(store):
     (review,) = store.migration_reviews(run.run_id)
     assert (review["field"], review["value"], review["task_id"]) == ("categories", "a", 10)
     assert store.migration_reviews("other") == []
+
+
+def step_mark(index: int, *values: str) -> dict[str, Any]:
+    return {"id": f"step{index}", "from_name": f"step_labels_{index}", "to_name": f"step_{index}",
+            "type": "choices", "value": {"choices": list(values)}}
+
+
+def test_agent_step_marks_move_with_the_categories(v1, v2):
+    m = parse_migration(_migration(RENAME_MERGE))
+    out = rewrite_result([verdict("fail"), step_mark(1, "hallucination", "truncated")],
+                         v1, v2, m)
+    assert out.result == [verdict("fail"), step_mark(1, "fabrication", "incomplete_answer")]
+    # without the migration the old categories on a step are what a push would orphan
+    assert orphaned_values([step_mark(2, "hallucination")], v2) == [
+        "categories 'hallucination'"]
+    assert orphaned_values([step_mark(2, "fabrication")], v2) == []

@@ -122,6 +122,8 @@ TABLE: list[tuple[str, Callable[[dict[str, Any]], None], Any, set[str], bool]] =
     ("span target removed", lambda r: r["fields"][3].update(targets=["messages"]), None,
      {"span_target_removed", "span_target_added"}, False),
     ("schema id changed", lambda r: r.update(id="other"), None, {"schema_id_changed"}, False),
+    ("first failing step asked", lambda r: r["fields"][0].update(first_failing_step=True), None,
+     {"first_failing_step_changed"}, True),
 ]
 
 

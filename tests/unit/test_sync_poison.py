@@ -61,9 +61,12 @@ POISON = {
     "meta list": ({"id": 8, "data": {}, "meta": ["x"], "updated_at": "2025-06-01T10:00:08Z",
                    "annotations": [{"id": 80, "result": [_verdict("pass")]}]},
                   "data.trace_id"),
-    # a pairwise task whose labels nest 300 deep: metadata that could never be read back
-    "deep pair": ({"id": 9, "data": {"left_trace_id": "l", "right_trace_id": "r",
-                                     "pair_id": "p", "left_label": _deep(300)},
+    # a pairwise task whose compared value nests 300 deep: metadata that could never be
+    # read back
+    "deep pair": ({"id": 9, "data": {"pair_id": "p"},
+                   "meta": {"pair_sides": {
+                       "left": {"trace_id": "l", "compare": "x", "value": _deep(300)},
+                       "right": {"trace_id": "r", "compare": "x", "value": "v"}}},
                    "updated_at": "2025-06-01T10:00:09Z",
                    "annotations": [{"id": 90, "result": [
                        {"from_name": "preference", "to_name": "preference",

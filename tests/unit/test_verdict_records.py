@@ -50,3 +50,25 @@ def test_judge_records_upsert_retire_and_decide(store: Store) -> None:
     qv = queue_verdicts(store, "review", judge_version="judge-a", schema_dir=LABEL_CONFIGS)
     assert {i.trace_id: i.judge.label for i in qv.items if i.judge} == {"tr-1": "pass",
                                                                          "tr-2": "fail"}
+
+
+def test_the_judges_explanation_control_is_the_judge_records_explanation() -> None:
+    from ls_llmtrace.judging.judges import Verdict
+    from ls_llmtrace.judging.predictions import to_results
+    from ls_llmtrace.labelstudio.results import parse_config
+    from ls_llmtrace.schema.labelconfig import build_label_config
+
+    version = "llm-v3@default@v1"
+    task = {"id": 9, "data": {"trace_id": "t-9", "answer": "It is sunny."}}
+    result = to_results(parse_config(build_label_config(V1)),
+                        Verdict(label="fail", score=0.1, confidence=0.9,
+                                explanation="The tool said rain."), task["data"], version)
+    at = T0.isoformat()
+    mapped = map_prediction(task, {"id": 31, "model_version": version, "score": 0.9,
+                                   "created_at": at, "updated_at": at, "result": result},
+                            V1, 4)
+    assert mapped.rejects == []
+    [record] = mapped.records
+    # the judge's words without the screen's heading; a reviewer record never gets them
+    assert (record.source.value, record.label, record.explanation) == (
+        "judge", "fail", "The tool said rain.")

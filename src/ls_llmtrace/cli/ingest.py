@@ -177,7 +177,9 @@ def route_cmd(rules: Path, schema_path: Path | None, as_json: bool) -> None:
 
     config = load_rules(rules)
     with Store() as store:
-        summary = Router(client(), store, config, _explicit(schema_path)).route_stored()
+        router = Router(client(), store, config, _explicit(schema_path))
+        summary = router.route_stored()
+        router.ensure_views()
     if as_json:
         click.echo(json.dumps({"traces": summary.read, "routed": summary.imported,
                                "already_queued": summary.duplicates,

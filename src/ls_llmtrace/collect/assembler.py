@@ -29,7 +29,6 @@ from pydantic import ValidationError
 from ls_llmtrace import settings
 from ls_llmtrace.errors import LLMTraceError
 from ls_llmtrace.ingest import claimant
-from ls_llmtrace.ingest.convert import trace_to_task
 from ls_llmtrace.ingest.importers.common import RECORD_ERRORS, unreadable
 from ls_llmtrace.ingest.importers.otlp import attach_events, envelope_logs, envelope_spans
 from ls_llmtrace.ingest.importers.spans import SpanView, build_trace
@@ -142,6 +141,8 @@ class Assembler:
                 cycle.assembled = len(traces)
                 cycle.again = len([t for t in traces if before.get(t.trace_id)])
                 self._update_tasks(traces, before, cycle)
+                if cycle.route.imported:
+                    self.router.ensure_views()  # once per queue (the Router remembers)
             if rejects:
                 self.store.spool([], rejects, now)
             if done:
@@ -194,7 +195,7 @@ class Assembler:
                 rule = rules.get(queue_of.get(project_id, ""))
                 if rule is None:
                     continue
-                task = trace_to_task(trace, self.router.schema(rule), self.router.options)
+                task = self.router.review_task(trace, rule)
                 outcome = self.client.replace_unannotated_task(project_id, task_id, task)
                 if outcome == "updated":
                     cycle.tasks_updated += 1

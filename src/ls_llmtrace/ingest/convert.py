@@ -21,7 +21,7 @@ from typing import Any
 from ls_llmtrace import settings
 from ls_llmtrace.errors import ConfigError
 from ls_llmtrace.ingest.redact import Replacement, compile_patterns, redact
-from ls_llmtrace.models import Message, Trace
+from ls_llmtrace.models import Message, Span, SpanKind, Trace
 from ls_llmtrace.schema.model import AnnotationSchema
 
 EMPTY_CONVERSATION = "(no conversation before the answer)"
@@ -231,10 +231,186 @@ def task_data(trace: Trace, options: ReviewOptions | None = None) -> dict[str, A
                                             for m in messages) else [],
         },
     }
-    # the answer and the messages are cleaned above, with their redactions recorded
+    # flat keys the Data Manager shows as columns and filters by
+    meta = trace.metadata
+    data.update(model=meta.model, model_version=meta.model_version,
+                product_area=meta.product_area, user_segment=meta.user_segment,
+                latency_ms=meta.latency_ms)
+    # an agent's numbered steps (none for a single call), and a list of one item when
+    # there are any, so the screen draws their heading only then
+    steps = agent_steps(trace, options)
+    data.update(steps=steps, steps_shown=[len(steps)] if steps else [])
+    # the answer, the messages and the steps are cleaned above, with the answer's and the
+    # messages' redactions recorded
     data = _clean_all(data, options, skip=frozenset({"trace_id", "messages_count", "messages",
-                                                     "answer"}))
+                                                     "answer", "steps", "steps_shown"}))
     data.update(display, metadata_text=metadata_text(data["metadata"]))
     if redactions:
         data["redactions"] = redactions
     return data
+
+
+# Agent steps -----------------------------------------------------------------------------
+
+_MODEL_KEYS = ("llm.model_name", "gen_ai.response.model", "gen_ai.request.model")
+
+
+def _outermost(spans: list[Span], kind: SpanKind) -> list[Span]:
+    """The spans of ``kind`` with no ancestor of the same kind (an LLM span that wraps
+    another is one call)."""
+    by_id = {s.span_id: s for s in spans}
+
+    def inside_same_kind(span: Span) -> bool:
+        seen: set[str] = set()
+        parent = by_id.get(span.parent_span_id or "")
+        while parent is not None and parent.span_id not in seen:
+            if parent.kind == kind:
+                return True
+            seen.add(parent.span_id)
+            parent = by_id.get(parent.parent_span_id or "")
+        return False
+
+    return [s for s in spans if s.kind == kind and not inside_same_kind(s)]
+
+
+def _tool_name(span: Span) -> str:
+    name = span.attributes.get("tool.name") or span.attributes.get("gen_ai.tool.name")
+    return str(name) if name else span.name
+
+
+@dataclass
+class _Turn:
+    """One answer of the model: an assistant message or the final answer."""
+
+    text: str
+    calls: list[Any]
+    message_index: int  # index in the conversation; len(messages) for the final answer
+    llm: Span | None = None
+    tools: list[Span | None] = field(default_factory=list)
+
+
+def _match_turns(trace: Trace, order: dict[str, int]) -> list[_Turn]:
+    """The model's answers, each matched to its LLM span and its calls to tool spans,
+    from the last answer back (an answer's LLM span starts before its tool spans, which
+    start before the next answer's LLM span). Earlier answers no span is left for are
+    conversation history, not steps."""
+    spans = sorted(trace.spans, key=lambda s: order[s.span_id])
+    llms = _outermost(spans, SpanKind.llm)
+    tools = _outermost(spans, SpanKind.tool)
+    turns = [_Turn(m.content, list(m.tool_calls), i) for i, m in enumerate(trace.messages)
+             if m.role == "assistant"]
+    if trace.output or not turns or turns[-1].calls:
+        turns.append(_Turn(trace.output, [], len(trace.messages)))
+    bound = len(order) + 1
+    used: set[str] = set()
+    matched: list[_Turn] = []
+    for turn in reversed(turns):
+        first_tool = bound
+        for call in turn.calls:
+            free = [t for t in tools if t.span_id not in used and order[t.span_id] < bound]
+            named = [t for t in free if _tool_name(t) == call.name] or free
+            span = named[-1] if named else None
+            if span is not None:
+                used.add(span.span_id)
+                first_tool = min(first_tool, order[span.span_id])
+            turn.tools.append(span)
+        before = [s for s in llms if order[s.span_id] < first_tool and s.span_id not in used]
+        if not before:
+            break
+        turn.llm = before[-1]
+        used.add(turn.llm.span_id)
+        bound = order[turn.llm.span_id]
+        matched.append(turn)
+    return matched[::-1]
+
+
+def agent_steps(trace: Trace, options: ReviewOptions | None = None) -> list[dict[str, Any]]:
+    """The trace as numbered steps when it is an agent's (more than one LLM call, or any
+    tool or retrieval span): per step its title, what the model was asked, what it called
+    with which arguments, what came back or what it answered (``text``), and the
+    ``span_id`` a reviewer's mark on it is about. Empty for a single call."""
+    if not trace.spans:
+        return []
+    options = options or ReviewOptions.from_settings()
+    # start time when every span has one, else the order of the trace
+    timed = all(s.start_time is not None for s in trace.spans)
+    ranked = sorted(enumerate(trace.spans),
+                    key=lambda p: (p[1].start_time.timestamp() if timed and p[1].start_time
+                                   else 0.0, p[0]))
+    order = {s.span_id: i for i, (_, s) in enumerate(ranked)}
+    turns = _match_turns(trace, order)
+    spans = [s for _, s in ranked]
+    retrievals = _outermost(spans, SpanKind.retrieval)
+    shown_tools = {t.span_id for turn in turns for t in turn.tools if t is not None}
+    loose_tools = [t for t in _outermost(spans, SpanKind.tool) if t.span_id not in shown_tools]
+    if len(turns) < 2 and not retrievals and not shown_tools and not loose_tools:
+        return []
+    results = {c.id: c.result for c in trace.tool_calls() if c.id}
+    tool_of_call = {c.id: c.name for c in trace.tool_calls() if c.id}
+    steps: list[tuple[float, str, str, str]] = []  # (place in time, title, text, span id)
+    previous_end = -1
+    for turn in turns:
+        assert turn.llm is not None
+        asked: list[str] = []
+        for m in trace.messages[previous_end + 1:turn.message_index]:
+            if m.role == "tool" and m.tool_call_id in tool_of_call:
+                asked.append(f"(what {tool_of_call[m.tool_call_id]} returned, the step "
+                             "above)")
+            elif m.role != "assistant":
+                asked.append(f"{m.role}: {m.content}")
+        previous_end = turn.message_index
+        model = next((str(turn.llm.attributes[k]) for k in _MODEL_KEYS
+                      if turn.llm.attributes.get(k)), "")
+        lines = ["asked:", *(asked or ["(nothing new)"])]
+        if turn.calls:
+            lines.append("")
+            lines += ["called: " + ", ".join(c.name for c in turn.calls)]
+        if turn.text:
+            lines += ["", "answered:", turn.text]
+        steps.append((order[turn.llm.span_id], "model call" + (f" ({model})" if model else ""),
+                      "\n".join(lines), turn.llm.span_id))
+        for i, (call, span) in enumerate(zip(turn.calls, turn.tools, strict=True)):
+            result = call.result if call.result is not None else results.get(call.id)
+            text = (f"called {call.name}" + (f" [{call.id}]" if call.id else "")
+                    + " with:\n" + _pretty_value(call.arguments)
+                    + "\n\nreturned:\n" + (_pretty_value(result) if result is not None
+                                           else "(no result in the trace)"))
+            where = order[span.span_id] if span is not None else order[turn.llm.span_id] + \
+                0.001 * (i + 1)
+            steps.append((where, f"tool {call.name}", text,
+                          span.span_id if span is not None else turn.llm.span_id))
+    for span in loose_tools:
+        steps.append((order[span.span_id], f"tool {_tool_name(span)}",
+                      "(a tool span the conversation does not mention)", span.span_id))
+    for n, span in enumerate(retrievals):
+        if n == 0 and trace.documents:
+            text = "\n\n".join(f"document {i + 1}" + (f" ({d.id})" if d.id else "")
+                               + (f", score {d.score:g}" if d.score is not None else "")
+                               + f":\n{d.content}" for i, d in enumerate(trace.documents))
+        else:
+            text = "(retrieved documents: see the first retrieval step)" if n else \
+                "(no documents in the trace)"
+        steps.append((order[span.span_id], f"retrieval {span.name}".rstrip(), text,
+                      span.span_id))
+    steps.sort(key=lambda s: s[0])
+    out: list[dict[str, Any]] = []
+    for number, (_, title, text, span_id) in enumerate(steps, start=1):
+        out.append({"title": f"Step {number}: {options.clean(title)}",
+                    "text": options.clean(text), "span_id": span_id})
+    return out
+
+
+def _pretty_value(value: Any) -> str:
+    """Arguments and results as reviewers read them: JSON (also JSON in a string)
+    indented, other text as it is."""
+    if isinstance(value, str):
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            return value
+        if not isinstance(parsed, dict | list):
+            return value
+        value = parsed
+    if value is None:
+        return "(none)"
+    return json.dumps(value, ensure_ascii=False, indent=2, sort_keys=True)

@@ -217,6 +217,23 @@ def create_project(client: LabelStudioClient, store: Store, name: str,
     return queue
 
 
+# The Data Manager tab of a review queue: the columns reviewers filter by. The judge's
+# verdict is in its prediction's results, its confidence the prediction's score (Label
+# Studio's own columns: nothing is written per task at prediction time).
+REVIEW_VIEW = "llmtrace review"
+REVIEW_COLUMNS = (
+    "tasks:id", *(f"tasks:data.{key}" for key in (
+        "trace_id", "model", "model_version", "product_area", "user_segment", "latency_ms",
+        "thumbs", "queue_reasons", "llmtrace_cluster")),
+    "tasks:predictions_results", "tasks:predictions_score", "tasks:predictions_model_versions",
+    "tasks:total_annotations", "tasks:annotators", "tasks:completed_at")
+
+
+def ensure_review_view(client: LabelStudioClient, project_id: int) -> str:
+    """The review queue's Data Manager tab (:data:`REVIEW_COLUMNS`), made idempotently."""
+    return client.ensure_view(project_id, REVIEW_VIEW, REVIEW_COLUMNS)
+
+
 def listing(client: LabelStudioClient | None, store: Store) -> list[dict[str, Any]]:
     """Every queue the store or Label Studio knows, with its version and counts (task and
     annotation counts from Label Studio's cheap project listing; None when unreachable)."""

@@ -147,6 +147,7 @@ class Router:
         self._projects: dict[str, int] = {}
         self._schemas: dict[str, AnnotationSchema] = {}
         self._checked = False
+        self._viewed: set[int] = set()  # projects whose Data Manager tab is made
 
     # projects ---------------------------------------------------------------------------
 
@@ -154,6 +155,15 @@ class Router:
     def project_ids(self) -> dict[str, int]:
         """Queue name -> project id, for the queues this router has used."""
         return dict(self._projects)
+
+    def ensure_views(self) -> None:
+        """The Data Manager tab of every review queue this router used (not of pairwise
+        queues: those stay blind), once per project."""
+        pairwise = {r.name for r in self.config.queues if r.pairwise is not None}
+        for name, project_id in self._projects.items():
+            if name not in pairwise and project_id not in self._viewed:
+                queues.ensure_review_view(self.client, project_id)
+                self._viewed.add(project_id)
 
     def check_queues(self) -> None:
         """Resolve every queue of the rules to its current version before anything is
@@ -332,8 +342,10 @@ class Router:
             running |= theirs
             batch = [t for t, _ in wanted if t.trace_id in claimed]
             if batch:
+                reason_of = {t.trace_id: r for t, r in wanted}
                 self._send(project_id, rule.name, [t.trace_id for t in batch],
-                           [self._task(t, schema) for t in batch])
+                           [self._task(t, schema, reason_of[t.trace_id], signals[t.trace_id])
+                            for t in batch])
                 summary.per_queue[rule.name] = summary.per_queue.get(rule.name, 0) + len(batch)
                 new_for.update(t.trace_id for t in batch)
         summary.imported += len(new_for)
@@ -342,14 +354,25 @@ class Router:
         summary.waiting_for_pair += len(waiting)
         summary.not_routed += len([t for t in traces if t.trace_id not in matched | waiting])
 
-    def _task(self, trace: Trace, schema: AnnotationSchema) -> dict[str, Any]:
+    def _task(self, trace: Trace, schema: AnnotationSchema, reason: str = "",
+              signals: Signals | None = None) -> dict[str, Any]:
         task = trace_to_task(trace, schema, self.options)
+        # why the trace is in this queue, and its end users' thumbs (Data Manager columns)
+        task["data"].update(queue_reasons=reason,
+                            thumbs=signals.thumbs() if signals is not None else "")
         if self.notes is not None:
             table = task["data"].get("metadata")
             task["data"]["metadata"] = {**(table if isinstance(table, dict) else {}),
                                         **self.notes(trace)}
             task["data"]["metadata_text"] = metadata_text(task["data"]["metadata"])
         return task
+
+    def review_task(self, trace: Trace, rule: QueueRule) -> dict[str, Any]:
+        """The task of a stored trace in a review queue, as routing writes it (with why it
+        is in the queue and its thumbs, from the records in the store)."""
+        signals = Signals.from_records(self.store.records_for([trace.trace_id])[trace.trace_id])
+        return self._task(trace, self.schema(rule), "; ".join(reasons(rule, trace, signals)),
+                          signals)
 
     def _place_pairs(self, rule: QueueRule, traces: list[Trace], signals: dict[str, Signals],
                      summary: RouteSummary, new_for: set[str], waiting: set[str]) -> set[str]:
@@ -486,4 +509,5 @@ def import_traces(
     if rules is None:  # one queue: its project exists even when nothing is new
         router.project(config.queues[0])
     summary = router.ingest(items, batch_size, progress)
+    router.ensure_views()
     return ImportResult(summary, router.project_ids)

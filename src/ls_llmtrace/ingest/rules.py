@@ -149,7 +149,13 @@ class Signals:
     """Feedback on a trace that rules look at, gathered from its records."""
 
     thumbs_down: bool = False
+    thumbs_up: bool = False
     judge_scores: dict[str, float] = field(default_factory=dict)  # name -> lowest score
+
+    def thumbs(self) -> str:
+        """The end users' thumbs on the trace: ``down``, ``up``, both or empty."""
+        return " ".join(w for w, on in (("down", self.thumbs_down), ("up", self.thumbs_up))
+                        if on)
 
     @classmethod
     def from_records(cls, records: list[AnnotationRecord]) -> Signals:
@@ -159,6 +165,8 @@ class Signals:
                 continue
             if record.source == Source.end_user and is_negative(record):
                 out.thumbs_down = True
+            elif record.source == Source.end_user and record.metadata.get("thumb") == "up":
+                out.thumbs_up = True
             if record.source in (Source.judge, Source.evaluator) and record.score is not None:
                 name = record.feedback_name or record.author or record.source.value
                 best = out.judge_scores.get(name)

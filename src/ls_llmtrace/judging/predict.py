@@ -16,13 +16,14 @@ of this schema (another model's) are left alone.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import requests
 
 from ls_llmtrace import settings
-from ls_llmtrace.errors import LLMTraceError
+from ls_llmtrace.errors import LabelStudioError, LLMTraceError
 from ls_llmtrace.labelstudio.client import LabelStudioClient
 
 
@@ -132,4 +133,9 @@ def preannotate(client: LabelStudioClient, project_id: int, backend_url: str,
         state.predictions_now = client.prediction_count(project_id)
         if progress:
             progress(state)
+    if state.predictions_now > 0 or len(pending) < len(tasks):
+        # the Data Manager's prediction score column: this judge's (Label Studio refuses a
+        # version it has no prediction of)
+        with contextlib.suppress(LabelStudioError):
+            client.set_model_version(project_id, version)
     return state

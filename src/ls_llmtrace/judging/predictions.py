@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from ls_llmtrace.judging.judges.base import Quote, Verdict
+from ls_llmtrace.judging.judges.base import Quote, StepMark, Verdict
 from ls_llmtrace.labelstudio.results import (
     Choices,
     ConfigSpec,
@@ -23,7 +23,7 @@ from ls_llmtrace.labelstudio.results import (
     TextSpan,
     build_results,
 )
-from ls_llmtrace.schema.labelconfig import ANSWER_SPANS, MESSAGE_SPANS
+from ls_llmtrace.schema.labelconfig import ANSWER_SPANS, MESSAGE_SPANS, judge_lines
 
 
 def _region_id(*parts: object) -> str:
@@ -75,6 +75,24 @@ def _message_region(spec: ConfigSpec, quote: Quote,
     return None
 
 
+def _step_marks(spec: ConfigSpec, marks: tuple[StepMark, ...],
+                data: dict[str, Any]) -> list[Choices]:
+    """The judge's failing agent steps as the Choices of those steps (steps the task does
+    not have and labels the config does not allow are left out)."""
+    control = spec.step_labels
+    steps = data.get("steps")
+    if control is None or not isinstance(steps, list):
+        return []
+    out: dict[int, Choices] = {}
+    for mark in marks:
+        index = mark.step - 1
+        chosen = tuple(v for v in control.values if v in mark.labels)
+        if 0 <= index < len(steps) and chosen and index not in out:
+            out[index] = Choices(control.name.replace("{{n}}", str(index)),
+                                 control.to_name.replace("{{n}}", str(index)), choices=chosen)
+    return [out[i] for i in sorted(out)]
+
+
 def to_results(spec: ConfigSpec, verdict: Verdict, data: dict[str, Any],
                model_version: str | None = None) -> list[dict[str, Any]]:
     """The verdict as Label Studio results for the controls of ``spec``.
@@ -105,12 +123,12 @@ def to_results(spec: ConfigSpec, verdict: Verdict, data: dict[str, Any],
     judge_box = spec.judge_explanation
     explanation = spec.explanation
     if judge_box is not None and verdict.explanation:
-        heading = f"Judge {model_version}:" if model_version else "Judge:"
         entries.append(TextArea(judge_box.name, judge_box.to_name,
-                                lines=(heading, verdict.explanation)))
+                                lines=judge_lines(model_version, verdict.explanation)))
     elif explanation is not None and verdict.explanation:
         entries.append(TextArea(explanation.name, explanation.to_name,
                                 lines=(verdict.explanation,)))
+    entries.extend(_step_marks(spec, verdict.steps, data))
     seen: set[str | None] = set()
     for quote in verdict.quotes:
         region = (_answer_region(spec, quote, data) if quote.target == "answer"

@@ -615,7 +615,47 @@ class LabelStudioClient:
         self._request("update the project", "PATCH", f"api/projects/{project_id}/", body=common)
         return project_id, False
 
+    # Data Manager views -----------------------------------------------------------------
+
+    def ensure_view(self, project_id: int, title: str, shown: Iterable[str]) -> str:
+        """A Data Manager tab ``title`` of the project showing only the columns ``shown``
+        (``tasks:data.<key>`` or ``tasks:<column>``): created, updated (its filters and
+        ordering kept) or left as it is; returns which. Data columns exist once a task
+        has the key."""
+        pid = int(project_id)
+        answer = self._request("list the Data Manager columns", "GET", "api/dm/columns/",
+                               {"project": pid}) or {}
+        ids = [f"tasks:data.{c['id']}" if c.get("parent") == "data" else f"tasks:{c['id']}"
+               for c in answer.get("columns") or []
+               if isinstance(c, dict) and c.get("id") and not c.get("children")]
+        wanted = set(shown)
+        hidden = sorted(i for i in ids if i not in wanted)
+        views = self._request("list the Data Manager tabs", "GET", "api/dm/views/",
+                              {"project": pid}) or []
+        mine = next((v for v in views if isinstance(v, dict)
+                     and (v.get("data") or {}).get("title") == title), None)
+        columns = {"explore": hidden, "labeling": hidden}
+        if mine is None:
+            self._request("create a Data Manager tab", "POST", "api/dm/views/", body={
+                "project": pid, "data": {
+                    "title": title, "type": "list", "target": "tasks", "ordering": [],
+                    "filters": {"conjunction": "and", "items": []},
+                    "hiddenColumns": columns}})
+            return "created"
+        data = dict(mine.get("data") or {})
+        if data.get("hiddenColumns") == columns:
+            return "unchanged"
+        self._request("update a Data Manager tab", "PATCH", f"api/dm/views/{int(mine['id'])}/",
+                      body={"project": pid, "data": {**data, "hiddenColumns": columns}})
+        return "updated"
+
     # pre-annotation ------------------------------------------------------------------------
+
+    def set_model_version(self, project_id: int, model_version: str) -> None:
+        """The project's current model version: Label Studio's "prediction score" column
+        (and filter) averages the predictions of this version."""
+        self._request("set the project's model version", "PATCH",
+                      f"api/projects/{int(project_id)}/", body={"model_version": model_version})
 
     def tasks_with_predictions(self, project_id: int) -> list[tuple[int, list[tuple[int, str]]]]:
         """(task id, [(prediction id, model version), ...]) for every task of a project."""

@@ -54,6 +54,7 @@ from ls_llmtrace.schema.labelconfig import (
     JUDGE_EXPLANATION,
     MESSAGE_SPANS,
     SCORE,
+    STEP_LABELS,
     VERDICT,
     Control,
     parse_controls,
@@ -437,6 +438,16 @@ class ConfigSpec:
         control = self._control(MESSAGE_SPANS, "ParagraphLabels")
         obj = self.objects.get(control.to_name) if control else None
         return control if obj is not None and obj.tag == "Paragraphs" else None
+
+    @property
+    def step_labels(self) -> Control | None:
+        """The Choices on each agent step (one control template, named per step)."""
+        control = self._control(STEP_LABELS + "{{n}}", "Choices")
+        return control if control is not None and control.to_name.endswith("{{n}}") else None
+
+    @property
+    def step_values(self) -> tuple[str, ...]:
+        return self.step_labels.values if self.step_labels else ()
 
     @property
     def verdict_values(self) -> tuple[str, ...]:

@@ -35,6 +35,7 @@ from ls_llmtrace.schema.labelconfig import (
     MESSAGE_SPANS,
     SCORE,
     VERDICT,
+    step_index,
 )
 from ls_llmtrace.schema.migration import Evidence, Group, Migration, move_values
 from ls_llmtrace.schema.model import AnnotationSchema, ScoreField
@@ -46,6 +47,16 @@ GROUP_OF: dict[str, tuple[Group, str]] = {
 # Which field type a control belongs to (for `drop_field`).
 FIELD_OF = {SCORE: "score", EXPLANATION: "explanation", CORRECTED_OUTPUT: "corrected_output",
             ANSWER_SPANS: "spans", MESSAGE_SPANS: "spans"}
+
+
+def _group_of(name: str | None, schema: AnnotationSchema) -> tuple[Group, str] | None:
+    """(value group, result type) of a control; an agent step's marks are failure
+    categories, or failing verdict values in a schema without categories."""
+    if name in GROUP_OF:
+        return GROUP_OF[name]
+    if step_index(name) is not None:
+        return ("categories" if schema.categories else "verdict"), "choices"
+    return None
 
 
 @dataclass
@@ -131,11 +142,11 @@ def rewrite_result(results: list[Any], old: AnnotationSchema, new: AnnotationSch
         if name == SCORE and migration.rescale:
             out.result.append(_rescale(entry, raw, old, new, out))
             continue
-        if (isinstance(entry, Malformed) or name not in GROUP_OF
-                or entry.type != GROUP_OF[str(name)][1]):
+        grouped = _group_of(name, old)
+        if isinstance(entry, Malformed) or grouped is None or entry.type != grouped[1]:
             out.result.append(raw)
             continue
-        group = GROUP_OF[str(name)][0]
+        group = grouped[0]
         assert isinstance(entry, Choices | TextSpan | ParagraphSpan)
         values = entry.choices if isinstance(entry, Choices) else entry.labels
         span_text = entry.text if isinstance(entry, TextSpan | ParagraphSpan) else None
@@ -157,9 +168,11 @@ def orphaned_values(results: list[Any], new: AnnotationSchema) -> list[str]:
         name, kind = entry.from_name, entry.type
         if name is None:
             continue
-        if name in GROUP_OF and kind == GROUP_OF[name][1]:
-            group = GROUP_OF[name][0]
-            allowed = group_values(new, group)
+        grouped = _group_of(name, new)
+        if grouped is not None and kind == grouped[1]:
+            group = grouped[0]
+            allowed = new.step_labels if step_index(name) is not None \
+                else group_values(new, group)
             if group == "spans" and new.span_field is not None:
                 target = "answer" if name == ANSWER_SPANS else "messages"
                 if target not in new.span_field.targets:

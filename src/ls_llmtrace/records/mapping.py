@@ -46,11 +46,14 @@ from ls_llmtrace.schema.labelconfig import (
     CATEGORIES,
     CORRECTED_OUTPUT,
     EXPLANATION,
+    FIRST_FAILING_STEP,
     JUDGE_EXPLANATION,
     MESSAGE_SPANS,
     PREFERENCE,
+    PREFERENCE_REASON,
     SCORE,
     VERDICT,
+    step_index,
 )
 from ls_llmtrace.schema.model import AnnotationSchema, ScoreField, SpanField
 from ls_llmtrace.timeutil import to_utc
@@ -212,6 +215,50 @@ def _accepts(schema: AnnotationSchema, name: str | None, kind: str | None) -> bo
     }.get(name or "", False)
 
 
+def _steps(task: dict[str, Any]) -> list[dict[str, Any]]:
+    steps = _mapping(task.get("data")).get("steps")
+    return [s if isinstance(s, dict) else {} for s in steps] if isinstance(steps, list) else []
+
+
+def _step_span(task: dict[str, Any], index: int) -> str | None:
+    """The span id of step ``index`` (from 0) of the task's agent steps, if it has one."""
+    steps = _steps(task)
+    span_id = steps[index].get("span_id") if 0 <= index < len(steps) else None
+    return span_id if isinstance(span_id, str) and span_id else None
+
+
+def _step_mark(entry: Decoded | Malformed, schema: AnnotationSchema, task: dict[str, Any],
+               ) -> tuple[int, str] | str:
+    """(step index, span id) of a mark on an agent step, or why it is unusable."""
+    index = step_index(entry.from_name)
+    assert index is not None
+    where = f"in schema {schema.version_id}"
+    if not isinstance(entry, Choices):
+        return f"step control {entry.from_name!r} of type {entry.type!r} is not in schema " \
+            f"{schema.version_id}"
+    bad = [c for c in entry.choices if c not in schema.step_labels]
+    if bad or not entry.choices:
+        return f"step labels {bad or list(entry.choices)} not among {schema.step_labels} {where}"
+    span_id = _step_span(task, index)
+    if span_id is None:
+        return f"step {index + 1} is not an agent step of this task (with a span id)"
+    return index, span_id
+
+
+def _first_failing_step(entry: Decoded | Malformed, schema: AnnotationSchema,
+                        task: dict[str, Any]) -> dict[str, Any] | str:
+    """``{"step": n, "span_id": ...}`` of the first failing step, or why it is unusable."""
+    field = schema.label_field
+    if field is None or not field.first_failing_step or not isinstance(entry, Number):
+        return f"control {entry.from_name!r} of type {entry.type!r} is not in schema " \
+            f"{schema.version_id}"
+    count = len(_steps(task))
+    number = entry.number
+    if number != int(number) or not 1 <= number <= count:
+        return f"first failing step {number:g} is not a step number from 1 to {count}"
+    return {"step": int(number), "span_id": _step_span(task, int(number) - 1)}
+
+
 def _reason(entry: Decoded | Malformed, schema: AnnotationSchema,
             score_field: ScoreField | None, span_field: SpanField | None) -> str | None:
     """Why an accepted control's result is unusable under ``schema``, or None."""
@@ -255,7 +302,8 @@ def map_annotation(
     adjudication: bool = False,
 ) -> Mapped:
     """One annotation -> one trace-level record, one record per span result (scope
-    ``text_range``), plus rejects for unusable results. ``adjudication``: the annotation
+    ``text_range``), one per marked agent step (scope ``span``, the step's span id), plus
+    rejects for unusable results. ``adjudication``: the annotation
     is in an adjudication queue, so the schema owner's is the deciding record."""
     users = users or {}
     out = Mapped()
@@ -271,11 +319,25 @@ def map_annotation(
     proposal = parent_prediction(task, annotation)
     categories_result: Any = None
     spans: list[tuple[Span, list[str], Scope, dict[str, Any], Origin | None]] = []
+    steps: list[tuple[Choices, int, str, Origin | None]] = []  # marks on agent steps
+    first_step: dict[str, Any] | None = None
+    first_step_result: Any = None
     for entry in read_results(annotation.get("result")):
         if isinstance(entry, Malformed) and entry.from_name is None:
             out.rejects.append(ResultReject("result", entry.reason, entry.raw))
             continue
         name, kind = entry.from_name or "", entry.type
+        if step_index(name) is not None or name == FIRST_FAILING_STEP:
+            found: Any = (_step_mark(entry, schema, task) if name != FIRST_FAILING_STEP
+                          else _first_failing_step(entry, schema, task))
+            if isinstance(found, str):
+                out.rejects.append(ResultReject(name, found, entry.raw))
+            elif isinstance(found, dict):
+                first_step, first_step_result = found, entry.raw
+            elif isinstance(entry, Choices):
+                steps.append((entry, found[0], found[1],
+                              result_origin(entry, proposal)))
+            continue
         if not _accepts(schema, name, kind):
             out.rejects.append(ResultReject(
                 name, f"control {name!r} of type {kind!r} is not in schema "
@@ -313,6 +375,12 @@ def map_annotation(
             f"{fields.get('label')!r}, which is not failing in schema {schema.version_id}",
             categories_result))
         origins.pop("labels", None)
+    if first_step is not None and not schema.is_failing(fields.get("label")):
+        out.rejects.append(ResultReject(
+            FIRST_FAILING_STEP, f"first failing step {first_step['step']} given with verdict "
+            f"{fields.get('label')!r}, which is not failing in schema {schema.version_id}",
+            first_step_result))
+        first_step = None
     author = _author(annotation, users)
     created: datetime | None = to_utc(annotation.get("created_at"))
     updated: datetime | None = to_utc(annotation.get("updated_at")) or created
@@ -336,7 +404,15 @@ def map_annotation(
     out.records.append(AnnotationRecord(
         record_key=record_key(project_id, int(annotation["id"])),
         scope=Scope(kind="trace"), origins=origins, **common, **fields,
+        metadata={"first_failing_step": first_step} if first_step is not None else {},
     ))
+    for mark, index, span_id, origin in steps:
+        out.records.append(AnnotationRecord(
+            record_key=span_record_key(project_id, int(annotation["id"]), dict(mark.raw)),
+            scope=Scope(kind="span", span_id=span_id), labels=list(mark.choices),
+            metadata={"step": index + 1},
+            origins={"labels": origin} if origin is not None else {}, **common,
+        ))
     for span, labels, scope, extra, origin in spans:
         out.records.append(AnnotationRecord(
             record_key=span_record_key(project_id, int(annotation["id"]), dict(span.raw)),
@@ -346,41 +422,87 @@ def map_annotation(
     return out
 
 
+PREFERENCES = ("left", "right", "tie", "both_bad")
+# the record's label for each answer: the preferred trace carries ``preferred``
+OUTCOME = {"left": "preferred", "right": "preferred", "tie": "tie", "both_bad": "both_bad"}
+
+
+def _pair_sides(task: dict[str, Any]) -> dict[str, dict[str, Any]] | None:
+    """Side -> {trace_id, model_version, compare, value}: from ``meta.pair_sides`` (a
+    blind pair, maybe swapped), else from the trace ids of an older pair's ``data``."""
+    sides = _mapping(_mapping(task.get("meta")).get("pair_sides"))
+    out: dict[str, dict[str, Any]] = {}
+    for side in ("left", "right"):
+        entry = _mapping(sides.get(side))
+        trace = entry.get("trace_id")
+        if isinstance(trace, str) and trace:
+            version = entry.get("model_version")
+            out[side] = {"trace_id": trace,
+                         "model_version": version if isinstance(version, str) else None,
+                         "compare": entry.get("compare"), "value": entry.get("value")}
+    if len(out) == 2:
+        return out
+    if sides:
+        return None
+    left, right = _trace_id(task, "left_trace_id"), _trace_id(task, "right_trace_id")
+    if not left or not right:
+        return None
+    return {"left": {"trace_id": left, "model_version": None},
+            "right": {"trace_id": right, "model_version": None}}
+
+
 def map_pairwise_annotation(task: dict[str, Any], annotation: dict[str, Any],
                             schema: AnnotationSchema, project_id: int,
                             users: dict[int, str] | None = None) -> Mapped:
-    """A pairwise annotation (``ingest/pairwise.py``) -> one record on the left trace,
-    label ``left`` or ``right``, both trace ids in its metadata."""
+    """A pairwise annotation (``ingest/pairwise.py``) -> one record in the pair's terms,
+    the screen's sides undone: on the preferred trace with label ``preferred``, or, for a
+    tie or both bad, on the pair's first trace (by id) with label ``tie`` / ``both_bad``.
+    The metadata names the preferred trace and model version, both traces and the side
+    each was shown on; the optional reason is the explanation."""
     out = Mapped()
     data = _mapping(task.get("data"))
-    left, right = _trace_id(task, "left_trace_id"), _trace_id(task, "right_trace_id")
-    if not left or not right:
-        out.rejects.append(ResultReject("data.left_trace_id", "pair task without both trace "
-                                        "ids", data))
+    sides = _pair_sides(task)
+    if sides is None:
+        out.rejects.append(ResultReject("meta.pair_sides", "pair task without both trace "
+                                        "ids", _mapping(task.get("meta")).get("pair_sides")
+                                        or data))
         return out
-    selected = None
+    selected: str | None = None
+    reason: str | None = None
     for entry in read_results(annotation.get("result")):
         if isinstance(entry, Pairwise) and entry.from_name == PREFERENCE and selected is None:
-            selected = entry.selected
+            selected = entry.selected  # the older <Pairwise> control: left or right
+        elif (isinstance(entry, Choices) and entry.from_name == PREFERENCE and selected is None
+              and len(entry.choices) == 1 and entry.choices[0] in PREFERENCES):
+            selected = entry.choices[0]
+        elif isinstance(entry, TextArea) and entry.from_name == PREFERENCE_REASON \
+                and reason is None:
+            reason = entry.text.strip() or None
         else:
             out.rejects.append(ResultReject(str(entry.from_name),
-                                            "a pairwise task takes one preference "
-                                            "(selected: left or right)", entry.raw))
+                                            "a pairwise task takes one preference (one of "
+                                            f"{', '.join(PREFERENCES)}) and an optional "
+                                            "reason", entry.raw))
     if selected is None and not annotation.get("was_cancelled"):
         out.rejects.append(ResultReject(PREFERENCE, "no preference selected", annotation.get(
             "result")))
         return out
+    left, right = sides["left"], sides["right"]
+    first = min(left["trace_id"], right["trace_id"])
+    winner = sides.get(selected or "") if selected in ("left", "right") else None
+    other = (right if winner is left else left) if winner is not None else None
     created = to_utc(annotation.get("created_at"))
     out.records.append(AnnotationRecord(
         record_key=record_key(project_id, int(annotation["id"])),
-        trace_id=str(left),
+        trace_id=winner["trace_id"] if winner is not None else first,
         # Not in the schema's own terms (no verdict): its own schema id, so a preference
         # never stands in for a trace's verdict (e.g. in golden sets).
         schema_id=f"{schema.id}/pairwise",
         schema_version=schema.version,
         source=Source.reviewer,
         scope=Scope(kind="trace"),
-        label=selected,
+        label=OUTCOME.get(selected or ""),
+        explanation=reason,
         feedback_name=PREFERENCE,
         author=_author(annotation, users or {}),
         created_at=created,
@@ -390,9 +512,15 @@ def map_pairwise_annotation(task: dict[str, Any], annotation: dict[str, Any],
         ls_task_id=int(task["id"]),
         ls_annotation_id=int(annotation["id"]),
         was_cancelled=bool(annotation.get("was_cancelled")),
-        metadata={"pair_id": data.get("pair_id"), "left_trace_id": left,
-                  "right_trace_id": right, "preferred_trace_id":
-                  {"left": left, "right": right}.get(selected or ""),
-                  "left_label": data.get("left_label"), "right_label": data.get("right_label")},
+        metadata={"pair_id": data.get("pair_id"), "selected": selected,
+                  "trace_ids": sorted([left["trace_id"], right["trace_id"]]),
+                  "left_trace_id": left["trace_id"], "right_trace_id": right["trace_id"],
+                  "preferred_trace_id": winner["trace_id"] if winner else None,
+                  "preferred_model_version": winner["model_version"] if winner else None,
+                  "other_trace_id": other["trace_id"] if other else None,
+                  "other_model_version": other["model_version"] if other else None,
+                  "compared": {s["trace_id"]: s.get("value") for s in (left, right)
+                               if s.get("compare")},
+                  "compare": left.get("compare")},
     ))
     return out

@@ -260,8 +260,10 @@ class PushOutcome:
 def _record_orphaned(record: AnnotationRecord, new: AnnotationSchema) -> bool:
     if record.label is not None and record.label not in group_values(new, "verdict"):
         return True
-    group = "spans" if record.scope.kind == "text_range" else "categories"
-    if any(v not in group_values(new, group) for v in record.labels):
+    allowed = (new.step_labels if record.scope.kind == "span"  # a marked agent step
+               else group_values(new, "spans" if record.scope.kind == "text_range"
+                                 else "categories"))
+    if any(v not in allowed for v in record.labels):
         return True
     return record.score is not None and new.score_field is None
 

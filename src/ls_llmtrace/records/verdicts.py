@@ -10,6 +10,8 @@ without asking the ML backend) and stored as records with ``source = judge``:
   ``model_version``, ``metadata.confidence`` its score;
 - the fields are read by the same mapping as an annotation's (:func:`map_annotation`), so a
   prediction result the schema does not know is kept aside with the reason, never used;
+  the judge's explanation, in its own control (``judge_explanation``) since the review
+  screen shows it apart from the reviewer's, is the judge record's ``explanation``;
 - a prediction removed from Label Studio marks its records deleted.
 
 Re-reading is idempotent (upserts by key; unchanged records are not rewritten).
@@ -23,8 +25,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from ls_llmtrace.labelstudio.client import LabelStudioClient
+from ls_llmtrace.labelstudio.results import TextArea, read_results
 from ls_llmtrace.models import Source
 from ls_llmtrace.records.mapping import Mapped, map_annotation
+from ls_llmtrace.schema.labelconfig import JUDGE_EXPLANATION, judge_words
 from ls_llmtrace.schema.model import AnnotationSchema
 from ls_llmtrace.store import Store
 
@@ -44,6 +48,8 @@ def map_prediction(task: dict[str, Any], prediction: dict[str, Any],
                      "created_at": prediction.get("created_at"),
                      "updated_at": prediction.get("updated_at")}
     mapped = map_annotation(task, as_annotation, schema, project_id)
+    words = next((judge_words(list(e.lines)) for e in read_results(prediction.get("result"))
+                  if isinstance(e, TextArea) and e.from_name == JUDGE_EXPLANATION), None)
     base = prediction_key(project_id, prediction_id)
     own = f"ls:{project_id}:{prediction_id}"
     records = []
@@ -51,9 +57,11 @@ def map_prediction(task: dict[str, Any], prediction: dict[str, Any],
         key = base + record.record_key[len(own):]
         metadata = {**record.metadata, JUDGE_VERSION: version,
                     "confidence": prediction.get("score")}
-        records.append(record.model_copy(update={
-            "record_key": key, "source": Source.judge, "author": version,
-            "ls_annotation_id": None, "lead_time_s": None, "metadata": metadata}))
+        update = {"record_key": key, "source": Source.judge, "author": version,
+                  "ls_annotation_id": None, "lead_time_s": None, "metadata": metadata}
+        if words and record.scope.kind == "trace" and record.explanation is None:
+            update["explanation"] = words
+        records.append(record.model_copy(update=update))
     return Mapped(records=records, rejects=mapped.rejects)
 
 

@@ -40,6 +40,7 @@ KINDS: dict[str, bool] = {
     "labels_reordered": True,
     "failing_changed": False,  # a stored verdict would change meaning (fail <-> pass)
     "required_changed": True,  # the form asks more or less of new annotations only
+    "first_failing_step_changed": True,  # the form asks (or stops asking) for it
     "score_scale_changed": False,
     "score_step_changed": True,
     "span_target_added": True,
@@ -191,6 +192,10 @@ def diff_schemas(old: AnnotationSchema, new: AnnotationSchema,
         if old_label.required != new_label.required:
             out.append(Change("required_changed",
                               f"verdict required {old_label.required} -> {new_label.required}"))
+        if old_label.first_failing_step != new_label.first_failing_step:
+            out.append(Change("first_failing_step_changed",
+                              f"first failing step asked {old_label.first_failing_step} -> "
+                              f"{new_label.first_failing_step}"))
 
     old_fix, new_fix = (next((f for f in s.fields if isinstance(f, CorrectedOutputField)), None)
                         for s in (old, new))

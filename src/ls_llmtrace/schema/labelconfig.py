@@ -1,8 +1,9 @@
 """Label Studio labeling configs generated from a schema version (pure functions).
 
-Trace content is only ever shown through ``Text``, ``Paragraphs`` and ``Table``, which
-render text, never HTML; every attribute is escaped by the XML serializer. The output is
-deterministic so the checked-in configs in ``label_configs/`` can be checked for drift.
+Trace content is only ever shown through ``Text``, ``Paragraphs`` and ``Panel`` titles,
+which render text, never HTML; every attribute is escaped by the XML serializer; the one
+``Style`` block is fixed CSS, never trace content. The output is deterministic so the
+checked-in configs in ``label_configs/`` can be checked for drift.
 """
 
 from __future__ import annotations
@@ -30,7 +31,11 @@ CONVERSATION = "conversation"
 CATEGORIES = "categories"  # Choices, failure categories, visible only when verdict is failing
 ANSWER_SPANS = "answer_spans"  # Labels on the `answer` Text
 MESSAGE_SPANS = "message_spans"  # ParagraphLabels on the `conversation` Paragraphs
-PREFERENCE = "preference"  # Pairwise, for side-by-side comparison
+PREFERENCE = "preference"  # Choices left/right/tie/both_bad of a pairwise task
+PREFERENCE_REASON = "preference_reason"  # TextArea, the optional reason of a preference
+STEP = "step_"  # Text of agent step N (from 0): step_0, step_1, ...
+STEP_LABELS = "step_labels_"  # Choices on agent step N: step_labels_0, ...
+FIRST_FAILING_STEP = "first_failing_step"  # Number, the first failing step (from 1)
 
 
 def _el(parent: ET.Element, tag: str, **attrs: str) -> ET.Element:
@@ -63,11 +68,12 @@ def _span_labels(parent: ET.Element, schema: AnnotationSchema, target: str) -> N
 # Paragraphs (1.23.2). Paragraphs also draws audio timestamps and an author filter (two
 # feature flags that are on by default): meaningless for a chat, so hidden here. The Data
 # Manager's quick view forces its sans-serif font on everything (``!important``), so the
-# monospace rules need ``!important`` too.
+# monospace rules need ``!important`` too. The form is at most the labeling area's height
+# (the viewport less Label Studio's top and bottom bars) and scrolls inside itself.
 STYLE = """
 .llmt-review { display: flex; gap: 20px; align-items: flex-start; }
 .llmt-trace { flex: 1 1 0; min-width: 0; }
-.llmt-form { flex: 0 0 380px; position: sticky; top: 0; max-height: 100vh;
+.llmt-form { flex: 0 0 360px; position: sticky; top: 0; max-height: calc(100vh - 100px);
   overflow-y: auto; padding: 4px 12px 12px; border-left: 1px solid #e3e3e3; }
 .llmt-pre, .llmt-pre .lsf-richtext__container { white-space: pre-wrap;
   overflow-wrap: anywhere; tab-size: 4; }
@@ -90,6 +96,20 @@ STYLE = """
 JUDGE_EXPLANATION = "judge_explanation"
 
 
+def judge_lines(model_version: str | None, explanation: str) -> tuple[str, str]:
+    """What the judge's explanation control shows: a heading naming the judge and its
+    version, then its words."""
+    return (f"Judge {model_version}:" if model_version else "Judge:", explanation)
+
+
+def judge_words(lines: list[str]) -> str | None:
+    """The judge's words in that control's text (the heading left out)."""
+    if lines and lines[0].startswith("Judge") and lines[0].endswith(":"):
+        lines = lines[1:]
+    text = "\n".join(line for line in lines if line)
+    return text or None
+
+
 def _section(parent: ET.Element, key: str, flag: str) -> ET.Element:
     """A part of the screen drawn once per item of ``$sections.<key>`` (a list of none
     or one item written by the converter), so a section a trace lacks is not drawn."""
@@ -105,7 +125,7 @@ def _code_marker(parent: ET.Element, key: str) -> None:
 def trace_view(parent: ET.Element, schema: AnnotationSchema) -> ET.Element:
     """The trace, in sections: the title (which carries the schema version), metadata with
     the trace id first, system prompt, the conversation with tool calls where they were
-    made, retrieved documents (collapsed) and the final answer."""
+    made, retrieved documents (collapsed), an agent's numbered steps and the final answer."""
     trace = _el(parent, "View", className="llmt-trace")
     _el(trace, "Header", value=f"{schema.title or schema.id} (schema {schema.version_id})",
         size="4")
@@ -126,6 +146,7 @@ def trace_view(parent: ET.Element, schema: AnnotationSchema) -> ET.Element:
             value="$sections.documents[{{d}}].title"), "View", className="llmt-pre").append(
         ET.Element("Text", {"name": "document_{{d}}",
                             "value": "$sections.documents[{{d}}].content"}))
+    steps_view(trace, schema)
     _el(trace, "Header", value="Final answer", size="5")
     answer = _el(trace, "View", className="llmt-answer llmt-pre llmt-code-view")
     _code_marker(answer, "answer_code")
@@ -186,6 +207,7 @@ def form_view(parent: ET.Element, schema: AnnotationSchema) -> ET.Element:
                    requiredMessage="A failing verdict needs at least one failure category.")
         for value in label.categories:
             _hinted(cats, "Choice", schema, value)
+    first_failing_step(failing, schema)
     if schema.has("explanation"):
         _el(failing, "Header", value="Your explanation", size="5")
         _el(failing, "TextArea", name=EXPLANATION, toName=ANSWER, rows="3", editable="true",
@@ -213,6 +235,48 @@ def build_label_config(schema: AnnotationSchema) -> str:
     form_view(screen, schema)
     ET.indent(root, space="  ")
     return ET.tostring(root, encoding="unicode") + "\n"
+
+
+_STEP_CONTROL = re.compile(re.escape(STEP_LABELS) + r"(\d{1,6})")
+
+
+def step_index(control_name: str | None) -> int | None:
+    """The step (from 0) of a step-label control's name (``step_labels_3`` -> 3), else
+    None."""
+    match = _STEP_CONTROL.fullmatch(control_name or "")
+    return int(match.group(1)) if match else None
+
+
+def steps_view(parent: ET.Element, schema: AnnotationSchema) -> None:
+    """An agent trace's numbered steps (``$steps``, written by the converter; none for a
+    single call, so nothing is drawn), each with the schema's step labels to mark it
+    failing. Label Studio's ``Repeater`` names each step's controls by its index."""
+    values = schema.step_labels
+    if not values:
+        return
+    head = _el(parent, "Repeater", on="$steps_shown", indexFlag="{{h}}")
+    _el(head, "Header", value="Agent steps (mark the steps that went wrong)", size="5")
+    each = _el(_el(parent, "Repeater", on="$steps", indexFlag="{{n}}"), "View",
+               className="llmt-step")
+    _el(each, "Header", value="$steps[{{n}}].title", size="6")
+    _el(_el(each, "View", className="llmt-pre"), "Text", name=STEP + "{{n}}",
+        value="$steps[{{n}}].text")
+    marks = _el(each, "Choices", name=STEP_LABELS + "{{n}}", toName=STEP + "{{n}}",
+                choice="multiple", showInline="true")
+    for value in values:
+        _hinted(marks, "Choice", schema, value)
+
+
+def first_failing_step(parent: ET.Element, schema: AnnotationSchema) -> None:
+    """The number of the first failing step, where the schema asks for it, on an agent
+    trace (drawn once when the task has steps), in the part of the form a failing verdict
+    shows."""
+    field = schema.label_field
+    if field is None or not field.first_failing_step:
+        return
+    shown = _el(parent, "Repeater", on="$steps_shown", indexFlag="{{f}}")
+    _el(shown, "Header", value="First failing step (its number)", size="5")
+    _el(shown, "Number", name=FIRST_FAILING_STEP, toName=ANSWER, min="1", step="1")
 
 
 def build_instructions(schema: AnnotationSchema) -> str:

@@ -80,6 +80,9 @@ class LabelField(FileModel):
         default_factory=list,
         description="Failure categories, shown only when a failing value is chosen.",
     )
+    first_failing_step: bool = Field(
+        False, description="On a failing verdict of an agent trace, also ask for the number "
+        "of the first failing step.")
 
     @field_validator("values")
     @classmethod
@@ -223,6 +226,15 @@ class AnnotationSchema(FileModel):
     def categories(self) -> list[str]:
         field = self.label_field
         return list(field.categories) if field else []
+
+    @property
+    def step_labels(self) -> list[str]:
+        """What a reviewer marks a failing agent step with: the failure categories, else
+        the failing verdict values."""
+        field = self.label_field
+        if field is None:
+            return []
+        return list(field.categories or field.failing)
 
     def names(self) -> set[str]:
         """Every label name a rubric entry may describe."""

@@ -45,6 +45,14 @@ class Quote:
 
 
 @dataclass(frozen=True)
+class StepMark:
+    """An agent step the judge says went wrong: its number (from 1) and the labels."""
+
+    step: int
+    labels: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Verdict:
     label: str
     score: float  # 0.0 (worst) .. 1.0 (best), in the schema's terms
@@ -52,6 +60,7 @@ class Verdict:
     confidence: float  # how sure the judge is; becomes the prediction's score
     categories: tuple[str, ...] = ()  # failure categories, when the config has them
     quotes: tuple[Quote, ...] = ()  # suspicious spans, when the config has span labels
+    steps: tuple[StepMark, ...] = ()  # failing agent steps, when the task has steps
 
 
 def pass_fail_labels(values: Sequence[str]) -> tuple[str, str]:

@@ -44,6 +44,7 @@ from ls_llmtrace.errors import JudgeCallError, JudgeReplyError, LLMTraceError
 from ls_llmtrace.judging.judges.base import (
     Metrics,
     Quote,
+    StepMark,
     Verdict,
     apply_threshold,
     current_deadline,
@@ -71,6 +72,13 @@ class SpanReply(StrictModel):
     message_index: int | None = Field(None, ge=0)
 
 
+class StepReply(StrictModel):
+    """One agent step that went wrong: its number and labels."""
+
+    step: int = Field(ge=1, le=1000)
+    labels: list[str] = Field(min_length=1, max_length=20)
+
+
 class JudgeReply(StrictModel):
     """The JSON the judge must answer with; checked against the label config's values
     (passed as validation context: ``verdicts``, ``categories``, ``spans``)."""
@@ -81,6 +89,7 @@ class JudgeReply(StrictModel):
     explanation: str = Field("", max_length=4000)
     categories: list[str] = Field(default_factory=list, max_length=20)
     spans: list[SpanReply] = Field(default_factory=list, max_length=20)
+    steps: list[StepReply] = Field(default_factory=list, max_length=50)
 
     @model_validator(mode="after")
     def _allowed(self, info: ValidationInfo) -> JudgeReply:
@@ -96,6 +105,10 @@ class JudgeReply(StrictModel):
         bad = [s.label for s in self.spans if s.label not in spans]
         if bad:
             raise ValueError(f"span labels {bad} are not among {list(spans)}")
+        step_labels = allowed.get("step_labels") or ()
+        wrong = [v for s in self.steps for v in s.labels if v not in step_labels]
+        if wrong:
+            raise ValueError(f"step labels {wrong} are not among {list(step_labels)}")
         return self
 
 
@@ -114,7 +127,7 @@ def parse_reply(text: str, spec: ConfigSpec) -> JudgeReply:
     if not isinstance(raw, dict):
         raise JudgeReplyError("the judge's reply is JSON but not an object")
     context = {"verdicts": spec.verdict_values, "categories": spec.category_values,
-               "spans": spec.span_values}
+               "spans": spec.span_values, "step_labels": spec.step_values}
     try:
         return JudgeReply.model_validate(raw, context=context)
     except ValidationError as exc:
@@ -127,6 +140,7 @@ def reply_to_verdict(reply: JudgeReply) -> Verdict:
         label=reply.verdict, score=reply.score, explanation=reply.explanation.strip(),
         confidence=reply.confidence, categories=tuple(reply.categories),
         quotes=tuple(Quote(s.label, s.quote, s.where, s.message_index) for s in reply.spans),
+        steps=tuple(StepMark(s.step, tuple(s.labels)) for s in reply.steps),
     )
 
 
@@ -150,13 +164,19 @@ def trace_document(data: dict[str, Any]) -> dict[str, Any]:
         return [{"index": i, name_key: _cut(m.get(name_key)), "content": _cut(m.get("content"))}
                 for i, m in enumerate(value) if isinstance(m, dict)]
 
-    return {
+    document = {
         "system_prompt": _cut(data.get("system_prompt")),
         "conversation": items("messages", "role"),
         "tool_calls": items("tool_calls", "name"),
         "documents": items("documents", "title"),
         "answer": _cut(data.get("answer")),
     }
+    steps = data.get("steps")
+    if isinstance(steps, list) and steps:  # an agent's numbered steps
+        document["steps"] = [{"step": i + 1, "title": _cut(s.get("title")),
+                              "content": _cut(s.get("text"))}
+                             for i, s in enumerate(steps) if isinstance(s, dict)]
+    return document
 
 
 def data_block(document: dict[str, Any]) -> str:
@@ -231,6 +251,12 @@ def system_prompt(spec: ConfigSpec, schema: AnnotationSchema | None,
             'empty when nothing is wrong')
     else:
         lines.append('- "spans": []')
+    if spec.step_values:
+        lines.append(
+            '- "steps": when the trace has "steps" (an agent\'s numbered steps), a list of '
+            '{"step": its number, "labels": [...]} for the steps that went wrong, labels '
+            f'from {json.dumps(list(spec.step_values))}; empty when none did or there are '
+            'no steps')
     return "\n".join(lines)
 
 
