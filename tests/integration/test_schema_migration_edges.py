@@ -204,11 +204,16 @@ def test_a_push_gives_tasks_converted_before_the_review_screen_its_keys(
     pid = import_traces(ls_client, store, [Trace(trace_id="fresh", output="a")],
                         queue="screen-keys", schema=schema).project_id
     old_data = {"trace_id": "old-1", "schema_version": schema.version_id,
-                "system_prompt": "Be brief.\n  - indented", "answer": "def f():\n    return 1\n",
+                "system_prompt": "Be brief.\n  - indented", "answer": "def f():\n    x = 1\n    return x\n",
                 "messages": [{"role": "user", "content": "hi"}],
                 "documents": [{"title": "document 1", "content": "doc text"}],
                 "tool_calls": [{"name": "(none)", "content": "no tool calls"}],
                 "metadata": {"trace_id": "old-1", "model": "m-1"}}
+    # as an older release left it: a config that needs none of the new keys, its task
+    old_config = ('<View><Text name="answer" value="$answer"/><Choices name="verdict" '
+                  'toName="answer"><Choice value="pass"/><Choice value="fail"/></Choices>'
+                  '</View>')
+    ls_client.sdk.projects.update(id=pid, label_config=old_config)
     ls_client.import_tasks(pid, [{"data": old_data}])
     first = push_schema_version(ls_client, store, schema, "screen-keys",
                                 {("edge", 1): schema})
