@@ -192,3 +192,40 @@ def test_compatible_version_moves_the_project_in_place(
     assert (record.schema_version, record.labels) == (3, ["vague"])
     assert [p["schema_version"] for p in store.projects() if p["project_id"] == pid] == [3]
     store.close()
+
+
+def test_a_push_gives_tasks_converted_before_the_review_screen_its_keys(
+        ls_client: LabelStudioClient, ls_env: Path) -> None:
+    """A task imported by an older release (no metadata text, no sections) shows its
+    metadata, system prompt and documents again once a schema push rewrites the config:
+    the push fills the keys in from the task's own data, once."""
+    store = Store(settings.db_url())
+    schema = parse_schema(V1, "edge.v1.yaml")
+    pid = import_traces(ls_client, store, [Trace(trace_id="fresh", output="a")],
+                        queue="screen-keys", schema=schema).project_id
+    old_data = {"trace_id": "old-1", "schema_version": schema.version_id,
+                "system_prompt": "Be brief.\n  - indented", "answer": "def f():\n    x = 1\n    return x\n",
+                "messages": [{"role": "user", "content": "hi"}],
+                "documents": [{"title": "document 1", "content": "doc text"}],
+                "tool_calls": [{"name": "(none)", "content": "no tool calls"}],
+                "metadata": {"trace_id": "old-1", "model": "m-1"}}
+    # as an older release left it: a config that needs none of the new keys, its task
+    old_config = ('<View><Text name="answer" value="$answer"/><Choices name="verdict" '
+                  'toName="answer"><Choice value="pass"/><Choice value="fail"/></Choices>'
+                  '</View>')
+    ls_client.sdk.projects.update(id=pid, label_config=old_config)
+    ls_client.import_tasks(pid, [{"data": old_data}])
+    first = push_schema_version(ls_client, store, schema, "screen-keys",
+                                {("edge", 1): schema})
+    assert first.tasks_filled == 1
+    tasks = {t["data"]["trace_id"]: t["data"] for t in ls_client.all_tasks(pid)}
+    old = tasks["old-1"]
+    assert old["metadata_text"].splitlines() == ["trace_id  old-1", "model     m-1"]
+    assert old["sections"]["system_prompt"] == ["Be brief.\n  - indented"]
+    assert old["sections"]["documents"] == [{"title": "document 1", "content": "doc text"}]
+    assert old["sections"]["answer_code"] == [1]
+    assert old["steps"] == [] and old["answer"] == old_data["answer"]
+    assert tasks["fresh"]["metadata_text"].startswith("trace_id")  # converted with them
+    again = push_schema_version(ls_client, store, schema, "screen-keys",
+                                {("edge", 1): schema})
+    assert again.tasks_filled == 0

@@ -48,10 +48,10 @@ def test_otel_sample_tool_result_attached(default_schema, sample_traces):
     }]
     assert data["messages_count"] == 3
     # a tool message is headed with the tool that answered; the call is in the message
-    # that made it, its arguments indented
+    # that made it, its short arguments as the model wrote them
     assert [m["role"] for m in data["messages"]] == ["user", "assistant", "tool (get_weather)"]
     assert data["messages"][1]["content"].endswith(
-        '\u2192 get_weather [1234]\n{\n  "location": "Paris"\n}')
+        '\u2192 get_weather [1234]\n{"location": "Paris"}')
     assert data["messages"][2]["content"] == "rainy, 57°F"
     assert data["metadata"]["model"] == "gpt-4"
     assert data["metadata"]["model version"] == "gpt-4-0613"
@@ -76,7 +76,7 @@ def test_explicit_tool_result_is_not_overwritten(default_schema):
     # an assistant message with only tool calls shows the calls; the result is in the
     # tool message that answered, so not repeated in the call
     assert data["messages"][0] == {"role": "assistant",
-                                   "content": '\u2192 lookup [c1]\n{\n  "q": 1\n}'}
+                                   "content": '\u2192 lookup [c1]\n{"q": 1}'}
     assert data["messages"][1] == {"role": "tool (lookup)", "content": "from message"}
 
 
@@ -91,7 +91,7 @@ def test_screen_sections_and_code(default_schema):
         "metadata": {"model": "m-1", "latency_ms": 12}})
     data = trace_to_task(trace, default_schema)["data"]
     # a call nobody answered in a tool message carries its result inline
-    assert data["messages"][1]["content"] == ('\u2192 run [c2]\n{\n  "x": 1\n}'
+    assert data["messages"][1]["content"] == ('\u2192 run [c2]\n{"x": 1}'
                                               "\n\u2190 result:\nok")
     assert "metadata_text" in data and data["messages"][0]["content"].endswith("return x")
     assert data["sections"] == {"system_prompt": ["Be brief."], "documents": [],
@@ -238,3 +238,18 @@ def test_bad_redaction_settings_say_how_to_fix(default_schema, monkeypatch):
     monkeypatch.setenv("LS_LLMTRACE_REDACT_PATTERNS", "ACME")
     with pytest.raises(ConfigError, match="JSON list"):
         trace_to_task(Trace(trace_id="t"), default_schema)
+
+
+def test_long_one_line_json_arguments_are_indented_in_their_own_key_order(default_schema):
+    args = json.dumps({"zeta": "z" * 60, "alpha": ["a" * 30, 2]})
+    trace = Trace.model_validate({"trace_id": "t", "output": "ok", "messages": [
+        {"role": "assistant", "tool_calls": [{"id": "c1", "name": "f", "arguments": args}]}]})
+    content = trace_to_task(trace, default_schema)["data"]["messages"][0]["content"]
+    assert content.endswith(json.dumps(json.loads(args), indent=2))
+    assert content.index('"zeta"') < content.index('"alpha"')
+    # text that is not JSON, or already on several lines, stays as it was sent
+    for kept in ("x" * 150, '{\n  "a": 1\n}' + " " * 120):
+        trace = Trace.model_validate({"trace_id": "t", "output": "ok", "messages": [
+            {"role": "assistant", "tool_calls": [{"id": "c1", "name": "f", "arguments": kept}]}]})
+        content = trace_to_task(trace, default_schema)["data"]["messages"][0]["content"]
+        assert content.endswith("\n" + kept)

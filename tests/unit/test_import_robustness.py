@@ -13,16 +13,20 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from ls_llmtrace.cli import main
 from ls_llmtrace.errors import InputError
 from ls_llmtrace.ingest.importers import FORMATS, Rejected, detect_format, read_any
+from ls_llmtrace.ingest.importers.common import RECORD_ERRORS
 from ls_llmtrace.ingest.importers.dialects import read_messages, reading
+from ls_llmtrace.ingest.importers.spans import SpanView, build_trace
 from ls_llmtrace.models import Trace
 
 from .paths import FIXTURES
 
-EXAMPLES = 150  # inputs per property test (the count is in the report)
+EXAMPLES = 150  # inputs per property test: 1,200 in all (4 importers, detection, spans,
+# and twice that for the dialect layer)
 PROFILE = settings(max_examples=EXAMPLES, deadline=None,
                    suppress_health_check=[HealthCheck.function_scoped_fixture,
                                           HealthCheck.too_slow])
@@ -34,7 +38,8 @@ scalars = st.one_of(
     st.sampled_from(["", "None", "2024-13-45T99:99:99Z", "-1", "1e400", "user", "assistant",
                      "GENERATION", "TOOL", "llm", "tool", "AAAAAAAAAAAAAAAAAAAAAA==",
                      "system: a\nuser: b", "[{'role': 'user', 'content': 'x'}]",
-                     '{"role": "user"}', "0" * 32, "0" * 16]),
+                     '{"role": "user"}', "0" * 32, "0" * 16, '[{"text": "x"}]',
+                     '[{"type": "text", "text": "x"}]', '{"args": [], "kwargs": {}}']),
 )
 values = st.recursive(scalars, lambda inner: st.one_of(
     st.lists(inner, max_size=4),
@@ -42,7 +47,10 @@ values = st.recursive(scalars, lambda inner: st.one_of(
                                      "tool_calls", "function", "arguments", "input",
                                      "output", "messages", "value", "key", "args",
                                      "contents", "candidates", "stringValue",
-                                     "kvlistValue", "values", "arrayValue"]) | st.text(
+                                     "kvlistValue", "values", "arrayValue", "system",
+                                     "instructions", "prompts", "config", "toolUse",
+                                     "toolResult", "toolUseId", "json", "reasoningContent",
+                                     "message", "choices", "generations"]) | st.text(
         max_size=8), inner, max_size=5)), max_leaves=20)
 
 
@@ -131,7 +139,7 @@ def test_every_importer_only_yields_traces_and_rejects(fmt: str, tmp_path: Path)
     check()
 
 
-@PROFILE
+@settings(PROFILE, max_examples=2 * EXAMPLES)  # pure and quick: twice the inputs
 @given(values)
 def test_the_dialect_layer_reads_anything_without_raising(value: Any) -> None:
     with reading() as read:
@@ -139,6 +147,48 @@ def test_the_dialect_layer_reads_anything_without_raising(value: Any) -> None:
             messages = read_messages(value, role)
             assert all(isinstance(m.content, str) for m in messages)
     assert all(isinstance(snippet, str) for _, snippet in read.unread)
+
+
+SPAN_KEYS = ["gen_ai.prompt.0.role", "gen_ai.prompt.0.content", "gen_ai.completion.0.content",
+             "gen_ai.completion.0.tool_calls.0.name", "gen_ai.prompt", "gen_ai.completion",
+             "gen_ai.input.messages", "gen_ai.output.messages", "gen_ai.system_instructions",
+             "llm.request.type", "traceloop.span.kind", "traceloop.entity.name",
+             "traceloop.entity.input", "traceloop.entity.output", "request_data",
+             "response_data", "ai.prompt", "ai.response.toolCalls", "input.value",
+             "output.value", "gen_ai.operation.name", "gen_ai.response.prompt_tokens",
+             "gen_ai.usage.input_tokens", "gen_ai.tool.name", "metadata"]
+EVENT_NAMES = ["gen_ai.content.prompt", "gen_ai.content.completion", "gen_ai.user.message",
+               "gen_ai.system.message", "gen_ai.tool.message", "gen_ai.choice",
+               "gen_ai.client.inference.operation.details", "gen_ai.evaluation.result"]
+light = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+    st.sampled_from(["role", "content", "parts", "type", "text", "toolUse", "message",
+                     "messages", "tool_calls", "name", "id"]), inner, max_size=3),
+    max_leaves=8)
+spans_views = st.lists(st.builds(
+    lambda n, attrs, events: SpanView(trace_id="t" * 32, span_id=f"{n:016x}",
+                                      parent_span_id=None if n == 0 else f"{0:016x}",
+                                      attributes=attrs, events=events),
+    st.integers(min_value=0, max_value=3),
+    st.dictionaries(st.sampled_from(SPAN_KEYS), light, max_size=4),
+    st.lists(st.fixed_dictionaries({"name": st.sampled_from(EVENT_NAMES), "time": st.none(),
+                                    "attributes": st.dictionaries(st.sampled_from(
+                                        ["content", "message", "role", "id", "gen_ai.prompt",
+                                         "gen_ai.completion", "gen_ai.input.messages",
+                                         "gen_ai.output.messages"]), light, max_size=3)}),
+             max_size=2)), min_size=1, max_size=3)
+
+
+@PROFILE
+@given(spans_views)
+def test_spans_in_any_convention_build_a_trace_or_a_reject(spans: list[SpanView]) -> None:
+    """What the OTLP reader does with a trace's spans (its rejects: a ValidationError or
+    one of RECORD_ERRORS); nothing else may escape."""
+    try:
+        trace = build_trace("t" * 32, spans, "otlp")
+    except (ValidationError, *RECORD_ERRORS):
+        return
+    assert isinstance(trace, Trace)
+    assert all(isinstance(m.content, str) for m in trace.messages)
 
 
 @PROFILE

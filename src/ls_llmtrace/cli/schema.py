@@ -55,12 +55,14 @@ def schema_push(schema_file: Path | None, queue: str | None, migration_file: Pat
     with Store() as store:
         outcome = push_schema_version(client(), store, schema, queue, known, migration,
                                       dry_run=dry_run)
+    filled = outcome.migrated.tasks_filled if outcome.migrated else outcome.tasks_filled
     if as_json:
         click.echo(json.dumps({
             "project_id": outcome.project_id, "created": outcome.created,
             "from_version": outcome.from_version, "changes": [
                 c.as_dict() for c in outcome.changes],
-            "migration": outcome.migrated.as_dict() if outcome.migrated else None}))
+            "migration": outcome.migrated.as_dict() if outcome.migrated else None,
+            "tasks_filled": filled}))
         return
     for change in outcome.changes:
         click.echo(change.line())
@@ -72,6 +74,9 @@ def schema_push(schema_file: Path | None, queue: str | None, migration_file: Pat
     if dry_run:
         click.echo("dry run: nothing was written")
         return
+    if filled:
+        click.echo(f"{filled} tasks converted before the review screen's layout were given "
+                   "its keys (metadata text, sections)")
     verb = "created" if outcome.created else "updated"
     click.echo(f"{verb} project {outcome.project_id} '{project_title(schema, queue)}'")
 

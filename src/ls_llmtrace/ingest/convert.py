@@ -21,7 +21,7 @@ from typing import Any
 from ls_llmtrace import settings
 from ls_llmtrace.errors import ConfigError
 from ls_llmtrace.ingest.redact import Replacement, compile_patterns, redact
-from ls_llmtrace.models import Message, Span, SpanKind, Trace
+from ls_llmtrace.models import Message, Span, SpanKind, ToolCall, Trace
 from ls_llmtrace.schema.model import AnnotationSchema
 
 EMPTY_CONVERSATION = "(no conversation before the answer)"
@@ -113,13 +113,24 @@ def looks_like_code(text: str) -> bool:
     stripped = text.lstrip()
     if stripped[:1] in ("{", "[") or "```" in text:
         return True
+    if "\n" not in stripped:  # one line: neither indented lines nor a table
+        return False
     return sum(1 for line in text.splitlines() if _CODE_LINE.match(line)) >= 2
 
 
-def _pretty(value: Any) -> str:
-    """Tool arguments and results as reviewers read them: JSON (also JSON in a string)
-    indented, other text as it is."""
+# JSON up to this long on one line reads fine as it was sent; longer is indented
+_SHORT_JSON = 100
+
+
+def _pretty(value: Any, none: str = "") -> str:
+    """Tool arguments and results as reviewers read them: a text as it was sent, unless it
+    is a long one-line JSON object or list, which is indented (keys in their own order);
+    objects the same way, written as JSON."""
+    if value is None:
+        return none
     if isinstance(value, str):
+        if len(value) <= _SHORT_JSON or "\n" in value or value.lstrip()[:1] not in ("{", "["):
+            return value
         try:
             parsed = json.loads(value)
         except ValueError:
@@ -127,9 +138,10 @@ def _pretty(value: Any) -> str:
         if not isinstance(parsed, dict | list):
             return value
         value = parsed
-    if value is None:
-        return ""
-    return json.dumps(value, ensure_ascii=False, indent=2, sort_keys=True)
+    compact = json.dumps(value, ensure_ascii=False)
+    if len(compact) <= _SHORT_JSON:
+        return compact
+    return json.dumps(value, ensure_ascii=False, indent=2)
 
 
 def _call_lines(call: Any, answered: set[str]) -> str:
@@ -218,10 +230,11 @@ def task_data(trace: Trace, options: ReviewOptions | None = None) -> dict[str, A
     messages = [{"role": options.clean(role(m)),
                  "content": spannable(f"messages.{i}", content(m))}
                 for i, m in enumerate(trace.messages)]
+    all_calls = trace.tool_calls()
     tool_calls = [
         {"name": f"{c.name}" + (f" [{c.id}]" if c.id else ""),
          "content": f"arguments: {_as_text(c.arguments)}\nresult: {_as_text(c.result)}"}
-        for c in trace.tool_calls()
+        for c in all_calls
     ]
     documents = [
         {"title": f"document {i + 1}" + (f" ({d.id})" if d.id else "")
@@ -262,7 +275,7 @@ def task_data(trace: Trace, options: ReviewOptions | None = None) -> dict[str, A
                 latency_ms=meta.latency_ms)
     # an agent's numbered steps (none for a single call), and a list of one item when
     # there are any, so the screen draws their heading only then
-    steps = agent_steps(trace, options)
+    steps = agent_steps(trace, options, all_calls)
     data.update(steps=steps, steps_shown=[len(steps)] if steps else [])
     # the answer, the messages and the steps are cleaned above, with the answer's and the
     # messages' redactions recorded
@@ -272,6 +285,37 @@ def task_data(trace: Trace, options: ReviewOptions | None = None) -> dict[str, A
     if redactions:
         data["redactions"] = redactions
     return data
+
+
+def screen_keys(data: dict[str, Any]) -> dict[str, Any]:
+    """The review screen's keys a task converted before they existed lacks, read from the
+    task's own data (so a schema push can fill them in without the trace): the aligned
+    metadata and which sections it has. Such a task has no agent steps (its spans were not
+    kept in the task) and its tool calls stay out of its messages. Empty when nothing is
+    missing."""
+    out: dict[str, Any] = {}
+    table = data.get("metadata")
+    if "metadata_text" not in data and isinstance(table, dict):
+        out["metadata_text"] = metadata_text({str(k): str(v) for k, v in table.items()})
+    if "sections" not in data:
+        prompt = data.get("system_prompt")
+        docs = [d for d in data.get("documents") or []
+                if isinstance(d, dict) and d.get("title") != "(none)"]
+        messages = [m for m in data.get("messages") or [] if isinstance(m, dict)]
+        answer = data.get("answer")
+        out["sections"] = {
+            "system_prompt": [prompt] if isinstance(prompt, str) and prompt
+            and prompt != "(none)" else [],
+            "documents": docs,
+            "answer_code": [1] if isinstance(answer, str) and looks_like_code(answer)
+            else [],
+            "conversation_code": [1] if any(isinstance(m.get("content"), str)
+                                            and looks_like_code(m["content"])
+                                            for m in messages) else [],
+        }
+    if "steps" not in data:
+        out.update(steps=[], steps_shown=[])
+    return out
 
 
 # Agent steps -----------------------------------------------------------------------------
@@ -348,13 +392,17 @@ def _match_turns(trace: Trace, order: dict[str, int]) -> list[_Turn]:
     return matched[::-1]
 
 
-def agent_steps(trace: Trace, options: ReviewOptions | None = None) -> list[dict[str, Any]]:
+def agent_steps(trace: Trace, options: ReviewOptions | None = None,
+                calls: list[ToolCall] | None = None) -> list[dict[str, Any]]:
     """The trace as numbered steps when it is an agent's (more than one LLM call, or any
     tool or retrieval span): per step its title, what the model was asked, what it called
     with which arguments, what came back or what it answered (``text``), and the
-    ``span_id`` a reviewer's mark on it is about. Empty for a single call."""
-    if not trace.spans:
-        return []
+    ``span_id`` a reviewer's mark on it is about. Empty for a single call. ``calls``:
+    ``trace.tool_calls()`` when the caller has them already."""
+    kinds = [s.kind for s in trace.spans]
+    if (kinds.count(SpanKind.llm) < 2 and SpanKind.tool not in kinds
+            and SpanKind.retrieval not in kinds):
+        return []  # one call (or none): no steps, and nothing to match
     options = options or ReviewOptions.from_settings()
     # start time when every span has one, else the order of the trace
     timed = all(s.start_time is not None for s in trace.spans)
@@ -369,8 +417,9 @@ def agent_steps(trace: Trace, options: ReviewOptions | None = None) -> list[dict
     loose_tools = [t for t in _outermost(spans, SpanKind.tool) if t.span_id not in shown_tools]
     if len(turns) < 2 and not retrievals and not shown_tools and not loose_tools:
         return []
-    results = {c.id: c.result for c in trace.tool_calls() if c.id}
-    tool_of_call = {c.id: c.name for c in trace.tool_calls() if c.id}
+    calls = trace.tool_calls() if calls is None else calls
+    results = {c.id: c.result for c in calls if c.id}
+    tool_of_call = {c.id: c.name for c in calls if c.id}
     steps: list[tuple[float, str, str, str]] = []  # (place in time, title, text, span id)
     previous_end = -1
     for turn in turns:
@@ -396,8 +445,8 @@ def agent_steps(trace: Trace, options: ReviewOptions | None = None) -> list[dict
         for i, (call, span) in enumerate(zip(turn.calls, turn.tools, strict=True)):
             result = call.result if call.result is not None else results.get(call.id)
             text = (f"called {call.name}" + (f" [{call.id}]" if call.id else "")
-                    + " with:\n" + _pretty_value(call.arguments)
-                    + "\n\nreturned:\n" + (_pretty_value(result) if result is not None
+                    + " with:\n" + _pretty(call.arguments, "(none)")
+                    + "\n\nreturned:\n" + (_pretty(result, "(none)") if result is not None
                                            else "(no result in the trace)"))
             where = order[span.span_id] if span is not None else order[turn.llm.span_id] + \
                 0.001 * (i + 1)
@@ -424,17 +473,3 @@ def agent_steps(trace: Trace, options: ReviewOptions | None = None) -> list[dict
     return out
 
 
-def _pretty_value(value: Any) -> str:
-    """Arguments and results as reviewers read them: JSON (also JSON in a string)
-    indented, other text as it is."""
-    if isinstance(value, str):
-        try:
-            parsed = json.loads(value)
-        except ValueError:
-            return value
-        if not isinstance(parsed, dict | list):
-            return value
-        value = parsed
-    if value is None:
-        return "(none)"
-    return json.dumps(value, ensure_ascii=False, indent=2, sort_keys=True)

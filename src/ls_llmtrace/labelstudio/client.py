@@ -586,6 +586,11 @@ class LabelStudioClient:
                       body={"data": task["data"], "meta": task["meta"]})
         return "updated"
 
+    def update_task_data(self, task_id: int, data: dict[str, Any]) -> None:
+        """Replace a task's data (its annotations and meta are kept)."""
+        self._request("update a task", "PATCH", f"api/tasks/{int(task_id)}/",
+                      body={"data": data})
+
     def merge_task_fields(self, task_id: int, fields: dict[str, Any]) -> None:
         """Merge ``fields`` into a task's data (the Data Manager filters and shows them as
         columns) and its meta; the other keys are kept."""

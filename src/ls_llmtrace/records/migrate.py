@@ -31,6 +31,7 @@ from typing import Any
 
 from ls_llmtrace.errors import MigrationError, MigrationRequired
 from ls_llmtrace.ingest import queues
+from ls_llmtrace.ingest.convert import screen_keys
 from ls_llmtrace.labelstudio.client import LabelStudioClient, project_title
 from ls_llmtrace.labelstudio.rewrite import count_orphans, rewrite_result
 from ls_llmtrace.models import AnnotationRecord
@@ -78,6 +79,7 @@ class MigrationSummary:
     conflicts: int = 0
     reviews: int = 0
     records_written: int = 0
+    tasks_filled: int = 0  # tasks given the review screen's keys (converted before them)
     changes: Counter[str] = field(default_factory=Counter)
 
     def lines(self) -> list[str]:
@@ -177,6 +179,7 @@ def migrate_project(
 
     # Every annotation is in v2 terms now: the config can drop what v1 had.
     client.set_project_schema(project_id, new, queue)
+    summary.tasks_filled = fill_screen_keys(client, project_id)
     outcomes = store.migration_outcomes(run_id)
     summary.rewritten = outcomes["rewritten"] + outcomes["already"]
     summary.unchanged = outcomes["unchanged"]
@@ -255,6 +258,24 @@ class PushOutcome:
     changes: list[Change] = field(default_factory=list)
     from_version: str | None = None
     note: str | None = None
+    tasks_filled: int = 0  # see fill_screen_keys
+
+
+def fill_screen_keys(client: LabelStudioClient, project_id: int) -> int:
+    """Give the project's tasks converted before the review screen's keys existed those
+    keys (aligned metadata, which sections they have), so they still show their metadata,
+    system prompt and documents under the regenerated config. Idempotent: a task that has
+    them is left alone. Returns how many tasks were updated."""
+    filled = 0
+    for task in client.all_tasks(project_id):
+        data = task.get("data")
+        if not isinstance(data, dict):
+            continue
+        missing = screen_keys(data)
+        if missing:
+            client.update_task_data(int(task["id"]), {**data, **missing})
+            filled += 1
+    return filled
 
 
 def _record_orphaned(record: AnnotationRecord, new: AnnotationSchema) -> bool:
@@ -310,8 +331,9 @@ def push_schema_version(
         if dry_run:
             return PushOutcome(found[0] if found else 0, found is None, note=note)
         project_id, created = client.push_schema(new, queue)
+        filled = 0 if created else fill_screen_keys(client, project_id)
         queues.record(store, queues.Queue(queue, project_id, new.id, new.version))
-        return PushOutcome(project_id, created, note=note)
+        return PushOutcome(project_id, created, note=note, tasks_filled=filled)
     project_id, version = found
     if version > new.version:
         raise MigrationError(f"queue {queue!r} is at {new.id}@v{version} (project "

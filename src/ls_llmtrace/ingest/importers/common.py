@@ -72,6 +72,11 @@ def last_answer(messages: list[Message]) -> str:
 
 def number(value: Any) -> float | None:
     """A number from a number or a numeric string; None otherwise (bools are not numbers)."""
+    if type(value) is str:
+        try:
+            return float(value.strip())
+        except ValueError:
+            return None
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, int | float):
@@ -212,27 +217,36 @@ def _loads(text: bytes, max_depth: int) -> Any:
     return value
 
 
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[{")
+
+
 def may_nest(text: bytes | str, max_depth: int) -> bool:
     """Whether a text has enough brackets to nest deeper than ``max_depth`` (a C-speed
     count that spares the walk for nearly every real record)."""
     if isinstance(text, str):
         return text.count("[") + text.count("{") > max_depth
-    return text.count(b"[") + text.count(b"{") > max_depth
+    # one pass that keeps only the brackets (about a third faster than two counts)
+    return len(text.translate(None, _NOT_BRACKETS)) > max_depth
+
+
+_CONTAINERS = (dict, list)  # a tuple: ``dict | list`` builds a union object at every call
 
 
 def depth_over(value: Any, max_depth: int) -> bool:
-    """Whether a parsed value nests containers deeper than ``max_depth`` (iterative)."""
-    if not isinstance(value, dict | list):
-        return False
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
+    """Whether a parsed value nests containers deeper than ``max_depth`` (iterative, one
+    level at a time)."""
+    level = [value] if isinstance(value, _CONTAINERS) else []
+    depth = 0
+    while level:
+        depth += 1
         if depth > max_depth:
             return True
-        children = node.values() if isinstance(node, dict) else node
-        for child in children:
-            if isinstance(child, dict | list):
-                stack.append((child, depth + 1))
+        below = []
+        for node in level:
+            for child in node.values() if isinstance(node, dict) else node:
+                if isinstance(child, _CONTAINERS):
+                    below.append(child)
+        level = below
     return False
 
 

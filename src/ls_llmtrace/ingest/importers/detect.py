@@ -108,19 +108,13 @@ def guarded(items: Iterator[Trace | list[Rejected]], file: str
     reading one record becomes that record's reject, and the stream goes on when the
     importer can (a generator that raised is finished, so the rest is then rejected too)."""
     count = 0
-    while True:
-        try:
-            item = next(items)
-        except StopIteration:
-            return
-        except RecursionError:
-            yield [Rejected(file, f"after item {count}", "(record)",
-                            "nested too deeply to read")]
-            return
-        except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
-            yield [Rejected(file, f"after item {count}", "(record)",
-                            f"unreadable ({type(exc).__name__}: {exc}); the rest of the file "
-                            "was not read")]
-            return
-        count += 1
-        yield item
+    try:
+        for item in items:  # only the reader raises in here (not the consumer)
+            count += 1
+            yield item
+    except RecursionError:
+        yield [Rejected(file, f"after item {count}", "(record)", "nested too deeply to read")]
+    except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
+        yield [Rejected(file, f"after item {count}", "(record)",
+                        f"unreadable ({type(exc).__name__}: {exc}); the rest of the file "
+                        "was not read")]

@@ -15,6 +15,8 @@ dialect is recognized per message from its shape:
 - ``langchain``: ``type`` human/ai/system/tool, serialized ``{"lc": 1, "kwargs": ...}``, and a
   tool message whose role is the tool's name;
 - ``llamaindex``: ``blocks[{block_type: text}]`` and ``{"args": [...]}`` inputs;
+- ``bedrock.converse``: blocks ``{text}``, ``{toolUse}``, ``{toolResult}``, ``{reasoningContent}``
+  (Bedrock's Converse API, Strands Agents) and a ``{output: {message}}`` response;
 - ``transcript``: role-prefixed text (``"system: ...\\nuser: ..."``, agno/autogen);
 - ``python-repr``: a Python ``repr`` of a message list (what ``str(messages)`` writes).
 
@@ -30,10 +32,7 @@ import ast
 import json
 import re
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass, field
 from typing import Any
 
 from ls_llmtrace.models import Message, ToolCall
@@ -58,16 +57,19 @@ _MAX_REPR = 1_000_000  # longest Python repr we try to read (ast is not streamin
 
 # --- what was read how -----------------------------------------------------------------
 
-@dataclass
 class Reading:
     """Per trace: how many messages of each part were read as which dialect, and what
     was kept as raw text because no dialect could read it."""
 
-    parts: Counter[tuple[str, str]] = field(default_factory=Counter)
-    unread: list[tuple[str, str]] = field(default_factory=list)
+    __slots__ = ("parts", "unread")
+
+    def __init__(self) -> None:
+        self.parts: Counter[tuple[str, str]] = Counter()
+        self.unread: list[tuple[str, str]] = []
 
     def note(self, part: str, dialect: str) -> None:
-        self.parts[(part, dialect)] += 1
+        key = (part, dialect)
+        self.parts[key] = self.parts.get(key, 0) + 1
 
     def merge(self, other: Reading) -> None:
         self.parts.update(other.parts)
@@ -84,21 +86,34 @@ class Reading:
 _current: ContextVar[Reading | None] = ContextVar("ls_llmtrace_reading", default=None)
 
 
-@contextmanager
-def reading() -> Iterator[Reading]:
-    """Collect what the dialect layer reads inside the block into a fresh Reading."""
-    current = Reading()
-    token = _current.set(current)
-    try:
-        yield current
-    finally:
-        _current.reset(token)
+class _Block:
+    """The ``with`` block of :func:`reading` (a class: a generator-based context manager
+    costs several times more, and importers open one per span)."""
+
+    __slots__ = ("read", "token")
+
+    def __init__(self) -> None:
+        self.read = Reading()
+
+    def __enter__(self) -> Reading:
+        self.token = _current.set(self.read)
+        return self.read
+
+    def __exit__(self, *exc: object) -> None:
+        _current.reset(self.token)
+
+
+def reading() -> _Block:
+    """Collect what the dialect layer reads inside the ``with`` block into a fresh
+    Reading (``with reading() as read: ...``)."""
+    return _Block()
 
 
 def _note(part: str, dialect: str) -> None:
     current = _current.get()
     if current is not None:
-        current.note(part, dialect)
+        key = (part, dialect)
+        current.parts[key] = current.parts.get(key, 0) + 1
 
 
 def _unread(part: str, raw: Any) -> str:
@@ -250,8 +265,11 @@ def _call(raw: dict[str, Any], dialect_args: str = "arguments") -> ToolCall | No
                     arguments=arguments)
 
 
+_STR_INT = (str, int)  # a tuple: ``str | int`` builds a union object at every call
+
+
 def _str(value: Any) -> str | None:
-    return str(value) if isinstance(value, str | int) and not isinstance(value, bool) \
+    return str(value) if isinstance(value, _STR_INT) and not isinstance(value, bool) \
         and str(value) else None
 
 
@@ -313,6 +331,20 @@ def _blocks(role: str, blocks: list[Any], base: dict[str, Any]) -> tuple[list[Me
         elif "block_type" in block:
             dialect = "llamaindex"
             texts.append(_part_text(block) or "")
+        elif kind is None and isinstance(block.get("toolUse"), dict):
+            dialect = "bedrock.converse"
+            use = block["toolUse"]
+            call = _call({"id": use.get("toolUseId"), "name": use.get("name"),
+                          "input": use.get("input")}, "input")
+            if call:
+                calls.append(call)
+        elif kind is None and isinstance(block.get("toolResult"), dict):
+            dialect = "bedrock.converse"
+            result = block["toolResult"]
+            results.append(_tool_message(_converse_result(result.get("content")),
+                                         result.get("toolUseId")))
+        elif kind is None and "reasoningContent" in block:
+            dialect = "bedrock.converse"  # the model's reasoning, not its answer
         else:
             text = _part_text(block)
             if text is None:
@@ -327,6 +359,21 @@ def _blocks(role: str, blocks: list[Any], base: dict[str, Any]) -> tuple[list[Me
                    name=_str(base.get("name")), tool_call_id=_str(base.get("tool_call_id")))
     # tool results come first in a turn (Anthropic requires it), then the text
     return ([*results, main] if role == "user" else [main, *results]), dialect
+
+
+def _converse_result(content: Any) -> str:
+    """A Bedrock Converse ``toolResult`` content (``[{text}]`` or ``[{json}]`` blocks)."""
+    if isinstance(content, list):
+        texts = []
+        for block in content:
+            if isinstance(block, dict) and isinstance(block.get("text"), str):
+                texts.append(block["text"])
+            elif isinstance(block, dict) and "json" in block:
+                texts.append(result_text(block["json"]))
+            else:
+                texts.append(result_text(block))
+        return "".join(texts)
+    return result_text(content)
 
 
 def _gemini_parts(role: str, parts: list[Any]) -> list[Message]:
@@ -380,8 +427,9 @@ def _genai_parts(role: str, parts: list[Any], raw: dict[str, Any]) -> list[Messa
             texts.append(as_text(part.get("content", part.get("text"))))
         elif ptype in ("reasoning", "thinking", "blob", "uri", "file"):
             continue
-        else:
-            texts.append(_unread(f"{role} part", part))
+        else:  # another dialect's typed part passed through (``input_text``, ...)
+            text = _part_text(part)
+            texts.append(text if text is not None else _unread(f"{role} part", part))
     out: list[Message] = []
     content = "".join(texts)
     if content or calls or not results:
@@ -436,7 +484,11 @@ def read_message(raw: Any, default_role: str = "user", part: str = "input",
     """One message in any dialect as zero or more messages (a user turn holding several
     tool results becomes one tool message per result). Unreadable ones are kept as raw
     text and noted as unread."""
-    if isinstance(raw, str):
+    if type(raw) is dict:
+        plain = _plain(raw, part)
+        if plain is not None:
+            return plain
+    elif isinstance(raw, str):
         _note(part, "text")
         return [Message(role=default_role, content=raw)]
     if not isinstance(raw, dict):
@@ -445,35 +497,13 @@ def read_message(raw: Any, default_role: str = "user", part: str = "input",
         _note(part, "raw")
         return [Message(role=default_role, content=_unread(part, raw))]
     kind = raw.get("type")
-    # OpenAI Responses API / Agents SDK items
-    if "role" not in raw and kind in ("function_call", "function_call_output", "reasoning",
-                                      "custom_tool_call", "custom_tool_call_output"):
-        _note(part, "openai.responses")
-        if kind in ("function_call", "custom_tool_call"):
-            call = _call(raw, "arguments" if "arguments" in raw else "input")
-            return [Message(role="assistant", tool_calls=[call] if call else [])]
-        if kind == "reasoning":
-            return []
-        return [_tool_message(result_text(raw.get("output")), raw.get("call_id"))]
-    vercel = _vercel_tool_call(raw, part)
-    if vercel is not None:
-        return vercel
-    if _is_tool_definition(raw):
+    if "role" not in raw or "lc" in raw:
+        found = _roleless(raw, kind, default_role, part, tool_names)
+        if found is not None:
+            return found
+    elif _is_tool_definition(raw):  # (of the shapes below, the one that may have a role)
         _note(part, "langchain.tool-definition")
         return []
-    lc = _lc_role(raw)
-    if lc is not None:
-        role, body = lc
-        if role is None:
-            _note(part, "raw")
-            return [Message(role=default_role, content=_unread(part, raw))]
-        _note(part, "langchain")
-        return _chat_like(body, role, part, tool_names)
-    if "role" not in raw and "type" not in raw and isinstance(raw.get("message"), dict):
-        return read_message(raw["message"], "assistant", part, tool_names)  # gen_ai.choice
-    if "role" not in raw and isinstance(raw.get("content"), dict) and isinstance(
-            raw["content"].get("parts"), list):  # a Gemini candidate
-        return read_message(raw["content"], "assistant", part, tool_names)
     role_raw = raw.get("role")
     if role_raw is None and kind == "message":
         role_raw = default_role
@@ -506,6 +536,83 @@ def read_message(raw: Any, default_role: str = "user", part: str = "input",
         _note(part, "llamaindex")
     return _chat_like(raw, role, part, tool_names, noted=kind == "message" or role_raw == "model"
                       or "blocks" in raw)
+
+
+def _roleless(raw: dict[str, Any], kind: Any, default_role: str, part: str,
+              tool_names: set[str] | None) -> list[Message] | None:
+    """The shapes without a ``role`` (or serialized by LangChain): Responses API items,
+    Vercel tool calls, LangChain messages, ``gen_ai.choice`` bodies, Gemini candidates;
+    None when ``raw`` is none of them."""
+    # OpenAI Responses API / Agents SDK items
+    if "role" not in raw and kind in ("function_call", "function_call_output", "reasoning",
+                                      "custom_tool_call", "custom_tool_call_output"):
+        _note(part, "openai.responses")
+        if kind in ("function_call", "custom_tool_call"):
+            call = _call(raw, "arguments" if "arguments" in raw else "input")
+            return [Message(role="assistant", tool_calls=[call] if call else [])]
+        if kind == "reasoning":
+            return []
+        return [_tool_message(result_text(raw.get("output")), raw.get("call_id"))]
+    vercel = _vercel_tool_call(raw, part)
+    if vercel is not None:
+        return vercel
+    if _is_tool_definition(raw):
+        _note(part, "langchain.tool-definition")
+        return []
+    lc = _lc_role(raw)
+    if lc is not None:
+        role, body = lc
+        if role is None:
+            _note(part, "raw")
+            return [Message(role=default_role, content=_unread(part, raw))]
+        _note(part, "langchain")
+        return _chat_like(body, role, part, tool_names)
+    if "role" not in raw and "type" not in raw and isinstance(raw.get("message"), dict):
+        return read_message(raw["message"], "assistant", part, tool_names)  # gen_ai.choice
+    if "role" not in raw and isinstance(raw.get("content"), dict) and isinstance(
+            raw["content"].get("parts"), list):  # a Gemini candidate
+        return read_message(raw["content"], "assistant", part, tool_names)
+    return None
+
+
+_PLAIN_CHAT = frozenset({"role", "content"})
+_PLAIN_GENAI = (frozenset({"role", "parts"}), frozenset({"role", "parts", "finish_reason"}))
+
+
+def _plain(raw: dict[str, Any], part: str) -> list[Message] | None:
+    """The fast path for the two commonest shapes: ``{role, content: str}`` (OpenAI chat)
+    and ``{role, parts: [{type: text, content: str}, ...]}`` (OpenTelemetry GenAI), read
+    exactly as the general path reads them; None for anything else."""
+    role_raw = raw.get("role")
+    if type(role_raw) is not str:
+        return None
+    keys = raw.keys()
+    if keys == _PLAIN_CHAT:
+        content = raw["content"]
+        if type(content) is not str:
+            return None
+        dialect = "gemini" if role_raw == "model" else "openai.chat"
+    elif keys in _PLAIN_GENAI:
+        parts = raw["parts"]
+        if type(parts) is not list or not parts:
+            return None
+        texts = []
+        for item in parts:
+            if type(item) is not dict or item.get("type") != "text":
+                return None
+            text = item.get("content", item.get("text"))
+            if type(text) is not str:
+                return None
+            texts.append(text)
+        content = "".join(texts)
+        dialect = "otel.genai"
+    else:
+        return None
+    role = ROLES.get(role_raw.lower().removeprefix("messagerole."))
+    if role is None:
+        return None
+    _note(part, dialect)
+    return [Message(role=role, content=content)]
 
 
 def _vercel_tool_call(raw: dict[str, Any], part: str) -> list[Message] | None:
@@ -608,7 +715,7 @@ def _container(value: dict[str, Any], default_role: str, part: str) -> list[Mess
             system = value.get("system", value.get("system_instruction",
                                                    value.get("systemInstruction")))
             if system and not any(m.role == "system" for m in messages):
-                messages = [Message(role="system", content=_system_text(system)), *messages]
+                messages = [Message(role="system", content=system_text(system)), *messages]
             return messages
     if isinstance(value.get("contents"), list | str):  # Gemini request
         _note(part, "gemini")
@@ -617,11 +724,15 @@ def _container(value: dict[str, Any], default_role: str, part: str) -> list[Mess
                            if isinstance(value.get("config"), dict) else None))
         messages = read_messages(value["contents"], default_role, part)
         if system:
-            messages = [Message(role="system", content=_system_text(system)), *messages]
+            messages = [Message(role="system", content=system_text(system)), *messages]
         return messages
     if isinstance(value.get("candidates"), list):  # Gemini response
         return [m for c in value["candidates"] if isinstance(c, dict)
                 for m in read_message(c.get("content", c), "assistant", part)]
+    if isinstance(value.get("output"), dict) and isinstance(value["output"].get("message"),
+                                                           dict) and "role" not in value:
+        _note(part, "bedrock.converse")  # a Converse response
+        return read_messages(value["output"]["message"], "assistant", part)
     if isinstance(value.get("output"), list) and value.get("object") == "response":
         return read_messages(value["output"], "assistant", part)  # OpenAI Responses API
     if "input" in value and ("instructions" in value or isinstance(value["input"], list)) \
@@ -657,7 +768,8 @@ def _container(value: dict[str, Any], default_role: str, part: str) -> list[Mess
     return None
 
 
-def _system_text(value: Any) -> str:
+def system_text(value: Any) -> str:
+    """A system prompt given beside the messages (a string, text blocks or parts)."""
     value = jsonish(value)
     if isinstance(value, dict) and isinstance(value.get("parts"), list):
         value = value["parts"]
@@ -686,6 +798,10 @@ def read_messages(value: Any, default_role: str = "user", part: str | None = Non
             return turns
         _note(part, "text")
         return [Message(role=default_role, content=value)]
+    if type(value) is dict:
+        found = _plain(value, part)  # one plain message (never a container of them)
+        if found is not None:
+            return found
     if isinstance(value, dict):
         found = _container(value, default_role, part)
         if found is not None:
@@ -702,7 +818,8 @@ def read_messages(value: Any, default_role: str = "user", part: str | None = Non
             continue
         item = jsonish(item) if isinstance(item, str) else item
         for message in read_message(item, default_role, part, tool_names):
-            tool_names.update(c.name for c in message.tool_calls)
+            if message.tool_calls:
+                tool_names.update(c.name for c in message.tool_calls)
             out.append(message)
     return _results_by_name(out)
 
@@ -710,7 +827,10 @@ def read_messages(value: Any, default_role: str = "user", part: str | None = Non
 def _results_by_name(messages: list[Message]) -> list[Message]:
     """Tool calls without ids (Gemini) get the result of the next tool message answering
     their function by name, so the call shows its result."""
-    if not any(m.role == "tool" and not m.tool_call_id for m in messages):
+    for message in messages:
+        if message.role == "tool" and not message.tool_call_id:
+            break
+    else:
         return messages
     out = list(messages)
     for index, message in enumerate(out):

@@ -30,6 +30,7 @@ from ls_llmtrace.ingest.importers.common import (
     to_messages,
     unreadable,
 )
+from ls_llmtrace.ingest.importers.dialects import system_text
 from ls_llmtrace.ingest.importers.spans import attach_tool_results
 from ls_llmtrace.models import (
     AnnotationRecord,
@@ -82,6 +83,11 @@ def merge_runs(posts: list[dict[str, Any]], patches: list[dict[str, Any]]
     return list(runs.values())
 
 
+# where a call's keyword arguments keep the system prompt beside the messages:
+# Anthropic's ``system``, the OpenAI Responses API's ``instructions``, Gemini's config
+_SYSTEM_KEYS = ("system", "instructions", "system_instruction", "system_prompt")
+
+
 def _inputs_messages(run: dict[str, Any]) -> list[Message]:
     inputs = jsonish(run.get("inputs")) or {}
     if isinstance(inputs, dict):
@@ -89,9 +95,26 @@ def _inputs_messages(run: dict[str, Any]) -> list[Message]:
             if key in inputs:
                 value = inputs[key]
                 if key == "prompts" and isinstance(value, list):
-                    return [Message(role="user", content=as_text(p)) for p in value]
-                return to_messages(value)
+                    # a LangChain LLM run: each prompt is text, a chat rendered as
+                    # "System: ...\nHuman: ..." read back into its turns
+                    return [m for p in value for m in (
+                        to_messages(p) if isinstance(p, str) and p
+                        else [Message(role="user", content=as_text(p))])]
+                return _with_system(inputs, to_messages(value))
     return to_messages(inputs)
+
+
+def _with_system(inputs: dict[str, Any], messages: list[Message]) -> list[Message]:
+    """The messages with the system prompt the inputs give beside them first (unless the
+    messages already open with one)."""
+    config = inputs.get("config")
+    sources = [inputs.get(key) for key in _SYSTEM_KEYS]
+    if isinstance(config, dict):
+        sources.append(config.get("system_instruction"))
+    system = next((system_text(s) for s in sources if s), "")
+    if not system or (messages and messages[0].role in ("system", "developer")):
+        return messages
+    return [Message(role="system", content=system), *messages]
 
 
 def _output_messages(run: dict[str, Any]) -> list[Message]:
@@ -106,11 +129,11 @@ def _output_messages(run: dict[str, Any]) -> list[Message]:
         for key in ("choices", "messages"):
             if key in outputs:
                 return to_messages(outputs if key == "choices" else outputs[key], "assistant")
+        if outputs.get("role") or outputs.get("type") in ("ai", "AIMessage"):
+            return to_messages(outputs, "assistant")  # one message (an Anthropic response)
         for key in ("output", "answer", "text", "content"):
             if key in outputs:
                 return to_messages(outputs[key], "assistant")
-        if outputs.get("role") or outputs.get("type") in ("ai", "AIMessage"):
-            return to_messages(outputs, "assistant")
     return []
 
 

@@ -52,7 +52,7 @@ def read_native(path: str | Path) -> Iterator[Trace | list[Rejected]]:
                 continue
             except RecursionError:
                 raw = None
-            if raw is None or (may_nest(text, max_depth) and depth_over(raw, max_depth)):
+            if raw is None or (may_nest(raw_line, max_depth) and depth_over(raw, max_depth)):
                 yield [Rejected(str(path), where, "(record)", "nested deeper than "
                                 f"LS_LLMTRACE_MAX_DEPTH ({max_depth})", text[:2000])]
                 continue

@@ -36,7 +36,12 @@ from ls_llmtrace.ingest.importers.common import (
     iter_json_records,
     unreadable,
 )
-from ls_llmtrace.ingest.importers.spans import SpanView, build_trace, nanos_to_datetime
+from ls_llmtrace.ingest.importers.spans import (
+    DETAILS_EVENTS,
+    SpanView,
+    build_trace,
+    nanos_to_datetime,
+)
 from ls_llmtrace.models import Rejected, Trace, rejects_from_validation
 
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
@@ -78,7 +83,12 @@ def attributes(items: Any) -> dict[str, Any]:
         return out
     for item in items:
         if isinstance(item, dict) and "key" in item:
-            out[str(item["key"])] = any_value(item.get("value"))
+            value = item.get("value")
+            # the commonest AnyValue read inline: a call per attribute adds up
+            if type(value) is dict and "stringValue" in value:
+                out[str(item["key"])] = value["stringValue"]
+            else:
+                out[str(item["key"])] = any_value(value)
     return out
 
 
@@ -181,8 +191,6 @@ def flat_span(record: dict[str, Any], trace_id: str) -> SpanView:
 # --- log records (GenAI events) ----------------------------------------------------------
 
 SpanKey = tuple[str, str]
-# a log event carrying a whole call's content (the GenAI conventions' latest form)
-_DETAILS_EVENTS = ("gen_ai.client.inference.operation.details",)
 
 
 def log_event(raw: Any) -> tuple[SpanKey | None, dict[str, Any]]:
@@ -232,7 +240,7 @@ def attach_events(span: SpanView, events: list[dict[str, Any]]) -> None:
     """Log-record events into their span: a call's details event gives its attributes
     (the span's own win), the older per-message events join the span's events."""
     for event in events:
-        if event["name"] in _DETAILS_EVENTS or "gen_ai.input.messages" in event["attributes"]:
+        if event["name"] in DETAILS_EVENTS or "gen_ai.input.messages" in event["attributes"]:
             for key, value in event["attributes"].items():
                 span.attributes.setdefault(key, value)
         else:

@@ -13,6 +13,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
 from ls_llmtrace.ingest.importers.common import (
@@ -56,6 +57,9 @@ class SpanView:
 
 
 def nanos_to_datetime(value: Any) -> datetime | None:
+    if type(value) is str and value.isascii() and value.isdigit():  # OTLP/JSON's usual form
+        nanos = int(value)  # int / float rounds as float(value) would: the same instant
+        return datetime.fromtimestamp(nanos / 1e9, tz=UTC) if nanos > 0 else None
     n = number(value)
     if n is None or n <= 0:
         return None
@@ -114,6 +118,32 @@ def _indexed(attrs: dict[str, Any], prefix: str) -> list[dict[str, Any]]:
     return [e for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
 
 
+# keys of content blocks without a ``type`` (Bedrock Converse, Strands Agents)
+_BLOCK_KEYS = frozenset({"text", "toolUse", "toolResult", "image", "document", "video",
+                         "reasoningContent"})
+
+
+def blocks_json(value: Any) -> Any:
+    """Content an instrumentation wrote as JSON text because it was not a string (content
+    parts, Anthropic or Bedrock blocks): the blocks back as a list; else ``value``."""
+    if isinstance(value, str) and value.startswith("[{"):
+        parts = jsonish(value)
+        if isinstance(parts, list) and parts and all(
+                isinstance(p, dict) and ("type" in p or not _BLOCK_KEYS.isdisjoint(p))
+                for p in parts):
+            return parts
+    return value
+
+
+def _json_content(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """OpenLLMetry's indexed messages, whose ``content`` is JSON text when it was not a
+    string: the parts back as a list."""
+    return [{**entry, "content": blocks_json(entry["content"])} if "content" in entry
+            else entry for entry in entries]
+
+
+# an event carrying a whole call's content (the GenAI conventions' latest form)
+DETAILS_EVENTS = ("gen_ai.client.inference.operation.details",)
 _EVENT_ROLES = {"gen_ai.system.message": "system", "gen_ai.user.message": "user",
                 "gen_ai.assistant.message": "assistant", "gen_ai.tool.message": "tool"}
 
@@ -121,6 +151,9 @@ _EVENT_ROLES = {"gen_ai.system.message": "system", "gen_ai.user.message": "user"
 def span_messages(span: SpanView) -> tuple[list[Message], list[Message]]:
     """(input messages, output messages) of an LLM span, whichever convention it uses."""
     a = span.attributes
+    for event in span.events:  # a call's content as a span event (Strands, latest semconv)
+        if event.get("name") in DETAILS_EVENTS:
+            a = {**(event.get("attributes") or {}), **a}
     inputs: list[Message] = []
     outputs: list[Message] = []
     if "gen_ai.input.messages" in a or "gen_ai.output.messages" in a:
@@ -135,8 +168,8 @@ def span_messages(span: SpanView) -> tuple[list[Message], list[Message]]:
         outputs = _oi_messages(a, "llm.output_messages.", "assistant")
     elif any(k.startswith("gen_ai.prompt.0.") or k.startswith("gen_ai.completion.0.")
              for k in a):
-        inputs = to_messages(_indexed(a, "gen_ai.prompt."))
-        outputs = to_messages(_indexed(a, "gen_ai.completion."), "assistant")
+        inputs = to_messages(_json_content(_indexed(a, "gen_ai.prompt.")))
+        outputs = to_messages(_json_content(_indexed(a, "gen_ai.completion.")), "assistant")
     elif "gen_ai.prompt" in a or "gen_ai.completion" in a:
         inputs = to_messages(a.get("gen_ai.prompt"))
         outputs = to_messages(a.get("gen_ai.completion"), "assistant")
@@ -146,12 +179,24 @@ def span_messages(span: SpanView) -> tuple[list[Message], list[Message]]:
         for event in span.events:
             role = _EVENT_ROLES.get(event.get("name", ""))
             body = dict(event.get("attributes") or {})
-            if role:
+            if event.get("name") == "gen_ai.content.prompt":  # Semantic Kernel, semconv < 1.28
+                inputs.extend(to_messages(body.get("gen_ai.prompt")))
+            elif event.get("name") == "gen_ai.content.completion":
+                outputs.extend(to_messages(body.get("gen_ai.completion"), "assistant"))
+            elif role:
                 body.setdefault("role", role)
-                message = to_messages(body, role)
-                inputs.extend(message)
+                if "content" in body:  # Strands writes its content blocks as JSON
+                    body["content"] = blocks_json(body["content"])
+                inputs.extend(to_messages(body, role))
             elif event.get("name") == "gen_ai.choice":
-                outputs.extend(to_messages(body.get("message", body), "assistant"))
+                message = body.get("message", body)
+                blocks = blocks_json(message)
+                if isinstance(blocks, list):  # Strands: the answer's content blocks
+                    message = {"role": "assistant", "content": blocks}
+                outputs.extend(to_messages(message, "assistant"))
+    if not inputs and not outputs and ("request_data" in a or "response_data" in a):
+        inputs = to_messages(a.get("request_data"))  # Logfire: the request and response bodies
+        outputs = to_messages(a.get("response_data"), "assistant")
     if not inputs and not outputs:
         source_in = a.get("input.value", a.get("input"))
         source_out = a.get("output.value", a.get("output"))
@@ -215,15 +260,16 @@ def span_kind(span: SpanView) -> SpanKind:
     op = a.get("gen_ai.operation.name")
     if oi == "LLM" or op in _LLM_OPERATIONS or _is_vercel_call(span):
         return SpanKind.llm
-    if oi == "TOOL" or op == "execute_tool" or "ai.toolCall.name" in a:
+    traceloop = a.get("traceloop.span.kind")
+    if oi == "TOOL" or op == "execute_tool" or "ai.toolCall.name" in a or traceloop == "tool":
         return SpanKind.tool
     if oi in ("RETRIEVER", "RERANKER") or "retrieval.documents.0.document.content" in a \
             or "gen_ai.retrieval.documents" in a:
         return SpanKind.retrieval
     if oi == "AGENT" or op in ("invoke_agent", "create_agent") or (
-            str(a.get("ai.operationId") or "").startswith("ai.")):
+            str(a.get("ai.operationId") or "").startswith("ai.")) or traceloop == "agent":
         return SpanKind.agent
-    if oi == "CHAIN":
+    if oi == "CHAIN" or traceloop in ("workflow", "task"):
         return SpanKind.chain
     return SpanKind.other
 
@@ -255,16 +301,33 @@ def span_tool_call(span: SpanView) -> ToolCall | None:
     """The call a tool span ran, with its result."""
     a = span.attributes
     name = a.get("gen_ai.tool.name") or a.get("tool.name") or a.get("ai.toolCall.name") \
-        or span.name
+        or a.get("traceloop.entity.name") or span.name
     if not name:
         return None
     arguments = _first(a, "gen_ai.tool.call.arguments", "tool.parameters", "ai.toolCall.args",
-                       "ai.toolCall.input", "input.value", "input")
+                       "ai.toolCall.input", "input.value", "input", "traceloop.entity.input")
     result = _first(a, "gen_ai.tool.call.result", "ai.toolCall.result", "ai.toolCall.output",
-                    "output.value", "output")
+                    "output.value", "output", "traceloop.entity.output")
+    if "traceloop.entity.input" in a or "traceloop.entity.output" in a:
+        arguments, result = _traceloop_call(a, arguments, result)
     return ToolCall(id=_str(a.get("gen_ai.tool.call.id") or a.get("tool_call.id")
                             or a.get("ai.toolCall.id")),
                     name=str(name), arguments=jsonish(arguments), result=result)
+
+
+def _traceloop_call(a: dict[str, Any], arguments: Any, result: Any) -> tuple[Any, Any]:
+    """OpenLLMetry's tool spans write the call as JSON: ``{"args": [...], "kwargs": {...}}``
+    and the return value JSON-encoded (a string result in quotes): read both back."""
+    if arguments is a.get("traceloop.entity.input"):
+        call = jsonish(arguments)
+        if isinstance(call, dict) and set(call) <= {"args", "kwargs"}:
+            args, kwargs = call.get("args") or [], call.get("kwargs") or {}
+            arguments = kwargs if not args else call
+    if result is a.get("traceloop.entity.output") and isinstance(result, str):
+        decoded = jsonish(result, 1)
+        if isinstance(decoded, str):
+            result = decoded
+    return arguments, result
 
 
 def span_evaluations(span: SpanView, trace_id: str) -> list[AnnotationRecord]:
@@ -300,6 +363,9 @@ def _int(value: Any) -> int | None:
 
 
 def _first(attrs: dict[str, Any], *keys: str) -> Any:
+    """The first of ``keys`` with a value (not None, not "")."""
+    if attrs.keys().isdisjoint(keys):  # the usual case, told at C speed
+        return None
     for key in keys:
         value = attrs.get(key)
         if value not in (None, ""):
@@ -307,14 +373,21 @@ def _first(attrs: dict[str, Any], *keys: str) -> Any:
     return None
 
 
+@cache
+def _meta_keys(names: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(key for name in names for key in (
+        name, f"app.{name}", f"metadata.{name}", f"ai.telemetry.metadata.{name}"))
+
+
 def _meta_lookup(attrs: dict[str, Any], names: tuple[str, ...]) -> str | None:
     """A metadata value from plain attributes, OpenInference's ``metadata`` JSON or the
     Vercel AI SDK's ``ai.telemetry.metadata.*``."""
-    for name in names:
-        for key in (name, f"app.{name}", f"metadata.{name}", f"ai.telemetry.metadata.{name}"):
-            if attrs.get(key) not in (None, ""):
-                return str(attrs[key])
-    meta = jsonish(attrs.get("metadata"))
+    value = _first(attrs, *_meta_keys(names))
+    if value is not None:
+        return str(value)
+    if "metadata" not in attrs:
+        return None
+    meta = jsonish(attrs["metadata"])
     if isinstance(meta, dict):
         for name in names:
             if meta.get(name) not in (None, ""):
@@ -333,11 +406,16 @@ def main_call(llm: list[tuple[SpanView, list[Message], list[Message]]]
     return (calls or llm)[-1]
 
 
+def _key_with_prefix(attrs: dict[str, Any], prefix: str) -> bool:
+    """Whether any key starts with ``prefix`` (one C-speed search over the joined keys)."""
+    return ("\n" + "\n".join(attrs)).find("\n" + prefix) >= 0
+
+
 def vercel_telemetry(spans: list[SpanView]) -> dict[str, Any]:
     """The Vercel AI SDK's telemetry settings (``ai.telemetry.functionId``,
     ``ai.telemetry.metadata.*``) from the outermost span carrying them: the SDK's own
     ``ai.generateText`` span is often a child of the application's root span."""
-    carrying = [s for s in spans if any(k.startswith("ai.telemetry.") for k in s.attributes)]
+    carrying = [s for s in spans if _key_with_prefix(s.attributes, "ai.telemetry.")]
     if not carrying:
         return {}
     ids = {s.span_id for s in carrying}
@@ -364,13 +442,13 @@ def build_trace(trace_id: str, spans: list[SpanView], source: str) -> Trace:
     usage: list[tuple[SpanView, int | None, int | None, bool]] = []
     for span in by_end:
         kind = kinds[span.span_id]
-        with reading() as read:
-            inputs, outputs = span_messages(span) if kind in (SpanKind.llm, SpanKind.other) \
-                else ([], [])
-        if inputs or outputs:
-            kind = kinds[span.span_id] = SpanKind.llm
-            llm.append((span, inputs, outputs))
-            readings[span.span_id] = read
+        if kind in (SpanKind.llm, SpanKind.other):
+            with reading() as read:
+                inputs, outputs = span_messages(span)
+            if inputs or outputs:
+                kind = kinds[span.span_id] = SpanKind.llm
+                llm.append((span, inputs, outputs))
+                readings[span.span_id] = read
         if kind == SpanKind.retrieval:
             documents.extend(span_documents(span))
         if kind == SpanKind.tool:
@@ -378,17 +456,14 @@ def build_trace(trace_id: str, spans: list[SpanView], source: str) -> Trace:
             if call:
                 tool_results.append(call)
         a = span.attributes
-        tin = _int(_first(a, "gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens",
-                          "llm.token_count.prompt", "ai.usage.inputTokens",
-                          "ai.usage.promptTokens"))
-        tout = _int(_first(a, "gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens",
-                           "llm.token_count.completion", "ai.usage.outputTokens",
-                           "ai.usage.completionTokens"))
-        if tin is not None or tout is not None:
-            usage.append((span, tin, tout, kind == SpanKind.llm))
-        c = number(_first(a, "gen_ai.usage.cost", "llm.cost.total"))
-        if c is not None and c >= 0:
-            have_cost, cost = True, cost + c
+        if not a.keys().isdisjoint(_USAGE_KEYS):
+            tin = _int(_first(a, *_INPUT_TOKENS))
+            tout = _int(_first(a, *_OUTPUT_TOKENS))
+            if tin is not None or tout is not None:
+                usage.append((span, tin, tout, kind == SpanKind.llm))
+            c = number(_first(a, *_COST))
+            if c is not None and c >= 0:
+                have_cost, cost = True, cost + c
         feedback.extend(span_evaluations(span, trace_id))
         out_spans.append(Span(span_id=span.span_id, parent_span_id=span.parent_span_id,
                               name=span.name, kind=kind, start_time=span.start,
@@ -465,6 +540,14 @@ def build_trace(trace_id: str, spans: list[SpanView], source: str) -> Trace:
     return trace
 
 
+_INPUT_TOKENS = ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens",
+                 "llm.token_count.prompt", "ai.usage.inputTokens", "ai.usage.promptTokens",
+                 "gen_ai.response.prompt_tokens")  # the last: Semantic Kernel's
+_OUTPUT_TOKENS = ("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens",
+                  "llm.token_count.completion", "ai.usage.outputTokens",
+                  "ai.usage.completionTokens", "gen_ai.response.completion_tokens")
+_COST = ("gen_ai.usage.cost", "llm.cost.total")
+_USAGE_KEYS = frozenset(_INPUT_TOKENS + _OUTPUT_TOKENS + _COST)
 _MODEL_KEYS = ("gen_ai.request.model", "gen_ai.response.model", "llm.model_name",
                "ai.model.id")
 
