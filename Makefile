@@ -86,7 +86,7 @@ test-browser: setup
 bench: $(VENV)/.installed $(LS_VENV)/.installed
 	$(VENV)/bin/python bench/run_all.py
 
-# The Label Studio figures at 1k, 10k and 50k tasks (about an hour).
+# The import and the idle/incremental syncs at 1k, 10k and 50k (about half an hour).
 bench-scale: $(VENV)/.installed $(LS_VENV)/.installed
 	$(VENV)/bin/python bench/run_all.py --scale
 

@@ -4,7 +4,9 @@ Each script reports its figures (ratios against a baseline measured in the same 
 best of N alternating runs; see bench/benchlib.py) into one file; this collects them into
 ``bench/results/latest.json`` and ``bench/results/latest.md`` with the machine they ran
 on, and puts the table into the README between its ``bench:begin``/``bench:end`` marks.
-One Label Studio is started for every script that needs one.
+One Label Studio is started for every script that needs one; the package's byte code is
+compiled first (as an installed package has it). A ``--scale`` run writes
+``latest-scale.*`` and the README's second table.
 
     .venv/bin/python bench/run_all.py            # make bench: the default sizes
     .venv/bin/python bench/run_all.py --scale    # make bench-scale: 1k / 10k / 50k tasks
@@ -27,7 +29,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchlib import ROOT, label_studio  # noqa: E402
+from benchlib import ROOT, compile_sources, label_studio  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 # name -> (script, needs Label Studio, arguments, arguments at --scale)
@@ -35,9 +37,9 @@ BENCHES: dict[str, tuple[str, bool, list[str], list[str]]] = {
     "conversion": ("bench_import.py", False, ["--count", "20000", "--repeat", "2"],
                    ["--count", "100000", "--repeat", "2"]),
     "import": ("bench_e2e_import.py", True, ["--counts", "1000,10000", "--runs", "2"],
-               ["--counts", "1000,10000,50000", "--runs", "3"]),
+               ["--counts", "1000,10000,50000", "--runs", "2"]),
     "sync": ("bench_sync.py", True, ["--tasks", "10000", "--small", "1000", "--rounds", "3"],
-             ["--tasks", "50000", "--small", "1000", "--rounds", "3"]),
+             ["--tasks", "50000", "--sizes", "1000,10000,50000", "--rounds", "2", "--idle-only"]),
     "store": ("bench_store.py", False, ["--count", "100000", "--runs", "2", "--no-per-record"],
               ["--count", "100000", "--runs", "3"]),
     "cli": ("bench_cli.py", False, ["--runs", "5"], ["--runs", "5"]),
@@ -86,12 +88,13 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def put_in_readme(table: str) -> None:
+def put_in_readme(table: str, mark: str = "bench") -> None:
+    """The table between the README's ``<mark>:begin`` and ``<mark>:end`` comments."""
     readme = ROOT / "README.md"
     text = readme.read_text(encoding="utf-8")
-    begin, end = "<!-- bench:begin -->", "<!-- bench:end -->"
+    begin, end = f"<!-- {mark}:begin -->", f"<!-- {mark}:end -->"
     if begin not in text or end not in text:
-        print("README.md has no bench:begin/bench:end marks: not updated")
+        print(f"README.md has no {mark}:begin/{mark}:end marks: not updated")
         return
     head, rest = text.split(begin, 1)
     _, tail = rest.split(end, 1)
@@ -110,6 +113,7 @@ def main() -> int:
     unknown = set(chosen) - set(BENCHES)
     if unknown:
         raise SystemExit(f"unknown benchmarks: {', '.join(sorted(unknown))}")
+    compile_sources()
     started = datetime.now(UTC)
     info = machine()
     failed: list[str] = []
@@ -145,7 +149,7 @@ def main() -> int:
     (RESULTS / f"{stem}.md").write_text(table)
     print("\n" + table)
     if not args.no_readme:
-        put_in_readme(table)
+        put_in_readme(table, "bench-scale" if args.scale else "bench")
     return 1 if failed else 0
 
 

@@ -50,6 +50,8 @@ class ReviewOptions:
 
     def clean_with_replacements(self, text: str) -> tuple[str, list[Replacement]]:
         """The text as reviewers see it, and the redactions in it (see ingest.redact)."""
+        if not self._compiled and len(text) <= self.max_chars:
+            return text, []  # nothing to redact or cut: the common case, kept cheap
         replaced: list[Replacement] = []
         if self._compiled:
             text, replaced = redact(text, self._compiled)
@@ -65,13 +67,35 @@ class ReviewOptions:
         return self.clean_with_replacements(text)[0]
 
 
+def _fits(value: Any, limit: int) -> bool:
+    """Every text in ``value`` is at most ``limit`` characters long."""
+    if isinstance(value, str):
+        return len(value) <= limit
+    if isinstance(value, list):
+        return all(_fits(v, limit) for v in value)
+    if isinstance(value, dict):
+        return all(_fits(v, limit) for v in value.values())
+    return True
+
+
 def _clean_all(value: Any, options: ReviewOptions, skip: frozenset[str] = frozenset()) -> Any:
+    """``value`` with every text in it cleaned (the keys in ``skip`` of a dict left as
+    they are); without redactions, a value with no text over the limit is returned as
+    it is, not rebuilt."""
+    if not options._compiled and (
+            all(k in skip or _fits(v, options.max_chars) for k, v in value.items())
+            if isinstance(value, dict) else _fits(value, options.max_chars)):
+        return value
+    return _clean(value, options, skip)
+
+
+def _clean(value: Any, options: ReviewOptions, skip: frozenset[str] = frozenset()) -> Any:
     if isinstance(value, str):
         return options.clean(value)
     if isinstance(value, list):
-        return [_clean_all(v, options) for v in value]
+        return [_clean(v, options) for v in value]
     if isinstance(value, dict):
-        return {k: v if k in skip else _clean_all(v, options) for k, v in value.items()}
+        return {k: v if k in skip else _clean(v, options) for k, v in value.items()}
     return value
 
 

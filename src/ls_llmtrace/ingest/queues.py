@@ -192,25 +192,29 @@ def queue_schema(client: LabelStudioClient, store: Store, name: str,
 
 def create_project(client: LabelStudioClient, store: Store, name: str,
                    schema: AnnotationSchema, pairwise_config: str | None = None,
-                   compare: str | None = None, adjudication_of: str | None = None) -> Queue:
+                   compare: str | None = None, adjudication_of: str | None = None,
+                   looked_up: bool = False) -> Queue:
     """Create (or take over, by title) the project of a new queue and record it.
-    ``adjudication_of``: the review queue whose disagreements this queue settles."""
+    ``adjudication_of``: the review queue whose disagreements this queue settles;
+    ``looked_up``: the caller just found no project of the queue (:func:`resolve`), so
+    it is created without asking for its title again."""
     title = project_title(schema, name)
+    lookup = not looked_up
     if adjudication_of is not None:
         project_id, _ = client.push_config(
             title, build_label_config(schema),
             description=f"{ADJUDICATION_PREFIX} '{name}': disagreements of queue "
             f"'{adjudication_of}', for the schema owner {schema.owner}, schema "
-            f"{schema.version_id}", instructions=build_instructions(schema))
+            f"{schema.version_id}", instructions=build_instructions(schema), lookup=lookup)
         kind = "adjudication"
     elif pairwise_config is not None:
         project_id, _ = client.push_config(
             title, pairwise_config,
             description=f"{PAIRWISE_PREFIX} '{name}', schema {schema.version_id}, "
-            f"comparing {compare}")
+            f"comparing {compare}", lookup=lookup)
         kind = "pairwise"
     else:
-        project_id, _ = client.push_schema(schema, name)
+        project_id, _ = client.push_schema(schema, name, lookup=lookup)
         kind = "review"
     queue = Queue(name, project_id, schema.id, schema.version, kind)
     record(store, queue)

@@ -16,7 +16,8 @@ of an importer on another host, after the lease ``LS_LLMTRACE_CLAIM_LEASE_S``.
 
 Batches are pipelined: while Label Studio creates one batch's tasks (one request of
 pre-encoded JSON, in a sender thread), the next batch is read, stored, routed, claimed
-and encoded; the store is only ever used from the calling thread.
+and encoded; the store is only ever used from the calling thread. The first batch is
+small and the batches grow (:func:`batch_sizes`), so Label Studio starts early.
 
 ``route`` re-evaluates the rules over stored traces: a thumbs-down that arrives after its
 trace routes the trace then.
@@ -49,6 +50,9 @@ from ls_llmtrace.labelstudio.client import LabelStudioClient, encode_tasks, proj
 from ls_llmtrace.models import Trace
 from ls_llmtrace.schema.model import AnnotationSchema
 from ls_llmtrace.store import Store
+
+# how long a Label Studio lookup that found no project of a queue is trusted
+_FRESH_S = 10.0
 
 
 def _now() -> datetime:
@@ -85,14 +89,17 @@ class RouteSummary(ImportSummary):
 
 
 @contextmanager
-def store_lock(store: Store, name: str, owner: str, timeout: float = 120.0) -> Iterator[None]:
+def store_lock(store: Store, name: str, owner: str, timeout: float = 120.0) -> Iterator[bool]:
     """A named lock in the store (shared by every process using it); a lock whose holder
-    is known to be gone (killed, on this host) is taken over at once."""
+    is known to be gone (killed, on this host) is taken over at once. Yields whether it
+    was free at the first try (nobody held it)."""
     deadline = time.monotonic() + timeout
+    first = True
     while True:
         holder = store.try_lock(name, owner, _stale())
         if holder is None:
             break
+        first = False
         if claimant.is_running(holder) is False:  # its process was killed: free now
             store.release_lock(name, holder)
             continue
@@ -101,7 +108,7 @@ def store_lock(store: Store, name: str, owner: str, timeout: float = 120.0) -> I
                              "to finish, or delete the row from store_locks if it crashed")
         time.sleep(0.1)
     try:
-        yield
+        yield first
     finally:
         store.release_lock(name, owner)
 
@@ -146,6 +153,8 @@ class Router:
         self._inflight: tuple[Future[list[int]], int, str, list[str]] | None = None
         self._projects: dict[str, int] = {}
         self._schemas: dict[str, AnnotationSchema] = {}
+        # queue -> when check_queues found it neither in the store nor in Label Studio
+        self._missing: dict[str, float] = {}
         self._checked = False
         self._viewed: set[int] = set()  # projects whose Data Manager tab is made
 
@@ -171,9 +180,11 @@ class Router:
         if self._checked:
             return
         for rule in self.config.queues:
-            _, schema = queues.queue_schema(self.client, self.store, rule.name,
+            queue, schema = queues.queue_schema(self.client, self.store, rule.name,
                                                 self.explicit)
             self._schemas[rule.name] = schema
+            if queue is None:
+                self._missing[rule.name] = time.monotonic()
         self._checked = True
 
     def schema(self, rule: QueueRule) -> AnnotationSchema:
@@ -186,21 +197,34 @@ class Router:
         if rule.name in self._projects:
             return self._projects[rule.name]
         schema = self.schema(rule)
-        with store_lock(self.store, f"project:{project_title(schema, rule.name)}", self.owner):
-            queue = queues.resolve(self.client, self.store, rule.name, schema.id)
+        created = False
+        with store_lock(self.store, f"project:{project_title(schema, rule.name)}",
+                        self.owner) as free:
+            # Label Studio was asked a moment ago (check_queues) and nobody held the lock
+            # since: only an import sharing this store can have created the project, and
+            # it would have recorded it there (one that held the lock, maybe killed while
+            # creating it, sends us to Label Studio again)
+            fresh = free and (time.monotonic() - self._missing.get(rule.name, -_FRESH_S)
+                              < _FRESH_S)
+            queue = (queues.known(self.store, rule.name) if fresh else
+                     queues.resolve(self.client, self.store, rule.name, schema.id))
             if queue is not None:
                 queues.check_version(queue, schema)
             elif rule.pairwise is None:
-                queue = queues.create_project(self.client, self.store, rule.name, schema)
+                queue = queues.create_project(self.client, self.store, rule.name, schema,
+                                              looked_up=True)
+                created = True
             else:
                 queue = queues.create_project(
                     self.client, self.store, rule.name, schema,
                     pairwise_config=build_pairwise_config(schema),
-                    compare=rule.pairwise.compare)
+                    compare=rule.pairwise.compare, looked_up=True)
+                created = True
         if rule.reviewers is not None:
             self.client.set_overlap(queue.project_id, rule.reviewers,
                                     rule.overlap_percent if rule.reviewers > 1 else 100)
-        self._reconcile(queue.project_id, rule.name)
+        if not created:  # a project created just now has no tasks to read back
+            self._reconcile(queue.project_id, rule.name)
         self._projects[rule.name] = queue.project_id
         return queue.project_id
 
@@ -263,11 +287,12 @@ class Router:
 
     def _send(self, project_id: int, queue: str, keys: list[str],
               tasks: list[dict[str, Any]]) -> None:
-        """Post claimed tasks in the sender thread; the previous request is finished
-        (its task ids recorded) first, so at most one is in flight."""
+        """Post claimed tasks in the sender thread. The previous request is answered
+        first, so at most one is in flight; its task ids are recorded once this one is on
+        its way (Label Studio does not wait for that write)."""
         body = encode_tasks(tasks)
         try:
-            self._finish()
+            answered = self._wait()
         except BaseException:  # the previous request failed: this one is not sent
             self.store.release_claims(project_id, keys, self.owner)
             raise
@@ -280,12 +305,15 @@ class Router:
             self.store.release_claims(project_id, keys, self.owner)
             raise
         self._inflight = (future, project_id, queue, keys)
+        if answered is not None:
+            self._record(*answered)
 
-    def _finish(self) -> None:
-        """Wait for the request in flight; record its task ids (or release its claims
-        when it failed, and raise that failure)."""
+    def _wait(self) -> tuple[int, str, list[str], list[int]] | None:
+        """Wait for the request in flight: (project, queue, keys, the task ids Label
+        Studio gave), None when none was in flight. When it failed, its claims are
+        released and the failure raised."""
         if self._inflight is None:
-            return
+            return None
         future, project_id, queue, keys = self._inflight
         self._inflight = None
         try:
@@ -293,10 +321,22 @@ class Router:
         except BaseException:
             self.store.release_claims(project_id, keys, self.owner)
             raise
+        return project_id, queue, keys, task_ids
+
+    def _record(self, project_id: int, queue: str, keys: list[str],
+                task_ids: list[int]) -> None:
+        """Record an answered request's tasks in the ledger, its claims finished."""
         if len(task_ids) == len(keys):
             self.store.finish_claims(project_id, list(zip(task_ids, keys, strict=True)))
         else:
             self._reconcile(project_id, queue)
+
+    def _finish(self) -> None:
+        """Wait for the request in flight and record its tasks (or release its claims
+        when it failed, and raise that failure)."""
+        answered = self._wait()
+        if answered is not None:
+            self._record(*answered)
 
     def _send_now(self, project_id: int, queue: str, keys: list[str],
                   tasks: list[dict[str, Any]]) -> None:
@@ -416,19 +456,24 @@ class Router:
 
     def ingest(self, items: Iterable[Trace | list[Rejected]], batch_size: int = 1000,
                progress: Callable[[RouteSummary], None] | None = None) -> RouteSummary:
-        """Store traces and their feedback, then route them (streaming, in batches)."""
+        """Store traces and their feedback, then route them (streaming, in batches that
+        ramp up: :func:`batch_sizes`)."""
         self.check_queues()
         summary = RouteSummary()
         batch: dict[str, Trace] = {}
+        sizes = batch_sizes(batch_size)
+        size = next(sizes)
 
         def flush() -> None:
             if not batch:
                 return
             traces = list(batch.values())
-            self.store.upsert_traces(t.model_copy(update={"feedback": []}) for t in traces)
-            with self.store.transaction() as conn:
-                summary.feedback_records += self.store.upsert_records(
-                    conn, [record for trace in traces for record in trace.feedback])
+            self.store.upsert_traces(t.model_copy(update={"feedback": []}) if t.feedback
+                                     else t for t in traces)
+            records = [record for trace in traces for record in trace.feedback]
+            if records:
+                with self.store.transaction() as conn:
+                    summary.feedback_records += self.store.upsert_records(conn, records)
             self.place(traces, summary)
             batch.clear()
             if progress:
@@ -444,8 +489,9 @@ class Router:
                     summary.duplicates += 1
                     continue
                 batch[item.trace_id] = item
-                if len(batch) >= batch_size:
+                if len(batch) >= size:
                     flush()
+                    size = next(sizes)
             flush()
         return summary
 
@@ -474,6 +520,19 @@ class Router:
                 if progress:
                     progress(summary)
         return summary
+
+
+FIRST_BATCH = 100  # traces in the first batch of an import
+
+
+def batch_sizes(batch_size: int, first: int = FIRST_BATCH) -> Iterator[int]:
+    """The sizes of an import's batches: ``first``, then four times the one before, up
+    to ``batch_size`` (then ``batch_size`` on): Label Studio gets its first request after
+    a short wait and works on it while the next, bigger batch is prepared."""
+    size = max(1, min(first, batch_size))
+    while True:
+        yield size
+        size = min(batch_size, size * 4)
 
 
 @dataclass

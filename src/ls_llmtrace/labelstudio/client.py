@@ -74,8 +74,15 @@ def project_title(schema: AnnotationSchema, queue: str | None = None) -> str:
 
 def encode_tasks(tasks: list[dict[str, Any]]) -> bytes:
     """The body of an import request: the tasks as one JSON array (ASCII, so a lone
-    surrogate in a trace is escaped rather than failing to encode)."""
-    return json.dumps(tasks, separators=(",", ":")).encode("ascii")
+    surrogate in a trace is escaped rather than failing to encode). ujson writes it in
+    about half the time of ``json.dumps``; anything it refuses goes through ``json``."""
+    import ujson
+
+    try:
+        return ujson.dumps(tasks, ensure_ascii=True, escape_forward_slashes=False
+                           ).encode("ascii")
+    except (TypeError, ValueError, OverflowError):
+        return json.dumps(tasks, separators=(",", ":")).encode("ascii")
 
 
 def _one_line(value: Any, limit: int = 300) -> str:
@@ -251,14 +258,14 @@ class LabelStudioClient:
                 return int(project["id"])
         return None
 
-    def push_schema(self, schema: AnnotationSchema,
-                    queue: str | None = None) -> tuple[int, bool]:
+    def push_schema(self, schema: AnnotationSchema, queue: str | None = None,
+                    lookup: bool = True) -> tuple[int, bool]:
         """Create or update the project of (queue, schema version). Returns (id, created)."""
         queue = queue or settings.default_queue()
         return self.push_config(
             project_title(schema, queue), build_label_config(schema),
             description=f"ls-llmtrace queue '{queue}', schema {schema.version_id}",
-            instructions=build_instructions(schema))
+            instructions=build_instructions(schema), lookup=lookup)
 
     def project_summaries(self, title: str | None = None) -> list[dict[str, Any]]:
         """id, title, description, task and annotation counts of the projects (those
@@ -605,14 +612,15 @@ class LabelStudioClient:
     # projects with a config not built from the schema (pairwise queues) -----------------
 
     def push_config(self, title: str, label_config: str, description: str = "",
-                    instructions: str = "") -> tuple[int, bool]:
-        """Create or update a project with this exact config. Returns (id, created)."""
+                    instructions: str = "", lookup: bool = True) -> tuple[int, bool]:
+        """Create or update a project with this exact config. Returns (id, created).
+        ``lookup=False``: the caller knows no project has the title (one request less)."""
         common: dict[str, Any] = {
             "label_config": label_config, "description": description,
             "expert_instruction": instructions, "show_instruction": bool(instructions),
             "show_collab_predictions": True,  # reviewers see the judge's proposal
         }
-        project_id = self.find_project(title)
+        project_id = self.find_project(title) if lookup else None
         if project_id is None:
             project = self._request("create the project", "POST", "api/projects/",
                                     body={"title": title, **common})
