@@ -204,7 +204,8 @@ def test_a_push_gives_tasks_converted_before_the_review_screen_its_keys(
     pid = import_traces(ls_client, store, [Trace(trace_id="fresh", output="a")],
                         queue="screen-keys", schema=schema).project_id
     old_data = {"trace_id": "old-1", "schema_version": schema.version_id,
-                "system_prompt": "Be brief.\n  - indented", "answer": "def f():\n    x = 1\n    return x\n",
+                "system_prompt": "Be brief.\n  - indented",
+                "answer": "def f():\n    x = 1\n    return x\n",
                 "messages": [{"role": "user", "content": "hi"}],
                 "documents": [{"title": "document 1", "content": "doc text"}],
                 "tool_calls": [{"name": "(none)", "content": "no tool calls"}],
@@ -225,7 +226,7 @@ def test_a_push_gives_tasks_converted_before_the_review_screen_its_keys(
     assert old["sections"]["documents"] == [{"title": "document 1", "content": "doc text"}]
     assert old["sections"]["answer_code"] == [1]
     assert old["steps"] == [] and old["answer"] == old_data["answer"]
-    assert tasks["fresh"]["metadata_text"].startswith("trace_id")  # converted with them
+    assert tasks["fresh"]["metadata_text"].startswith("trace id")  # converted with them
     again = push_schema_version(ls_client, store, schema, "screen-keys",
                                 {("edge", 1): schema})
     assert again.tasks_filled == 0
