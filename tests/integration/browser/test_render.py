@@ -90,7 +90,7 @@ def test_config_renders_in_the_labeling_ui(
     # answer, metadata
     for expected in (f"{schema.title} (schema {schema.version_id})", "browser-" + version,
                      "You answer weather questions.", "What is the weather in Paris?",
-                     '\u2192 get_weather [call-7]\n{\n  "city": "Paris"\n}',
+                     '\u2192 get_weather [call-7]\n{"city": "Paris"}',
                      "tool (get_weather)", "rainy, 57F", "document 1 (doc-3)",
                      "It is sunny in Paris."):
         assert expected in text, expected
