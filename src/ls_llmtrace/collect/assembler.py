@@ -24,17 +24,19 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import ValidationError
-
 from ls_llmtrace import settings
 from ls_llmtrace.errors import LLMTraceError
 from ls_llmtrace.ingest import claimant
-from ls_llmtrace.ingest.importers.common import RECORD_ERRORS, unreadable
-from ls_llmtrace.ingest.importers.otlp import attach_events, envelope_logs, envelope_spans
-from ls_llmtrace.ingest.importers.spans import SpanView, build_trace
+from ls_llmtrace.ingest.importers.otlp import (
+    attach_events,
+    build_or_reject,
+    envelope_logs,
+    envelope_spans,
+)
+from ls_llmtrace.ingest.importers.spans import SpanView
 from ls_llmtrace.ingest.routing import Router, RouteSummary
 from ls_llmtrace.labelstudio.client import LabelStudioClient
-from ls_llmtrace.models import Rejected, Trace, rejects_from_validation
+from ls_llmtrace.models import Rejected, Trace
 from ls_llmtrace.store import Store
 from ls_llmtrace.store.collect import SpoolReject
 
@@ -76,12 +78,7 @@ def assemble(trace_id: str, rows: list[tuple[int, str, str]]) -> Trace | list[Re
         found_events = events.pop((span.trace_id, span.span_id), None)
         if found_events:
             attach_events(span, found_events)
-    try:
-        return build_trace(trace_id, spans, SOURCE)
-    except ValidationError as exc:
-        return rejects_from_validation(exc, _FILE, f"trace {trace_id}", "")
-    except RECORD_ERRORS as exc:
-        return [unreadable(_FILE, f"trace {trace_id}", exc)]
+    return build_or_reject(trace_id, spans, SOURCE, _FILE, f"trace {trace_id}")
 
 
 @dataclass

@@ -343,14 +343,21 @@ def protobuf_records(path: Path) -> Iterator[tuple[str, Any]]:
                           "(no spans, no log records)", "")
 
 
-def _build(trace_id: str, spans: list[SpanView], source: str, file: str, location: str
-           ) -> Trace | list[Rejected]:
+def build_or_reject(trace_id: str, spans: list[SpanView], source: str, file: str,
+                    where: str) -> Trace | list[Rejected]:
+    """The trace of these spans, or its rejects (named ``where`` in ``file``): one bad
+    trace never raises."""
     try:
         return build_trace(trace_id, spans, source)
     except ValidationError as exc:
-        return rejects_from_validation(exc, file, f"{location} (trace {trace_id})", "")
+        return rejects_from_validation(exc, file, where, "")
     except RECORD_ERRORS as exc:
-        return [unreadable(file, f"{location} (trace {trace_id})", exc)]
+        return [unreadable(file, where, exc)]
+
+
+def _build(trace_id: str, spans: list[SpanView], source: str, file: str, location: str
+           ) -> Trace | list[Rejected]:
+    return build_or_reject(trace_id, spans, source, file, f"{location} (trace {trace_id})")
 
 
 # --- the reader --------------------------------------------------------------------------
