@@ -222,8 +222,8 @@ def test_a_push_gives_tasks_converted_before_the_review_screen_its_keys(
     tasks = {t["data"]["trace_id"]: t["data"] for t in ls_client.all_tasks(pid)}
     old = tasks["old-1"]
     assert old["metadata_text"].splitlines() == ["trace_id  old-1", "model     m-1"]
-    assert old["sections"]["system_prompt"] == ["Be brief.\n  - indented"]
-    assert old["sections"]["documents"] == [{"title": "document 1", "content": "doc text"}]
+    assert old["sections"]["system_prompt"] == [1]
+    assert old["sections"]["documents"] == [0]
     assert old["sections"]["answer_code"] == [1]
     assert old["steps"] == [] and old["answer"] == old_data["answer"]
     assert tasks["fresh"]["metadata_text"].startswith("trace id")  # converted with them

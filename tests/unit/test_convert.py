@@ -94,7 +94,7 @@ def test_screen_sections_and_code(default_schema):
     assert data["messages"][1]["content"] == ('\u2192 run [c2]\n{"x": 1}'
                                               "\n\u2190 result:\nok")
     assert "metadata_text" in data and data["messages"][0]["content"].endswith("return x")
-    assert data["sections"] == {"system_prompt": ["Be brief."], "documents": [],
+    assert data["sections"] == {"system_prompt": [1], "documents": [],
                                 "answer_code": [1], "conversation_code": [1]}
     # the metadata as aligned lines, the trace id first
     lines = data["metadata_text"].splitlines()

@@ -66,9 +66,9 @@ def test_generated_config_is_well_formed_xml(default_schema):
                if el.tag in ("Text", "Paragraphs", "Table")}
     assert objects == {
         "metadata_text": ("Text", "$metadata_text"),
-        "system_prompt": ("Text", "$sections.system_prompt[{{s}}]"),
+        "system_prompt": ("Text", "$system_prompt"),
         "conversation": ("Paragraphs", "$messages"),
-        "document_{{d}}": ("Text", "$sections.documents[{{d}}].content"),
+        "document_{{d}}": ("Text", "$documents[{{d}}].content"),
         "step_{{n}}": ("Text", "$steps[{{n}}].text"),
         "answer": ("Text", "$answer")}
     # Trace content is never rendered through HyperText/HTML tags.

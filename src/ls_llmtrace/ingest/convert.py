@@ -14,14 +14,16 @@ can give each span its range in the original text.
 from __future__ import annotations
 
 import json
+import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from ls_llmtrace import settings
 from ls_llmtrace.errors import ConfigError
 from ls_llmtrace.ingest.redact import Replacement, compile_patterns, redact
-from ls_llmtrace.models import Message, Span, SpanKind, ToolCall, Trace
+from ls_llmtrace.models import Span, SpanKind, ToolCall, Trace
 from ls_llmtrace.schema.model import AnnotationSchema
 
 EMPTY_CONVERSATION = "(no conversation before the answer)"
@@ -67,43 +69,14 @@ class ReviewOptions:
         return self.clean_with_replacements(text)[0]
 
 
-def _fits(value: Any, limit: int) -> bool:
-    """Every text in ``value`` is at most ``limit`` characters long."""
-    if isinstance(value, str):
-        return len(value) <= limit
-    if isinstance(value, list):
-        return all(_fits(v, limit) for v in value)
-    if isinstance(value, dict):
-        return all(_fits(v, limit) for v in value.values())
-    return True
-
-
-def _clean_all(value: Any, options: ReviewOptions, skip: frozenset[str] = frozenset()) -> Any:
-    """``value`` with every text in it cleaned (the keys in ``skip`` of a dict left as
-    they are); without redactions, a value with no text over the limit is returned as
-    it is, not rebuilt."""
-    if not options._compiled and (
-            all(k in skip or _fits(v, options.max_chars) for k, v in value.items())
-            if isinstance(value, dict) else _fits(value, options.max_chars)):
-        return value
-    return _clean(value, options, skip)
-
-
-def _clean(value: Any, options: ReviewOptions, skip: frozenset[str] = frozenset()) -> Any:
-    if isinstance(value, str):
-        return options.clean(value)
-    if isinstance(value, list):
-        return [_clean(v, options) for v in value]
-    if isinstance(value, dict):
-        return {k: v if k in skip else _clean(v, options) for k, v in value.items()}
-    return value
-
-
 def _as_text(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, str):
         return value
+    kind = type(value)
+    if kind is int or (kind is float and math.isfinite(value)):
+        return repr(value)  # what json.dumps writes for them, without its machinery
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
@@ -144,14 +117,14 @@ def _pretty(value: Any, none: str = "") -> str:
     return json.dumps(value, ensure_ascii=False, indent=2)
 
 
-def _call_lines(call: Any, answered: set[str]) -> str:
+def _call_lines(call: Any, answered: set[str], pretty: Callable[..., str] = _pretty) -> str:
     """A tool call as shown inside the message that made it (its result too, when no tool
     message of the trace carries it)."""
     head = f"\u2192 {call.name}" + (f" [{call.id}]" if call.id else "")
-    args = _pretty(call.arguments)
+    args = pretty(call.arguments)
     text = head + ("\n" + args if args else "")
     if call.result is not None and (call.id is None or call.id not in answered):
-        text += "\n\u2190 result:\n" + _pretty(call.result)
+        text += "\n\u2190 result:\n" + pretty(call.result)
     return text
 
 
@@ -201,90 +174,114 @@ def trace_to_task(trace: Trace, schema: AnnotationSchema,
 
 def task_data(trace: Trace, options: ReviewOptions | None = None) -> dict[str, Any]:
     """What a trace's task shows reviewers (its ``data``, less the schema version): the
-    one text representation of a trace, for reviewers and evaluators alike."""
+    one text representation of a trace, for reviewers and evaluators alike. Every text
+    in it is cleaned (redacted, cut at the limit) once, where it is built."""
     options = options or ReviewOptions.from_settings()
     redactions: dict[str, list[list[int]]] = {}
+    limit = options.max_chars
+    plain = not options._compiled  # no redactions: only an over-long text changes
+    cut = options.clean
+
+    def clean(text: str) -> str:
+        return text if plain and len(text) <= limit else cut(text)
 
     def spannable(key: str, text: str) -> str:
+        if plain and len(text) <= limit:
+            return text
         shown, replaced = options.clean_with_replacements(text)
         if replaced:
             redactions[key] = [list(r) for r in replaced]
         return shown
 
-    answered = {m.tool_call_id for m in trace.messages if m.tool_call_id}
-    called = {c.id: c.name for m in trace.messages for c in m.tool_calls if c.id}
+    source = trace.messages
+    answered = {m.tool_call_id for m in source if m.tool_call_id}
+    called = {c.id: c.name for m in source for c in m.tool_calls if c.id}
+    # each call's result: its own, else the content of the tool message that answers it
+    returned = {m.tool_call_id: m.content for m in source
+                if m.role == "tool" and m.tool_call_id}
+    calls = [(c, c.result if c.result is not None or c.id is None else returned.get(c.id))
+             for m in source for c in m.tool_calls]
+    shown: dict[tuple[int, str], str] = {}
 
-    def role(m: Message) -> str:
+    def pretty(value: Any, none: str = "") -> str:
+        # a call's arguments and result are shown in its message and in its step: made
+        # readable once (the values belong to the trace, so their ids are stable here)
+        key = (id(value), none)
+        if key not in shown:
+            shown[key] = _pretty(value, none)
+        return shown[key]
+
+    messages = []
+    for i, m in enumerate(source):
         if m.name:
-            return f"{m.role} ({m.name})"
-        if m.role == "tool" and m.tool_call_id in called:
-            return f"tool ({called[m.tool_call_id]})"
-        return m.role
-
-    def content(m: Message) -> str:
-        # the tool calls a message made are shown in it, after its own text (so offsets
-        # inside that text are the same as in the trace)
-        parts = [m.content] if m.content or not m.tool_calls else []
-        return "\n\n".join(parts + [_call_lines(c, answered) for c in m.tool_calls])
-
-    messages = [{"role": options.clean(role(m)),
-                 "content": spannable(f"messages.{i}", content(m))}
-                for i, m in enumerate(trace.messages)]
-    all_calls = trace.tool_calls()
+            role = f"{m.role} ({m.name})"
+        elif m.role == "tool" and m.tool_call_id in called:
+            role = f"tool ({called[m.tool_call_id]})"
+        else:
+            role = m.role
+        if m.tool_calls:
+            # the tool calls a message made are shown in it, after its own text (so
+            # offsets inside that text are the same as in the trace)
+            parts = [m.content] if m.content else []
+            text = "\n\n".join(parts + [_call_lines(c, answered, pretty) for c in m.tool_calls])
+        else:
+            text = m.content
+        messages.append({"role": clean(role), "content": spannable(f"messages.{i}", text)})
     tool_calls = [
-        {"name": f"{c.name}" + (f" [{c.id}]" if c.id else ""),
-         "content": f"arguments: {_as_text(c.arguments)}\nresult: {_as_text(c.result)}"}
-        for c in all_calls
+        {"name": clean(c.name + (f" [{c.id}]" if c.id else "")),
+         "content": clean(f"arguments: {_as_text(c.arguments)}\nresult: {_as_text(result)}")}
+        for c, result in calls
     ]
     documents = [
-        {"title": f"document {i + 1}" + (f" ({d.id})" if d.id else "")
-                  + (f" score {d.score:g}" if d.score is not None else ""),
-         "content": d.content}
+        {"title": clean(f"document {i + 1}" + (f" ({d.id})" if d.id else "")
+                        + (f" score {d.score:g}" if d.score is not None else "")),
+         "content": clean(d.content)}
         for i, d in enumerate(trace.documents)
     ]
-    shown_docs = [{"title": d["title"], "content": options.clean(d["content"])}
-                  for d in documents]
     answer = spannable("answer", trace.output)
+    system_prompt = clean(trace.system_prompt) if trace.system_prompt else ""
+    metadata = {k: clean(v) for k, v in _metadata_table(trace).items()}
+    meta = trace.metadata
     # Paragraphs needs at least one item to render; placeholders say "nothing here".
-    data = {
+    data: dict[str, Any] = {
         "trace_id": trace.trace_id,
-        "system_prompt": trace.system_prompt or "(none)",
+        "system_prompt": system_prompt or "(none)",
         "messages": messages or [{"role": "(none)", "content": EMPTY_CONVERSATION}],
         "messages_count": len(messages),
         "tool_calls": tool_calls or [{"name": "(none)", "content": "no tool calls"}],
         "documents": documents or [{"title": "(none)", "content": "no retrieved documents"}],
         "answer": answer,
-        "metadata": _metadata_table(trace),
+        "metadata": metadata,
+        # flat keys the Data Manager shows as columns and filters by
+        "model": _cleaned(meta.model, clean),
+        "model_version": _cleaned(meta.model_version, clean),
+        "product_area": _cleaned(meta.product_area, clean),
+        "user_segment": _cleaned(meta.user_segment, clean),
+        "latency_ms": meta.latency_ms,
     }
-    # the review screen's own keys (schema/labelconfig.py): the sections a trace has (a
-    # list of none or one item, so the screen hides an empty one) and which read as code
-    display = {
-        "sections": {
-            "system_prompt": [options.clean(trace.system_prompt)] if trace.system_prompt
-            else [],
-            "documents": shown_docs,
-            "answer_code": [1] if looks_like_code(answer) else [],
-            "conversation_code": [1] if any(looks_like_code(m["content"])
-                                            for m in messages) else [],
-        },
-    }
-    # flat keys the Data Manager shows as columns and filters by
-    meta = trace.metadata
-    data.update(model=meta.model, model_version=meta.model_version,
-                product_area=meta.product_area, user_segment=meta.user_segment,
-                latency_ms=meta.latency_ms)
     # an agent's numbered steps (none for a single call), and a list of one item when
     # there are any, so the screen draws their heading only then
-    steps = agent_steps(trace, options, all_calls)
-    data.update(steps=steps, steps_shown=[len(steps)] if steps else [])
-    # the answer, the messages and the steps are cleaned above, with the answer's and the
-    # messages' redactions recorded
-    data = _clean_all(data, options, skip=frozenset({"trace_id", "messages_count", "messages",
-                                                     "answer", "steps", "steps_shown"}))
-    data.update(display, metadata_text=metadata_text(data["metadata"]))
+    steps = _steps(trace, clean, calls, pretty)
+    data["steps"] = steps
+    data["steps_shown"] = [len(steps)] if steps else []
+    # the review screen's own keys (schema/labelconfig.py): the sections a trace has (a
+    # list of none or one item, so the screen hides an empty one; the documents' indices
+    # in ``documents``, which the screen shows from there) and which read as code
+    data["sections"] = {
+        "system_prompt": [1] if system_prompt else [],
+        "documents": list(range(len(documents))),
+        "answer_code": [1] if looks_like_code(answer) else [],
+        "conversation_code": [1] if any(looks_like_code(m["content"])
+                                        for m in messages) else [],
+    }
+    data["metadata_text"] = metadata_text(metadata)
     if redactions:
         data["redactions"] = redactions
     return data
+
+
+def _cleaned(value: str | None, clean: Callable[[str], str]) -> str | None:
+    return None if value is None else clean(value)
 
 
 def screen_keys(data: dict[str, Any]) -> dict[str, Any]:
@@ -304,9 +301,9 @@ def screen_keys(data: dict[str, Any]) -> dict[str, Any]:
         messages = [m for m in data.get("messages") or [] if isinstance(m, dict)]
         answer = data.get("answer")
         out["sections"] = {
-            "system_prompt": [prompt] if isinstance(prompt, str) and prompt
+            "system_prompt": [1] if isinstance(prompt, str) and prompt
             and prompt != "(none)" else [],
-            "documents": docs,
+            "documents": list(range(len(docs))),
             "answer_code": [1] if isinstance(answer, str) and looks_like_code(answer)
             else [],
             "conversation_code": [1] if any(isinstance(m.get("content"), str)
@@ -323,22 +320,22 @@ def screen_keys(data: dict[str, Any]) -> dict[str, Any]:
 _MODEL_KEYS = ("llm.model_name", "gen_ai.response.model", "gen_ai.request.model")
 
 
-def _outermost(spans: list[Span], kind: SpanKind) -> list[Span]:
-    """The spans of ``kind`` with no ancestor of the same kind (an LLM span that wraps
-    another is one call)."""
-    by_id = {s.span_id: s for s in spans}
-
-    def inside_same_kind(span: Span) -> bool:
+def _outermost(spans: list[Span], by_id: dict[str, Span]) -> dict[SpanKind, list[Span]]:
+    """Per kind, its spans with no ancestor of the same kind (an LLM span that wraps
+    another is one call), in the order of ``spans``."""
+    out: dict[SpanKind, list[Span]] = {}
+    for span in spans:
+        kind = span.kind
         seen: set[str] = set()
         parent = by_id.get(span.parent_span_id or "")
         while parent is not None and parent.span_id not in seen:
             if parent.kind == kind:
-                return True
+                break
             seen.add(parent.span_id)
             parent = by_id.get(parent.parent_span_id or "")
-        return False
-
-    return [s for s in spans if s.kind == kind and not inside_same_kind(s)]
+        else:
+            out.setdefault(kind, []).append(span)
+    return out
 
 
 def _tool_name(span: Span) -> str:
@@ -357,14 +354,13 @@ class _Turn:
     tools: list[Span | None] = field(default_factory=list)
 
 
-def _match_turns(trace: Trace, order: dict[str, int]) -> list[_Turn]:
+def _match_turns(trace: Trace, order: dict[str, int], llms: list[Span],
+                 tools: list[Span]) -> list[_Turn]:
     """The model's answers, each matched to its LLM span and its calls to tool spans,
     from the last answer back (an answer's LLM span starts before its tool spans, which
     start before the next answer's LLM span). Earlier answers no span is left for are
-    conversation history, not steps."""
-    spans = sorted(trace.spans, key=lambda s: order[s.span_id])
-    llms = _outermost(spans, SpanKind.llm)
-    tools = _outermost(spans, SpanKind.tool)
+    conversation history, not steps. ``llms`` and ``tools``: the outermost spans of
+    their kind, in ``order``."""
     turns = [_Turn(m.content, list(m.tool_calls), i) for i, m in enumerate(trace.messages)
              if m.role == "assistant"]
     if trace.output or not turns or turns[-1].calls:
@@ -399,27 +395,38 @@ def agent_steps(trace: Trace, options: ReviewOptions | None = None,
     with which arguments, what came back or what it answered (``text``), and the
     ``span_id`` a reviewer's mark on it is about. Empty for a single call. ``calls``:
     ``trace.tool_calls()`` when the caller has them already."""
-    kinds = [s.kind for s in trace.spans]
+    options = options or ReviewOptions.from_settings()
+    calls = trace.tool_calls() if calls is None else calls
+    return _steps(trace, options.clean, [(c, c.result) for c in calls])
+
+
+def _steps(trace: Trace, clean: Callable[[str], str], calls: list[tuple[ToolCall, Any]],
+           pretty: Callable[..., str] = _pretty) -> list[dict[str, Any]]:
+    """:func:`agent_steps`, given the text cleaner, each call with its result, and how
+    tool texts are made readable."""
+    spans = trace.spans
+    if not spans:
+        return []
+    kinds = [s.kind for s in spans]
     if (kinds.count(SpanKind.llm) < 2 and SpanKind.tool not in kinds
             and SpanKind.retrieval not in kinds):
         return []  # one call (or none): no steps, and nothing to match
-    options = options or ReviewOptions.from_settings()
     # start time when every span has one, else the order of the trace
-    timed = all(s.start_time is not None for s in trace.spans)
-    ranked = sorted(enumerate(trace.spans),
-                    key=lambda p: (p[1].start_time.timestamp() if timed and p[1].start_time
-                                   else 0.0, p[0]))
-    order = {s.span_id: i for i, (_, s) in enumerate(ranked)}
-    turns = _match_turns(trace, order)
-    spans = [s for _, s in ranked]
-    retrievals = _outermost(spans, SpanKind.retrieval)
+    if all(s.start_time is not None for s in spans):
+        ranked = sorted(spans, key=lambda s: s.start_time.timestamp())  # type: ignore[union-attr]
+    else:
+        ranked = list(spans)
+    order = {s.span_id: i for i, s in enumerate(ranked)}
+    outermost = _outermost(ranked, {s.span_id: s for s in ranked})
+    tools = outermost.get(SpanKind.tool, [])
+    turns = _match_turns(trace, order, outermost.get(SpanKind.llm, []), tools)
+    retrievals = outermost.get(SpanKind.retrieval, [])
     shown_tools = {t.span_id for turn in turns for t in turn.tools if t is not None}
-    loose_tools = [t for t in _outermost(spans, SpanKind.tool) if t.span_id not in shown_tools]
+    loose_tools = [t for t in tools if t.span_id not in shown_tools]
     if len(turns) < 2 and not retrievals and not shown_tools and not loose_tools:
         return []
-    calls = trace.tool_calls() if calls is None else calls
-    results = {c.id: c.result for c in calls if c.id}
-    tool_of_call = {c.id: c.name for c in calls if c.id}
+    results = {c.id: result for c, result in calls if c.id}
+    tool_of_call = {c.id: c.name for c, _ in calls if c.id}
     steps: list[tuple[float, str, str, str]] = []  # (place in time, title, text, span id)
     previous_end = -1
     for turn in turns:
@@ -445,8 +452,8 @@ def agent_steps(trace: Trace, options: ReviewOptions | None = None,
         for i, (call, span) in enumerate(zip(turn.calls, turn.tools, strict=True)):
             result = call.result if call.result is not None else results.get(call.id)
             text = (f"called {call.name}" + (f" [{call.id}]" if call.id else "")
-                    + " with:\n" + _pretty(call.arguments, "(none)")
-                    + "\n\nreturned:\n" + (_pretty(result, "(none)") if result is not None
+                    + " with:\n" + pretty(call.arguments, "(none)")
+                    + "\n\nreturned:\n" + (pretty(result, "(none)") if result is not None
                                            else "(no result in the trace)"))
             where = order[span.span_id] if span is not None else order[turn.llm.span_id] + \
                 0.001 * (i + 1)
@@ -466,10 +473,6 @@ def agent_steps(trace: Trace, options: ReviewOptions | None = None,
         steps.append((order[span.span_id], f"retrieval {span.name}".rstrip(), text,
                       span.span_id))
     steps.sort(key=lambda s: s[0])
-    out: list[dict[str, Any]] = []
-    for number, (_, title, text, span_id) in enumerate(steps, start=1):
-        out.append({"title": f"Step {number}: {options.clean(title)}",
-                    "text": options.clean(text), "span_id": span_id})
-    return out
-
-
+    return [{"title": f"Step {number}: {clean(title)}", "text": clean(text),
+             "span_id": span_id}
+            for number, (_, title, text, span_id) in enumerate(steps, start=1)]

@@ -111,8 +111,10 @@ def judge_words(lines: list[str]) -> str | None:
 
 
 def _section(parent: ET.Element, key: str, flag: str) -> ET.Element:
-    """A part of the screen drawn once per item of ``$sections.<key>`` (a list of none
-    or one item written by the converter), so a section a trace lacks is not drawn."""
+    """A part of the screen drawn once per item of ``$sections.<key>`` (a list written by
+    the converter: none or one item, or a document's index), so a section a trace lacks
+    is not drawn. The texts themselves are read from the task's own keys (tasks of older
+    releases have them in the list items instead, which changes nothing here)."""
     return _el(parent, "Repeater", on=f"$sections.{key}", indexFlag=flag)
 
 
@@ -134,7 +136,7 @@ def trace_view(parent: ET.Element, schema: AnnotationSchema) -> ET.Element:
     prompt = _section(trace, "system_prompt", "{{s}}")
     _el(prompt, "Header", value="System prompt", size="5")
     _el(_el(prompt, "View", className="llmt-pre"), "Text", name="system_prompt",
-        value="$sections.system_prompt[{{s}}]")
+        value="$system_prompt")
     _el(trace, "Header", value="Conversation", size="5")
     conversation = _el(trace, "View", className="llmt-conversation llmt-pre llmt-code-view")
     _code_marker(conversation, "conversation_code")
@@ -143,9 +145,9 @@ def trace_view(parent: ET.Element, schema: AnnotationSchema) -> ET.Element:
         nameKey="role", textKey="content")
     documents = _section(trace, "documents", "{{d}}")
     _el(_el(_el(documents, "Collapse", bordered="true"), "Panel",
-            value="$sections.documents[{{d}}].title"), "View", className="llmt-pre").append(
+            value="$documents[{{d}}].title"), "View", className="llmt-pre").append(
         ET.Element("Text", {"name": "document_{{d}}",
-                            "value": "$sections.documents[{{d}}].content"}))
+                            "value": "$documents[{{d}}].content"}))
     steps_view(trace, schema)
     _el(trace, "Header", value="Final answer", size="5")
     answer = _el(trace, "View", className="llmt-answer llmt-pre llmt-code-view")
