@@ -162,3 +162,46 @@ def test_import_summary_line():
     summary = ImportSummary(read=5, imported=3, duplicates=1,
                             rejected=[Rejected("f", "line 2", "(record)", "bad")])
     assert summary.line() == "read 5, imported 3, skipped as duplicates 1, rejected 1"
+
+
+# Lines a JSON parser may read differently from json.loads (numbers, escapes, repeated
+# keys, NaN): the reader gives the same Trace as json.loads + Trace.model_validate, or the
+# same rejects.
+EDGE_LINES = [
+    '{"trace_id": "a", "metadata": {"extra": {"x": NaN, "y": Infinity, "z": -Infinity}}}',
+    '{"trace_id": "a", "metadata": {"extra": {"k": 1, "k": 2, "j": 3}}, "trace_id": "b"}',
+    '{"trace_id": "a", "metadata": {"extra": {"x": 1e400, "y": -0.0, "z": 0.1, '
+    '"w": 1E5, "v": 12345678901234567890123, "u": 2.2250738585072014e-308}}}',
+    '{"trace_id": "a", "metadata": {"input_tokens": 1.0, "latency_ms": "12", '
+    '"output_tokens": 123456789012345678901234567890}}',
+    '{"trace_id": "\\ud83d\\ude00 \\u00e9 \\/ \\u0000", "output": "caf\u00e9"}',
+    '{"trace_id": "a", "feedback": [{"record_key": "k", "trace_id": "a", "schema_id": "s", '
+    '"schema_version": "1", "source": "qa", "created_at": 1700000000, "was_cancelled": 0, '
+    '"score": "0.5", "updated_at": "2024-01-01T00:00:00.1234567+05:30"}]}',
+    '{"trace_id": "a", "spans": [{"span_id": "s", "name": "n", "kind": "llm", '
+    '"start_time": "2024-01-01 10:00", "end_time": 1.7e9}]}',
+    '{"trace_id": "a\\ud800"}',                                     # lone surrogate
+    '{"trace_id": "a\tb"}',                                        # raw control character
+    '{"trace_id": "a", "metadata": {"latency_ms": NaN}}',
+    '{"trace_id": "a", "metadata": {"input_tokens": 1' + "0" * 5000 + '}}',  # huge integer
+    '\ufeff{"trace_id": "a"}',
+    '{"trace_id": "a"} x',
+    '{"trace_id": "a",}',
+    '{"trace_id": "a", "metadata": {"extra": {"x": 01}}}',
+]
+
+
+@pytest.mark.parametrize("line", EDGE_LINES)
+def test_reader_reads_as_json_loads_and_model_validate(tmp_path, line):
+    path = tmp_path / "edge.jsonl"
+    path.write_text(line + "\n" + json.dumps(GOOD_2) + "\n", encoding="utf-8")
+    items = list(read_native(path))
+    assert len(items) == 2 and items[1] == Trace.model_validate(GOOD_2)
+    try:
+        expected = Trace.model_validate(json.loads(line))
+    except ValueError:  # not valid JSON, or not a valid Trace
+        assert isinstance(items[0], list) and items[0]
+        assert all(r.location == "line 1" for r in items[0])
+    else:
+        assert isinstance(items[0], Trace)
+        assert repr(items[0]) == repr(expected)  # repr: NaN is not equal to itself

@@ -217,16 +217,17 @@ def _loads(text: bytes, max_depth: int) -> Any:
     return value
 
 
-_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[{")
-
-
 def may_nest(text: bytes | str, max_depth: int) -> bool:
     """Whether a text has enough brackets to nest deeper than ``max_depth`` (a C-speed
     count that spares the walk for nearly every real record)."""
     if isinstance(text, str):
         return text.count("[") + text.count("{") > max_depth
-    # one pass that keeps only the brackets (about a third faster than two counts)
-    return len(text.translate(None, _NOT_BRACKETS)) > max_depth
+    # bytes.replace finds a single byte with memchr and copies the rest with memcpy: a few
+    # times cheaper than any per-byte count (translate, count); each count stops at ``cap``
+    cap = max_depth + 1
+    size = len(text)
+    opened = size - len(text.replace(b"[", b"", cap))
+    return opened + size - len(text.replace(b"{", b"", cap)) > max_depth
 
 
 _CONTAINERS = (dict, list)  # a tuple: ``dict | list`` builds a union object at every call
