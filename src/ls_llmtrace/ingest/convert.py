@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,6 +69,12 @@ class ReviewOptions:
         return self.clean_with_replacements(text)[0]
 
 
+# json.dumps builds a new encoder for every call with options; these are built once
+_SORTED_JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
+_JSON = json.JSONEncoder(ensure_ascii=False).encode
+_INDENTED_JSON = json.JSONEncoder(ensure_ascii=False, indent=2).encode
+
+
 def _as_text(value: Any) -> str:
     if value is None:
         return ""
@@ -77,7 +83,7 @@ def _as_text(value: Any) -> str:
     kind = type(value)
     if kind is int or (kind is float and math.isfinite(value)):
         return repr(value)  # what json.dumps writes for them, without its machinery
-    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return _SORTED_JSON(value)
 
 
 def looks_like_code(text: str) -> bool:
@@ -111,10 +117,10 @@ def _pretty(value: Any, none: str = "") -> str:
         if not isinstance(parsed, dict | list):
             return value
         value = parsed
-    compact = json.dumps(value, ensure_ascii=False)
+    compact = _JSON(value)
     if len(compact) <= _SHORT_JSON:
         return compact
-    return json.dumps(value, ensure_ascii=False, indent=2)
+    return _INDENTED_JSON(value)
 
 
 def _call_lines(call: Any, answered: set[str], pretty: Callable[..., str] = _pretty) -> str:
@@ -320,20 +326,24 @@ def screen_keys(data: dict[str, Any]) -> dict[str, Any]:
 _MODEL_KEYS = ("llm.model_name", "gen_ai.response.model", "gen_ai.request.model")
 
 
+_STEP_KINDS = frozenset({SpanKind.llm, SpanKind.tool, SpanKind.retrieval})
+
+
 def _outermost(spans: list[Span], by_id: dict[str, Span]) -> dict[SpanKind, list[Span]]:
-    """Per kind, its spans with no ancestor of the same kind (an LLM span that wraps
-    another is one call), in the order of ``spans``."""
+    """Per kind of step (LLM, tool, retrieval), its spans with no ancestor of the same
+    kind (an LLM span that wraps another is one call), in the order of ``spans``."""
     out: dict[SpanKind, list[Span]] = {}
+    steps = len(spans)  # a walk up this long has looped: parent links can be cyclic
     for span in spans:
         kind = span.kind
-        seen: set[str] = set()
+        if kind not in _STEP_KINDS:
+            continue
         parent = by_id.get(span.parent_span_id or "")
-        while parent is not None and parent.span_id not in seen:
-            if parent.kind == kind:
+        for _ in range(steps):
+            if parent is None or parent.kind == kind:
                 break
-            seen.add(parent.span_id)
             parent = by_id.get(parent.parent_span_id or "")
-        else:
+        if parent is None or parent.kind != kind:
             out.setdefault(kind, []).append(span)
     return out
 
@@ -354,6 +364,21 @@ class _Turn:
     tools: list[Span | None] = field(default_factory=list)
 
 
+def _answers_from_last(trace: Trace) -> Iterator[_Turn]:
+    """The model's answers, the last first: the final answer (unless the last assistant
+    message is the answer and made no calls), then the assistant messages (made one at a
+    time: matching usually stops long before the first)."""
+    messages = trace.messages
+    last = next((i for i in range(len(messages) - 1, -1, -1)
+                 if messages[i].role == "assistant"), -1)
+    if trace.output or last < 0 or messages[last].tool_calls:
+        yield _Turn(trace.output, [], len(messages))
+    for i in range(last, -1, -1):
+        m = messages[i]
+        if m.role == "assistant":
+            yield _Turn(m.content, list(m.tool_calls), i)
+
+
 def _match_turns(trace: Trace, order: dict[str, int], llms: list[Span],
                  tools: list[Span]) -> list[_Turn]:
     """The model's answers, each matched to its LLM span and its calls to tool spans,
@@ -361,14 +386,10 @@ def _match_turns(trace: Trace, order: dict[str, int], llms: list[Span],
     start before the next answer's LLM span). Earlier answers no span is left for are
     conversation history, not steps. ``llms`` and ``tools``: the outermost spans of
     their kind, in ``order``."""
-    turns = [_Turn(m.content, list(m.tool_calls), i) for i, m in enumerate(trace.messages)
-             if m.role == "assistant"]
-    if trace.output or not turns or turns[-1].calls:
-        turns.append(_Turn(trace.output, [], len(trace.messages)))
     bound = len(order) + 1
     used: set[str] = set()
     matched: list[_Turn] = []
-    for turn in reversed(turns):
+    for turn in _answers_from_last(trace):
         first_tool = bound
         for call in turn.calls:
             free = [t for t in tools if t.span_id not in used and order[t.span_id] < bound]
