@@ -4,7 +4,8 @@ For each format, writes N traces (default 100,000) to a JSON Lines file, then me
 in the same run:
 
 * **conversion**: the importer (parse, normalize into Trace) + ``trace_to_task`` + the
-  JSON encoding of the task (what would be sent to Label Studio), no network;
+  request body of the task as the import sends it to Label Studio
+  (``labelstudio.client.encode_tasks``), no network;
 * **baseline**: plain ``json.loads`` + ``json.dumps`` of every line of the same bytes;
 * **peak memory** of the conversion (tracemalloc, a separate pass) at N/10 and N traces:
   streaming means the two are about the same.
@@ -188,14 +189,26 @@ def write_file(fmt: str, count: int, path: Path) -> int:
     return size
 
 
-def convert(path: Path, fmt: str, limit: int | None = None) -> int:
+def body_encoder(body: str) -> Callable[[dict[str, Any]], Any]:
+    """How a task is encoded: ``sent``, as the import sends it (the request body);
+    ``json``, with ``json.dumps`` (the same on any commit, for comparisons with commits
+    whose import sent its tasks some other way)."""
+    if body == "json":
+        return lambda task: json.dumps(task, ensure_ascii=False)
+    from ls_llmtrace.labelstudio.client import encode_tasks
+
+    return lambda task: encode_tasks([task])
+
+
+def convert(path: Path, fmt: str, limit: int | None = None, body: str = "sent") -> int:
     schema = load_schema(ROOT / "label_configs" / "default.v1.yaml")
     options = ReviewOptions()
+    encode = body_encoder(body)
     n = 0
     for item in read_any(path, fmt):
         if isinstance(item, list):
             raise SystemExit(f"bench input rejected: {item[0]}")
-        json.dumps(trace_to_task(item, schema, options), ensure_ascii=False)
+        encode(trace_to_task(item, schema, options))
         n += 1
         if limit and n >= limit:
             break
@@ -256,15 +269,15 @@ def main() -> None:
             small = peak(lambda p=path, f=fmt: convert(p, f, args.count // 10))
             full = peak(lambda p=path, f=fmt: convert(p, f))
             print(f"\n[{fmt}] {size / 2**20:.1f} MiB, {size / args.count / 1024:.1f} KiB/trace")
-            print(f"  baseline json.loads+dumps : {n_base / t_base:>10,.0f} traces/s "
+            print(f"  baseline json.loads+dumps    : {n_base / t_base:>7,.0f} traces/s "
                   f"({t_base:.2f} s)")
-            print(f"  conversion (import+task)  : {n_conv / t_conv:>10,.0f} traces/s "
+            print(f"  conversion (import+task+body): {n_conv / t_conv:>7,.0f} traces/s "
                   f"({t_conv:.2f} s)")
-            print(f"  ratio conversion/baseline : {t_conv / t_base:.1f}x the time")
+            print(f"  ratio conversion/baseline    : {t_conv / t_base:.1f}x the time")
             figure(f"conversion of {args.count:,} {fmt} traces / json.loads+dumps (time)",
                    t_conv / t_base, best=t_conv / t_base,
                    detail=f"{n_conv / t_conv:,.0f} traces/s")
-            print(f"  peak traced memory        : {small:,.0f} KiB at {args.count // 10:,} "
+            print(f"  peak traced memory           : {small:,.0f} KiB at {args.count // 10:,} "
                   f"traces, {full:,.0f} KiB at {args.count:,}", flush=True)
             figure(f"conversion memory, {fmt}: peak at {args.count:,} / at "
                    f"{args.count // 10:,} traces", full / small, "flat (~1)", best=full / small,

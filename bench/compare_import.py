@@ -1,10 +1,12 @@
 """Benchmark: the importers' conversion now against the importers of an earlier commit.
 
 Writes the inputs of ``bench_import.py`` once per format, then runs the conversion
-(import + ``trace_to_task`` + JSON encoding) in fresh processes, one with this checkout's
-``src`` first on the path and one with ``src`` of the commit (``git archive``), in turn
-(A B B A ...), and keeps each side's best CPU time of ``--runs`` (CPU time, not wall time:
-the machine is shared). Prints per format both times and the ratio now/before. Run by hand::
+(import + ``trace_to_task`` + the task's JSON, written by ``json.dumps`` on both sides:
+the earlier commit may not have the import's own encoder) in fresh processes, one with
+this checkout's ``src`` first on the path and one with ``src`` of the commit
+(``git archive``), in turn (A B B A ...), and keeps each side's best CPU time of
+``--runs`` (CPU time, not wall time: the machine is shared). Prints per format both
+times and the ratio now/before. Run by hand::
 
     .venv/bin/python bench/compare_import.py --before 2800550 [--count 3000] [--runs 5]
         [--formats native,otlp,langfuse] [--profile FMT]
@@ -31,19 +33,19 @@ def worker(fmt: str, path: Path, reps: int) -> None:
     sys.path.insert(0, str(BENCH))
     import bench_import
 
-    bench_import.convert(path, fmt, 50)  # imports and caches warm
+    bench_import.convert(path, fmt, 50, body="json")  # imports and caches warm
     if reps == 0:  # a profile instead
         import cProfile
         import pstats
 
         profiler = cProfile.Profile()
-        profiler.runcall(bench_import.convert, path, fmt)
+        profiler.runcall(bench_import.convert, path, fmt, body="json")
         pstats.Stats(profiler).sort_stats("tottime").print_stats(35)
         return
     best = float("inf")
     for _ in range(reps):
         start = time.process_time()
-        bench_import.convert(path, fmt)
+        bench_import.convert(path, fmt, body="json")
         best = min(best, time.process_time() - start)
     print(best)
 
