@@ -355,7 +355,8 @@ class Router:
     # placing traces ---------------------------------------------------------------------
 
     def place(self, traces: list[Trace], summary: RouteSummary) -> None:
-        """Route a batch of stored traces into every queue they match, once."""
+        """Route a batch of stored traces into every queue they match, once (its last
+        request may still be in flight: callers finish it, see :meth:`_sending`)."""
         signals = {t: Signals.from_records(r) for t, r in
                    self.store.records_for([t.trace_id for t in traces]).items()}
         new_for: set[str] = set()
@@ -507,6 +508,14 @@ class Router:
                 self.close()
             raise
         self.close()
+
+    def route(self, traces: list[Trace]) -> RouteSummary:
+        """Route these stored traces into every queue they match, once; their last
+        request is answered and its tasks recorded before this returns."""
+        summary = RouteSummary()
+        with self._sending():
+            self.place(traces, summary)
+        return summary
 
     def route_stored(self, batch_size: int = 1000,
                      progress: Callable[[RouteSummary], None] | None = None) -> RouteSummary:

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 
 from ls_llmtrace.errors import ConfigError
 from ls_llmtrace.ingest import queues
-from ls_llmtrace.ingest.routing import Router, RouteSummary
+from ls_llmtrace.ingest.routing import Router
 from ls_llmtrace.ingest.rules import single_queue
 from ls_llmtrace.labelstudio.client import LabelStudioClient, project_title
 from ls_llmtrace.models import AnnotationRecord, Trace
@@ -158,7 +158,6 @@ def route_disagreements(client: LabelStudioClient, store: Store, queue: str,
             traces.append(trace)
     if traces:
         router = Router(client, store, single_queue(name), schema, notes=_notes(found))
-        routed = RouteSummary()
-        router.place(traces, routed)
+        routed = router.route(traces)
         summary.routed, summary.already = routed.imported, routed.duplicates
     return summary
