@@ -56,6 +56,11 @@ class SpanView:
     resource: dict[str, Any] = field(default_factory=dict)
 
 
+# what a span without a time sorts as (built once: sort keys are computed per span)
+_LATEST = datetime.max.replace(tzinfo=UTC)
+_EARLIEST = datetime.min.replace(tzinfo=UTC)
+
+
 def nanos_to_datetime(value: Any) -> datetime | None:
     if type(value) is str and value.isascii() and value.isdigit():  # OTLP/JSON's usual form
         nanos = int(value)  # int / float rounds as float(value) would: the same instant
@@ -69,25 +74,29 @@ def nanos_to_datetime(value: Any) -> datetime | None:
 def unflatten(attrs: dict[str, Any], prefix: str) -> Any:
     """OpenInference's flattened lists (``a.0.b.1.c``) back into nested lists and dicts."""
     root: dict[str, Any] = {}
+    size = len(prefix)
     for key, value in attrs.items():
         if not key.startswith(prefix):
             continue
         node = root
-        parts = key[len(prefix):].split(".")
-        for part in parts[:-1]:
+        *path, leaf = key[size:].split(".")
+        for part in path:
             child = node.get(part)
             if not isinstance(child, dict):
                 child = node[part] = {}
             node = child
-        node[parts[-1]] = value
+        node[leaf] = value
     return _lists(root)
 
 
 def _lists(node: Any) -> Any:
+    """Dicts whose keys are all numbers as lists in number order, at every depth."""
     if not isinstance(node, dict):
         return node
-    items = {k: _lists(v) for k, v in node.items()}
-    if items and all(k.isdigit() for k in items):
+    items = {k: _lists(v) if isinstance(v, dict) else v for k, v in node.items()}
+    # one isdigit over the joined keys tests every key at C speed (an empty key, which the
+    # join would hide, is not a number)
+    if items and "" not in items and "".join(items).isdigit():
         return [items[k] for k in sorted(items, key=int)]
     return items
 
@@ -420,7 +429,7 @@ def vercel_telemetry(spans: list[SpanView]) -> dict[str, Any]:
         return {}
     ids = {s.span_id for s in carrying}
     outer = [s for s in carrying if s.parent_span_id not in ids] or carrying
-    first = min(outer, key=lambda s: (s.start or datetime.max.replace(tzinfo=UTC)))
+    first = min(outer, key=lambda s: (s.start or _LATEST))
     return {k: v for k, v in first.attributes.items() if k.startswith("ai.telemetry.")}
 
 
@@ -428,8 +437,8 @@ def build_trace(trace_id: str, spans: list[SpanView], source: str) -> Trace:
     """One Trace from all spans of one trace id."""
     ids = {s.span_id for s in spans}
     roots = [s for s in spans if not s.parent_span_id or s.parent_span_id not in ids]
-    root = min(roots or spans, key=lambda s: (s.start or datetime.max.replace(tzinfo=UTC)))
-    by_end = sorted(spans, key=lambda s: (s.end or s.start or datetime.min.replace(tzinfo=UTC)))
+    root = min(roots or spans, key=lambda s: (s.start or _LATEST))
+    by_end = sorted(spans, key=lambda s: (s.end or s.start or _EARLIEST))
     llm: list[tuple[SpanView, list[Message], list[Message]]] = []
     documents: list[Document] = []
     tool_results: list[ToolCall] = []
