@@ -29,14 +29,11 @@ from ls_llmtrace.ingest.importers.common import (
 from ls_llmtrace.ingest.importers.dialects import Reading, reading
 from ls_llmtrace.models import (
     AnnotationRecord,
-    Document,
     Message,
     Source,
-    Span,
     SpanKind,
     ToolCall,
     Trace,
-    TraceMetadata,
 )
 
 
@@ -283,22 +280,24 @@ def span_kind(span: SpanView) -> SpanKind:
     return SpanKind.other
 
 
-def span_documents(span: SpanView) -> list[Document]:
+def span_documents(span: SpanView) -> list[dict[str, Any]]:
+    """The documents a retrieval span returned, as the fields of each :class:`Document`
+    (values of the field types: the trace validates them with the rest, at once)."""
     a = span.attributes
-    docs: list[Document] = []
+    docs: list[dict[str, Any]] = []
     for entry in _indexed(a, "retrieval.documents."):
         doc = entry.get("document", entry)
         if not isinstance(doc, dict):
             continue
         meta = jsonish(doc.get("metadata"))
-        docs.append(Document(id=_str(doc.get("id")), content=as_text(doc.get("content")),
-                             score=number(doc.get("score")),
-                             metadata=meta if isinstance(meta, dict) else {}))
+        docs.append({"id": _str(doc.get("id")), "content": as_text(doc.get("content")),
+                     "score": number(doc.get("score")),
+                     "metadata": meta if isinstance(meta, dict) else {}})
     for doc in jsonish(a.get("gen_ai.retrieval.documents")) or []:
         if isinstance(doc, dict):
-            docs.append(Document(id=_str(doc.get("id")),
-                                 content=as_text(doc.get("content", doc.get("text", ""))),
-                                 score=number(doc.get("score"))))
+            docs.append({"id": _str(doc.get("id")),
+                         "content": as_text(doc.get("content", doc.get("text", ""))),
+                         "score": number(doc.get("score"))})
     return docs
 
 
@@ -339,11 +338,14 @@ def _traceloop_call(a: dict[str, Any], arguments: Any, result: Any) -> tuple[Any
     return arguments, result
 
 
+_EVALUATION_KEYS = ("evaluation.name", "evaluation.score", "evaluation.label")
+
+
 def span_evaluations(span: SpanView, trace_id: str) -> list[AnnotationRecord]:
     """OpenInference ``evaluation.*`` attributes and GenAI evaluation events as records."""
     out: list[AnnotationRecord] = []
     a = span.attributes
-    if "evaluation.name" in a or "evaluation.score" in a or "evaluation.label" in a:
+    if not a.keys().isdisjoint(_EVALUATION_KEYS):
         kind = str(a.get("evaluation.annotator_kind", "")).upper()
         name = _str(a.get("evaluation.name"))
         out.append(feedback_record(
@@ -440,10 +442,13 @@ def build_trace(trace_id: str, spans: list[SpanView], source: str) -> Trace:
     root = min(roots or spans, key=lambda s: (s.start or _LATEST))
     by_end = sorted(spans, key=lambda s: (s.end or s.start or _EARLIEST))
     llm: list[tuple[SpanView, list[Message], list[Message]]] = []
-    documents: list[Document] = []
+    # documents, spans and metadata are collected as the fields of their models (of the
+    # field types, so they cannot fail) and validated with the trace in one pass: pydantic
+    # builds nested models in its core at about half the cost of constructing each one
+    documents: list[dict[str, Any]] = []
     tool_results: list[ToolCall] = []
     feedback: list[AnnotationRecord] = []
-    out_spans: list[Span] = []
+    out_spans: list[dict[str, Any]] = []
     cost = 0.0
     have_cost = False
     kinds = {s.span_id: span_kind(s) for s in spans}
@@ -473,11 +478,12 @@ def build_trace(trace_id: str, spans: list[SpanView], source: str) -> Trace:
             c = number(_first(a, *_COST))
             if c is not None and c >= 0:
                 have_cost, cost = True, cost + c
-        feedback.extend(span_evaluations(span, trace_id))
-        out_spans.append(Span(span_id=span.span_id, parent_span_id=span.parent_span_id,
-                              name=span.name, kind=kind, start_time=span.start,
-                              end_time=span.end, error=span.error,
-                              attributes=_span_summary(a)))
+        if span.events or not a.keys().isdisjoint(_EVALUATION_KEYS):  # few spans have any
+            feedback.extend(span_evaluations(span, trace_id))
+        out_spans.append({"span_id": span.span_id, "parent_span_id": span.parent_span_id,
+                          "name": span.name, "kind": kind, "start_time": span.start,
+                          "end_time": span.end, "error": span.error,
+                          "attributes": _span_summary(a)})
     input_tokens, output_tokens, have_tokens = _count_tokens(usage, kinds)
     system_prompt, output = "", ""
     messages: list[Message] = []
@@ -510,7 +516,7 @@ def build_trace(trace_id: str, spans: list[SpanView], source: str) -> Trace:
         latency = max((root.end - root.start).total_seconds() * 1000.0, 0.0)
     errors = [s.error for s in spans if s.error]
     root_error = root.error or (errors[0] if errors else None)
-    metadata = TraceMetadata(
+    metadata = dict(  # the fields of TraceMetadata
         model=_str(_first(ma, "gen_ai.request.model", "llm.request.model_name")
                    or invocation.get("model") or _first(ma, "llm.model_name", "ai.model.id")),
         model_version=_str(_first(ma, "gen_ai.response.model", "llm.response.model_name",
@@ -542,9 +548,10 @@ def build_trace(trace_id: str, spans: list[SpanView], source: str) -> Trace:
             "agent": _first(ra, "gen_ai.agent.name"),
         }.items() if v not in (None, "")},
     )
-    trace = Trace(trace_id=trace_id, system_prompt=system_prompt, messages=messages,
-                  documents=documents, output=output, spans=out_spans, metadata=metadata,
-                  source=source, feedback=feedback)
+    trace = Trace.model_validate({
+        "trace_id": trace_id, "system_prompt": system_prompt, "messages": messages,
+        "documents": documents, "output": output, "spans": out_spans, "metadata": metadata,
+        "source": source, "feedback": feedback})
     trace.reading = trace_reading
     return trace
 
