@@ -133,8 +133,8 @@ def parse_span(raw: Any, resource: dict[str, Any]) -> SpanView:
     events = [{"name": str(e.get("name") or ""),
                "time": nanos_to_datetime(e.get("timeUnixNano")),
                "attributes": attributes(e.get("attributes"))}
-              for e in (raw_events if isinstance(raw_events, list) else [])
-              if isinstance(e, dict)]
+              for e in raw_events if isinstance(e, dict)
+              ] if raw_events and isinstance(raw_events, list) else []
     return SpanView(trace_id=trace_id, span_id=span_id, parent_span_id=parent_id,
                     name=str(raw.get("name") or ""),
                     start=nanos_to_datetime(raw.get("startTimeUnixNano")),

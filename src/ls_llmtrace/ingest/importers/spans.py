@@ -651,6 +651,7 @@ def attach_tool_results(messages: list[Message], results: list[ToolCall]) -> lis
     out = []
     for message in messages:
         calls = []
+        changed = False
         for call in message.tool_calls:
             if call.result is None and call.id not in answered:
                 match = by_id.get(call.id) if call.id else None
@@ -658,10 +659,11 @@ def attach_tool_results(messages: list[Message], results: list[ToolCall]) -> lis
                     match = next((r for r in unused if r.name == call.name), None)
                 if match is not None:
                     call = call.model_copy(update={"result": match.result})
+                    changed = True
                     if match in unused:
                         unused.remove(match)
             calls.append(call)
-        out.append(message.model_copy(update={"tool_calls": calls}) if calls else message)
+        out.append(message.model_copy(update={"tool_calls": calls}) if changed else message)
     if not any(m.tool_calls for m in messages):
         # Tool spans without a call in the conversation (agent frameworks): show them.
         out.append(Message(role="assistant", tool_calls=[
