@@ -588,6 +588,10 @@ def _roleless(raw: dict[str, Any], kind: Any, default_role: str, part: str,
 
 
 _PLAIN_CHAT = frozenset({"role", "content"})
+# the model's validator given the fields as a dict builds the same Message as Message(...)
+# at about two thirds of the cost (no keyword packing, no Python __init__): most messages
+# are made on the fast path below
+_new_message = Message.__pydantic_validator__.validate_python
 _PLAIN_GENAI = (frozenset({"role", "parts"}), frozenset({"role", "parts", "finish_reason"}))
 
 
@@ -624,7 +628,7 @@ def _plain(raw: dict[str, Any], part: str) -> list[Message] | None:
     if role is None:
         return None
     _note(part, dialect)
-    return [Message(role=role, content=content)]
+    return [_new_message({"role": role, "content": content})]
 
 
 def _vercel_tool_call(raw: dict[str, Any], part: str) -> list[Message] | None:
