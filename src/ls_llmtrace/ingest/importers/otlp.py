@@ -395,7 +395,7 @@ def read_otlp(path: str | Path, max_pending: int = 10000, logs: list[Path] | Non
             if isinstance(item, Rejected):
                 rejects.append(item)
                 continue
-            found = events.pop((item.trace_id, item.span_id), None)
+            found = events.pop((item.trace_id, item.span_id), None) if events else None
             if found:
                 attach_events(item, found)
             spans = pending.get(item.trace_id)

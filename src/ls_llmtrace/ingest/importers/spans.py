@@ -393,7 +393,10 @@ def _meta_keys(names: tuple[str, ...]) -> tuple[str, ...]:
 def _meta_lookup(attrs: dict[str, Any], names: tuple[str, ...]) -> str | None:
     """A metadata value from plain attributes, OpenInference's ``metadata`` JSON or the
     Vercel AI SDK's ``ai.telemetry.metadata.*``."""
-    value = _first(attrs, *_meta_keys(names))
+    keys = _meta_keys(names)
+    if "metadata" not in attrs and attrs.keys().isdisjoint(keys):  # the usual case
+        return None
+    value = _first(attrs, *keys)
     if value is not None:
         return str(value)
     if "metadata" not in attrs:
@@ -488,11 +491,11 @@ def build_trace(trace_id: str, spans: list[SpanView], source: str) -> Trace:
     system_prompt, output = "", ""
     messages: list[Message] = []
     main_attrs: dict[str, Any] = {}
-    trace_reading = Reading()
+    trace_reading: Reading | None = None
     if llm:
         main, inputs, outputs = main_call(llm)
         main_attrs = main.attributes
-        trace_reading = readings.get(main.span_id, trace_reading)
+        trace_reading = readings[main.span_id]
         system_prompt, messages = split_system(inputs)
         output = last_answer(outputs)
         if not output and outputs:
@@ -552,7 +555,7 @@ def build_trace(trace_id: str, spans: list[SpanView], source: str) -> Trace:
         "trace_id": trace_id, "system_prompt": system_prompt, "messages": messages,
         "documents": documents, "output": output, "spans": out_spans, "metadata": metadata,
         "source": source, "feedback": feedback})
-    trace.reading = trace_reading
+    trace.reading = trace_reading or Reading()
     return trace
 
 
