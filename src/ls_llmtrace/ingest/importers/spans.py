@@ -59,13 +59,16 @@ _EARLIEST = datetime.min.replace(tzinfo=UTC)
 
 
 def nanos_to_datetime(value: Any) -> datetime | None:
-    if type(value) is str and value.isascii() and value.isdigit():  # OTLP/JSON's usual form
-        nanos = int(value)  # int / float rounds as float(value) would: the same instant
-        return datetime.fromtimestamp(nanos / 1e9, tz=UTC) if nanos > 0 else None
-    n = number(value)
-    if n is None or n <= 0:
-        return None
-    return datetime.fromtimestamp(int(n) / 1e9, tz=UTC)
+    try:
+        if type(value) is str and value.isascii() and value.isdigit():  # OTLP/JSON's usual
+            nanos = int(value)  # int / float rounds as float(value) would: the same instant
+            return datetime.fromtimestamp(nanos / 1e9, tz=UTC) if nanos > 0 else None
+        n = number(value)
+        if n is None or n <= 0:
+            return None
+        return datetime.fromtimestamp(int(n) / 1e9, tz=UTC)
+    except OSError as exc:  # past the platform's time_t: out of range, as a later year is
+        raise ValueError(f"timestamp out of range: {value!r}") from exc
 
 
 def unflatten(attrs: dict[str, Any], prefix: str) -> Any:
