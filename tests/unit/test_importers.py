@@ -205,3 +205,17 @@ def test_reader_reads_as_json_loads_and_model_validate(tmp_path, line):
     else:
         assert isinstance(items[0], Trace)
         assert repr(items[0]) == repr(expected)  # repr: NaN is not equal to itself
+
+
+def test_otlp_time_past_the_platform_range_is_a_reject(tmp_path):
+    """A nanosecond time so large the C library refuses it (OSError) rejects its span
+    like any other out-of-range time, instead of ending the read with an OSError."""
+    from ls_llmtrace.ingest.importers.otlp import read_otlp
+
+    span = {"traceId": "0af7651916cd43dd8448eb211c80319c", "spanId": "b7ad6b7169203331",
+            "endTimeUnixNano": 67_768_036_191_676_798_846_631_937, "attributes": []}
+    path = tmp_path / "big.jsonl"
+    path.write_text(json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [span]}]}]}) + "\n")
+    items = list(read_otlp(path))
+    assert len(items) == 1 and isinstance(items[0], list)
+    assert "timestamp out of range" in items[0][0].reason

@@ -45,10 +45,9 @@ def to_message(raw: Any, default_role: str = "user") -> Message | None:
     return messages[0] if messages else None
 
 
-def to_messages(value: Any, default_role: str = "user", part: str | None = None
-                ) -> list[Message]:
-    """A list of messages from whatever holds them, in any dialect (see :mod:`.dialects`)."""
-    return read_messages(value, default_role, part)
+# A list of messages from whatever holds them, in any dialect (see :mod:`.dialects`): the
+# dialect layer's reader itself (a wrapper would cost a call per message list).
+to_messages = read_messages
 
 
 def split_system(messages: list[Message]) -> tuple[str, list[Message]]:

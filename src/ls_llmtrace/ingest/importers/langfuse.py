@@ -62,6 +62,9 @@ def is_langfuse_export(record: Any) -> bool:
         and "observations" in record
 
 
+_EARLIEST = datetime.min.replace(tzinfo=UTC)  # what an observation without times sorts as
+
+
 def _when(value: Any) -> datetime | None:
     try:
         return to_utc(value) if value else None
@@ -122,9 +125,19 @@ def langfuse_trace(export: dict[str, Any]) -> Trace:
     raw = export["trace"]
     trace_id = str(raw.get("id") or "")
     observations = [o for o in export.get("observations") or [] if isinstance(o, dict)]
-    never = datetime.min.replace(tzinfo=UTC)
-    observations.sort(key=lambda o: (_when(o.get("endTime")) or _when(o.get("startTime"))
-                                     or never))
+    # each timestamp is read once: the sort reads the ends (a start where there is none),
+    # the spans below the starts
+    ends: dict[int, datetime | None] = {}
+    starts: dict[int, datetime | None] = {}
+
+    def order(o: dict[str, Any]) -> datetime:
+        end = ends[id(o)] = _when(o.get("endTime"))
+        if end:
+            return end
+        start = starts[id(o)] = _when(o.get("startTime"))
+        return start or _EARLIEST
+
+    observations.sort(key=order)
     generations = [o for o in observations if o.get("type") == "GENERATION"]
     spans: list[Span] = []
     documents: list[Document] = []
@@ -142,8 +155,9 @@ def langfuse_trace(export: dict[str, Any]) -> Trace:
             errors.append(error)
         spans.append(Span(
             span_id=str(obs.get("id")), parent_span_id=obs.get("parentObservationId"),
-            name=str(obs.get("name") or ""), kind=kind, start_time=_when(obs.get("startTime")),
-            end_time=_when(obs.get("endTime")), error=error,
+            name=str(obs.get("name") or ""), kind=kind,
+            start_time=starts[id(obs)] if id(obs) in starts else _when(obs.get("startTime")),
+            end_time=ends[id(obs)], error=error,  # every end was read by the sort
             attributes={k: obs[k] for k in ("type", "model", "promptName", "promptVersion")
                         if obs.get(k) is not None}))
         if kind == SpanKind.retrieval:

@@ -133,8 +133,8 @@ def parse_span(raw: Any, resource: dict[str, Any]) -> SpanView:
     events = [{"name": str(e.get("name") or ""),
                "time": nanos_to_datetime(e.get("timeUnixNano")),
                "attributes": attributes(e.get("attributes"))}
-              for e in (raw_events if isinstance(raw_events, list) else [])
-              if isinstance(e, dict)]
+              for e in raw_events if isinstance(e, dict)
+              ] if raw_events and isinstance(raw_events, list) else []
     return SpanView(trace_id=trace_id, span_id=span_id, parent_span_id=parent_id,
                     name=str(raw.get("name") or ""),
                     start=nanos_to_datetime(raw.get("startTimeUnixNano")),
@@ -395,7 +395,7 @@ def read_otlp(path: str | Path, max_pending: int = 10000, logs: list[Path] | Non
             if isinstance(item, Rejected):
                 rejects.append(item)
                 continue
-            found = events.pop((item.trace_id, item.span_id), None)
+            found = events.pop((item.trace_id, item.span_id), None) if events else None
             if found:
                 attach_events(item, found)
             spans = pending.get(item.trace_id)

@@ -29,14 +29,11 @@ from ls_llmtrace.ingest.importers.common import (
 from ls_llmtrace.ingest.importers.dialects import Reading, reading
 from ls_llmtrace.models import (
     AnnotationRecord,
-    Document,
     Message,
     Source,
-    Span,
     SpanKind,
     ToolCall,
     Trace,
-    TraceMetadata,
 )
 
 
@@ -56,38 +53,50 @@ class SpanView:
     resource: dict[str, Any] = field(default_factory=dict)
 
 
+# what a span without a time sorts as (built once: sort keys are computed per span)
+_LATEST = datetime.max.replace(tzinfo=UTC)
+_EARLIEST = datetime.min.replace(tzinfo=UTC)
+
+
 def nanos_to_datetime(value: Any) -> datetime | None:
-    if type(value) is str and value.isascii() and value.isdigit():  # OTLP/JSON's usual form
-        nanos = int(value)  # int / float rounds as float(value) would: the same instant
-        return datetime.fromtimestamp(nanos / 1e9, tz=UTC) if nanos > 0 else None
-    n = number(value)
-    if n is None or n <= 0:
-        return None
-    return datetime.fromtimestamp(int(n) / 1e9, tz=UTC)
+    try:
+        if type(value) is str and value.isascii() and value.isdigit():  # OTLP/JSON's usual
+            nanos = int(value)  # int / float rounds as float(value) would: the same instant
+            return datetime.fromtimestamp(nanos / 1e9, tz=UTC) if nanos > 0 else None
+        n = number(value)
+        if n is None or n <= 0:
+            return None
+        return datetime.fromtimestamp(int(n) / 1e9, tz=UTC)
+    except OSError as exc:  # past the platform's time_t: out of range, as a later year is
+        raise ValueError(f"timestamp out of range: {value!r}") from exc
 
 
 def unflatten(attrs: dict[str, Any], prefix: str) -> Any:
     """OpenInference's flattened lists (``a.0.b.1.c``) back into nested lists and dicts."""
     root: dict[str, Any] = {}
+    size = len(prefix)
     for key, value in attrs.items():
         if not key.startswith(prefix):
             continue
         node = root
-        parts = key[len(prefix):].split(".")
-        for part in parts[:-1]:
+        *path, leaf = key[size:].split(".")
+        for part in path:
             child = node.get(part)
             if not isinstance(child, dict):
                 child = node[part] = {}
             node = child
-        node[parts[-1]] = value
+        node[leaf] = value
     return _lists(root)
 
 
 def _lists(node: Any) -> Any:
+    """Dicts whose keys are all numbers as lists in number order, at every depth."""
     if not isinstance(node, dict):
         return node
-    items = {k: _lists(v) for k, v in node.items()}
-    if items and all(k.isdigit() for k in items):
+    items = {k: _lists(v) if isinstance(v, dict) else v for k, v in node.items()}
+    # one isdigit over the joined keys tests every key at C speed (an empty key, which the
+    # join would hide, is not a number)
+    if items and "" not in items and "".join(items).isdigit():
         return [items[k] for k in sorted(items, key=int)]
     return items
 
@@ -274,22 +283,24 @@ def span_kind(span: SpanView) -> SpanKind:
     return SpanKind.other
 
 
-def span_documents(span: SpanView) -> list[Document]:
+def span_documents(span: SpanView) -> list[dict[str, Any]]:
+    """The documents a retrieval span returned, as the fields of each :class:`Document`
+    (values of the field types: the trace validates them with the rest, at once)."""
     a = span.attributes
-    docs: list[Document] = []
+    docs: list[dict[str, Any]] = []
     for entry in _indexed(a, "retrieval.documents."):
         doc = entry.get("document", entry)
         if not isinstance(doc, dict):
             continue
         meta = jsonish(doc.get("metadata"))
-        docs.append(Document(id=_str(doc.get("id")), content=as_text(doc.get("content")),
-                             score=number(doc.get("score")),
-                             metadata=meta if isinstance(meta, dict) else {}))
+        docs.append({"id": _str(doc.get("id")), "content": as_text(doc.get("content")),
+                     "score": number(doc.get("score")),
+                     "metadata": meta if isinstance(meta, dict) else {}})
     for doc in jsonish(a.get("gen_ai.retrieval.documents")) or []:
         if isinstance(doc, dict):
-            docs.append(Document(id=_str(doc.get("id")),
-                                 content=as_text(doc.get("content", doc.get("text", ""))),
-                                 score=number(doc.get("score"))))
+            docs.append({"id": _str(doc.get("id")),
+                         "content": as_text(doc.get("content", doc.get("text", ""))),
+                         "score": number(doc.get("score"))})
     return docs
 
 
@@ -330,11 +341,14 @@ def _traceloop_call(a: dict[str, Any], arguments: Any, result: Any) -> tuple[Any
     return arguments, result
 
 
+_EVALUATION_KEYS = ("evaluation.name", "evaluation.score", "evaluation.label")
+
+
 def span_evaluations(span: SpanView, trace_id: str) -> list[AnnotationRecord]:
     """OpenInference ``evaluation.*`` attributes and GenAI evaluation events as records."""
     out: list[AnnotationRecord] = []
     a = span.attributes
-    if "evaluation.name" in a or "evaluation.score" in a or "evaluation.label" in a:
+    if not a.keys().isdisjoint(_EVALUATION_KEYS):
         kind = str(a.get("evaluation.annotator_kind", "")).upper()
         name = _str(a.get("evaluation.name"))
         out.append(feedback_record(
@@ -382,7 +396,10 @@ def _meta_keys(names: tuple[str, ...]) -> tuple[str, ...]:
 def _meta_lookup(attrs: dict[str, Any], names: tuple[str, ...]) -> str | None:
     """A metadata value from plain attributes, OpenInference's ``metadata`` JSON or the
     Vercel AI SDK's ``ai.telemetry.metadata.*``."""
-    value = _first(attrs, *_meta_keys(names))
+    keys = _meta_keys(names)
+    if "metadata" not in attrs and attrs.keys().isdisjoint(keys):  # the usual case
+        return None
+    value = _first(attrs, *keys)
     if value is not None:
         return str(value)
     if "metadata" not in attrs:
@@ -420,7 +437,7 @@ def vercel_telemetry(spans: list[SpanView]) -> dict[str, Any]:
         return {}
     ids = {s.span_id for s in carrying}
     outer = [s for s in carrying if s.parent_span_id not in ids] or carrying
-    first = min(outer, key=lambda s: (s.start or datetime.max.replace(tzinfo=UTC)))
+    first = min(outer, key=lambda s: (s.start or _LATEST))
     return {k: v for k, v in first.attributes.items() if k.startswith("ai.telemetry.")}
 
 
@@ -428,13 +445,16 @@ def build_trace(trace_id: str, spans: list[SpanView], source: str) -> Trace:
     """One Trace from all spans of one trace id."""
     ids = {s.span_id for s in spans}
     roots = [s for s in spans if not s.parent_span_id or s.parent_span_id not in ids]
-    root = min(roots or spans, key=lambda s: (s.start or datetime.max.replace(tzinfo=UTC)))
-    by_end = sorted(spans, key=lambda s: (s.end or s.start or datetime.min.replace(tzinfo=UTC)))
+    root = min(roots or spans, key=lambda s: (s.start or _LATEST))
+    by_end = sorted(spans, key=lambda s: (s.end or s.start or _EARLIEST))
     llm: list[tuple[SpanView, list[Message], list[Message]]] = []
-    documents: list[Document] = []
+    # documents, spans and metadata are collected as the fields of their models (of the
+    # field types, so they cannot fail) and validated with the trace in one pass: pydantic
+    # builds nested models in its core at about half the cost of constructing each one
+    documents: list[dict[str, Any]] = []
     tool_results: list[ToolCall] = []
     feedback: list[AnnotationRecord] = []
-    out_spans: list[Span] = []
+    out_spans: list[dict[str, Any]] = []
     cost = 0.0
     have_cost = False
     kinds = {s.span_id: span_kind(s) for s in spans}
@@ -464,20 +484,21 @@ def build_trace(trace_id: str, spans: list[SpanView], source: str) -> Trace:
             c = number(_first(a, *_COST))
             if c is not None and c >= 0:
                 have_cost, cost = True, cost + c
-        feedback.extend(span_evaluations(span, trace_id))
-        out_spans.append(Span(span_id=span.span_id, parent_span_id=span.parent_span_id,
-                              name=span.name, kind=kind, start_time=span.start,
-                              end_time=span.end, error=span.error,
-                              attributes=_span_summary(a)))
+        if span.events or not a.keys().isdisjoint(_EVALUATION_KEYS):  # few spans have any
+            feedback.extend(span_evaluations(span, trace_id))
+        out_spans.append({"span_id": span.span_id, "parent_span_id": span.parent_span_id,
+                          "name": span.name, "kind": kind, "start_time": span.start,
+                          "end_time": span.end, "error": span.error,
+                          "attributes": _span_summary(a)})
     input_tokens, output_tokens, have_tokens = _count_tokens(usage, kinds)
     system_prompt, output = "", ""
     messages: list[Message] = []
     main_attrs: dict[str, Any] = {}
-    trace_reading = Reading()
+    trace_reading: Reading | None = None
     if llm:
         main, inputs, outputs = main_call(llm)
         main_attrs = main.attributes
-        trace_reading = readings.get(main.span_id, trace_reading)
+        trace_reading = readings[main.span_id]
         system_prompt, messages = split_system(inputs)
         output = last_answer(outputs)
         if not output and outputs:
@@ -501,7 +522,7 @@ def build_trace(trace_id: str, spans: list[SpanView], source: str) -> Trace:
         latency = max((root.end - root.start).total_seconds() * 1000.0, 0.0)
     errors = [s.error for s in spans if s.error]
     root_error = root.error or (errors[0] if errors else None)
-    metadata = TraceMetadata(
+    metadata = dict(  # the fields of TraceMetadata
         model=_str(_first(ma, "gen_ai.request.model", "llm.request.model_name")
                    or invocation.get("model") or _first(ma, "llm.model_name", "ai.model.id")),
         model_version=_str(_first(ma, "gen_ai.response.model", "llm.response.model_name",
@@ -533,10 +554,11 @@ def build_trace(trace_id: str, spans: list[SpanView], source: str) -> Trace:
             "agent": _first(ra, "gen_ai.agent.name"),
         }.items() if v not in (None, "")},
     )
-    trace = Trace(trace_id=trace_id, system_prompt=system_prompt, messages=messages,
-                  documents=documents, output=output, spans=out_spans, metadata=metadata,
-                  source=source, feedback=feedback)
-    trace.reading = trace_reading
+    trace = Trace.model_validate({
+        "trace_id": trace_id, "system_prompt": system_prompt, "messages": messages,
+        "documents": documents, "output": output, "spans": out_spans, "metadata": metadata,
+        "source": source, "feedback": feedback})
+    trace.reading = trace_reading or Reading()
     return trace
 
 
@@ -635,6 +657,7 @@ def attach_tool_results(messages: list[Message], results: list[ToolCall]) -> lis
     out = []
     for message in messages:
         calls = []
+        changed = False
         for call in message.tool_calls:
             if call.result is None and call.id not in answered:
                 match = by_id.get(call.id) if call.id else None
@@ -642,10 +665,11 @@ def attach_tool_results(messages: list[Message], results: list[ToolCall]) -> lis
                     match = next((r for r in unused if r.name == call.name), None)
                 if match is not None:
                     call = call.model_copy(update={"result": match.result})
+                    changed = True
                     if match in unused:
                         unused.remove(match)
             calls.append(call)
-        out.append(message.model_copy(update={"tool_calls": calls}) if calls else message)
+        out.append(message.model_copy(update={"tool_calls": calls}) if changed else message)
     if not any(m.tool_calls for m in messages):
         # Tool spans without a call in the conversation (agent frameworks): show them.
         out.append(Message(role="assistant", tool_calls=[
