@@ -82,9 +82,24 @@ def _label_of(driver: Any, name: str) -> Any:
 
 
 def _scroll_to_see(driver: Any, element: Any) -> float:
-    """How far the reviewer scrolls to see ``element`` whole (0 when it is in view)."""
+    """How far the reviewer scrolls to see ``element`` whole (0 when it is in view): the
+    view ends at Label Studio's bottom bar (the Submit button), which overlays the page."""
     r = _rect(driver, element)
-    return max(0.0, r["bottom"] - r["height"]) + max(0.0, -r["top"])
+    bar = driver.find_elements(By.CSS_SELECTOR, ".lsf-bottombar")
+    bottom = min(r["height"], _rect(driver, bar[0])["top"]) if bar else r["height"]
+    return max(0.0, r["bottom"] - bottom) + max(0.0, -r["top"])
+
+
+def _settle(driver: Any, element: Any, timeout: float = 10.0) -> None:
+    """Wait until ``element`` stops moving or growing (animations, smooth scrolling):
+    the same rectangle on three reads 100 ms apart."""
+    seen: list[dict[str, float]] = []
+
+    def still(d: Any) -> bool:
+        seen.append(_rect(d, element))
+        return len(seen) >= 3 and seen[-1] == seen[-2] == seen[-3]
+
+    WebDriverWait(driver, timeout, poll_frequency=0.1).until(still)
 
 
 def _click(driver: Any, element: Any) -> None:
@@ -203,10 +218,14 @@ def test_verdict_in_view_beside_the_long_agent_trace(
     _click(screen, panels[0])
     WebDriverWait(screen, 10).until(lambda d: "Refund policy section 0." in str(
         d.execute_script("return document.body.innerText")))
-    # scrolled to the final answer at the end, the verdict is still in view (sticky)
+    # scrolled to the end, the final answer is seen whole above the bottom bar and the
+    # verdict is still in view (sticky); the opened panel grows while it animates, so the
+    # scroll waits for the trace to settle
+    _settle(screen, trace_box)
     answer = screen.find_element(By.CSS_SELECTOR, ".llmt-answer")
-    screen.execute_script("arguments[0].scrollIntoView({block: 'end'})", answer)
-    time.sleep(0.5)
+    screen.execute_script("const s = document.querySelector('.lsf-main-content');"
+                          "s.scrollTop = s.scrollHeight")
+    _settle(screen, answer)
     assert _scroll_to_see(screen, answer) == 0
     assert _scroll_to_see(screen, _label_of(screen, "fail")) == 0
     screen.save_screenshot(str(tmp_path / "long-agent-trace-end.png"))
