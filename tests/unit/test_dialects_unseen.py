@@ -105,6 +105,25 @@ def test_openllmetry_tool_span_gives_the_call_its_result() -> None:
     assert kinds["lookup_order.tool"] == "tool" and kinds["support.workflow"] == "chain"
 
 
+def test_one_call_recorded_by_two_instrumentations_counts_once() -> None:
+    """The Anthropic SDK's own span and OpenLLMetry's, siblings with the same response id."""
+    sdk = {"gen_ai.operation.name": "chat", "gen_ai.system": "anthropic",
+           "gen_ai.request.model": "claude-sonnet-4-5", "gen_ai.response.id": "msg_1",
+           "gen_ai.usage.input_tokens": 30, "gen_ai.usage.output_tokens": 6}
+    trace = _trace(
+        _span(1, sdk, name="anthropic.messages.create"),
+        _span(2, {**sdk, "llm.request.type": "chat", "gen_ai.prompt.0.role": "user",
+                  "gen_ai.prompt.0.content": "Hello?", "gen_ai.completion.0.role": "assistant",
+                  "gen_ai.completion.0.content": "Hi."}, name="anthropic.chat"),
+        _span(3, {**sdk, "gen_ai.response.id": "msg_2"}, name="anthropic.messages.create"))
+    # msg_1 is counted once (the span with messages is kept); msg_2 is another call
+    assert (trace.metadata.input_tokens, trace.metadata.output_tokens) == (60, 12)
+    assert _turns(trace) == [("user", "Hello?")] and trace.output == "Hi."
+    kinds = [(s.name, s.kind.value) for s in trace.spans if s.name.startswith("anthropic")]
+    assert kinds == [("anthropic.messages.create", "other"), ("anthropic.chat", "llm"),
+                     ("anthropic.messages.create", "llm")]
+
+
 # --- Semantic Kernel ----------------------------------------------------------------------
 
 def test_semantic_kernel_prompt_and_completion_events() -> None:

@@ -490,6 +490,12 @@ def build_trace(trace_id: str, spans: list[SpanView], source: str) -> Trace:
                           "name": span.name, "kind": kind, "start_time": span.start,
                           "end_time": span.end, "error": span.error,
                           "attributes": _span_summary(a)})
+    repeats = _repeated_calls(spans, kinds, {span.span_id for span, _, _ in llm})
+    if repeats:
+        usage = [u for u in usage if u[0].span_id not in repeats]
+        for row in out_spans:
+            if row["span_id"] in repeats:
+                row["kind"] = kinds[row["span_id"]] = SpanKind.other
     input_tokens, output_tokens, have_tokens = _count_tokens(usage, kinds)
     system_prompt, output = "", ""
     messages: list[Message] = []
@@ -560,6 +566,29 @@ def build_trace(trace_id: str, spans: list[SpanView], source: str) -> Trace:
         "source": source, "feedback": feedback})
     trace.reading = trace_reading or Reading()
     return trace
+
+
+_RESPONSE_ID_KEYS = ("gen_ai.response.id", "ai.response.id", "llm.response.id")
+
+
+def _repeated_calls(spans: list[SpanView], kinds: dict[str, SpanKind],
+                    with_messages: set[str]) -> set[str]:
+    """LLM spans that repeat another span's record of the same model call: two
+    instrumentations of one request (e.g. the Anthropic SDK's own spans beside
+    OpenLLMetry's, as siblings) give the provider's response id to both. Per id one span
+    is kept, the one with messages if any; the others' ids are returned."""
+    by_response: dict[str, list[SpanView]] = {}
+    for span in spans:
+        if kinds[span.span_id] == SpanKind.llm:
+            rid = _first(span.attributes, *_RESPONSE_ID_KEYS)
+            if rid not in (None, ""):
+                by_response.setdefault(str(rid), []).append(span)
+    repeats: set[str] = set()
+    for group in by_response.values():
+        if len(group) > 1:
+            keep = next((s for s in group if s.span_id in with_messages), group[0])
+            repeats.update(s.span_id for s in group if s is not keep)
+    return repeats
 
 
 _INPUT_TOKENS = ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens",
