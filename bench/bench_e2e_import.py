@@ -44,6 +44,7 @@ from ls_llmtrace.schema.labelconfig import build_label_config  # noqa: E402
 from ls_llmtrace.schema.model import load_schema  # noqa: E402
 
 CLI = [sys.executable, "-m", "ls_llmtrace"]  # PYTHONPATH picks the checkout to measure
+IMPORT_ARGS: list[str] = []  # more options for ``ls-llmtrace import`` (--import-args)
 
 
 # Label Studio refuses a request body over DATA_UPLOAD_MAX_MEMORY_SIZE (250 MiB): its own
@@ -112,7 +113,8 @@ def ours(url: str, token: str, path: Path, work: Path, run: int) -> int:
            "LS_LLMTRACE_HOME": str(work / f"home-{queue}"),
            "LS_LLMTRACE_DB": f"sqlite:///{work / f'store-{queue}.sqlite'}"}
     done = subprocess.run([*CLI, "import", str(path), "--queue", queue, "--format",
-                           "native"], env=env, capture_output=True, text=True, check=False)
+                           "native", *IMPORT_ARGS], env=env, capture_output=True, text=True,
+                          check=False)
     if done.returncode != 0:
         raise SystemExit(f"ls-llmtrace import failed ({done.returncode}): {done.stderr}")
     match = re.match(r"project (\d+):", done.stdout)
@@ -190,7 +192,10 @@ def main() -> int:
     parser.add_argument("--ls-url")
     parser.add_argument("--ls-token")
     parser.add_argument("--no-fixed", action="store_true", help="skip the 1-trace import")
+    parser.add_argument("--import-args", default="",
+                        help="more options for ls-llmtrace import, e.g. '--batch-size 2000'")
     args = parser.parse_args()
+    IMPORT_ARGS.extend(args.import_args.split())
     compile_sources()
     with label_studio(args.ls_url, args.ls_token) as (url, token), \
             tempfile.TemporaryDirectory() as tmp:

@@ -1,8 +1,9 @@
 """The import road against a real Label Studio: the batches ramp up (a small first
-request, each next one four times bigger up to --batch-size), every batch's tasks are
-recorded with the ids Label Studio gave them, and an import makes no more fixed requests
-than it needs (a new queue: one project lookup and one create before its first batch; a
-known one: one listing; besides, only the queue's review tab in the Data Manager)."""
+request, each next one as big as can be prepared meanwhile, up to --batch-size), every
+batch's tasks are recorded with the ids Label Studio gave them, and an import makes no
+more fixed requests than it needs (a new queue: one project lookup and one create before
+its first batch; a known one: one listing; besides, only the queue's review tab in the
+Data Manager)."""
 
 from __future__ import annotations
 
@@ -54,7 +55,7 @@ def test_batches_ramp_up_and_each_is_recorded_with_its_task_ids(
         assert client.sent[2:2 + len(imports)] == imports  # nothing before or between
         assert all(m == "POST" and p == f"api/projects/{project_id}/import"
                    for m, p, _ in imports), imports
-        assert [n for _, _, n in imports] == [100, 400, 1000, 150]
+        assert [n for _, _, n in imports] == [100, 540, 1000, 10]
         # after them only the review tab of the new project (Data Manager requests)
         assert all(p.startswith("api/dm/") for _, p, _ in client.sent[2 + len(imports):])
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from ls_llmtrace import settings
 from ls_llmtrace.cli.common import (
     Store,
     client,
@@ -35,7 +36,8 @@ def _explicit(path: Path | None) -> AnnotationSchema | None:
 @click.argument("trace_file", type=click.Path(dir_okay=False, path_type=Path))
 @schema_option
 @queue_option
-@click.option("--batch-size", default=1000, show_default=True)
+@click.option("--batch-size", default=settings.IMPORT_BATCH, show_default=True,
+              help="Traces per request to Label Studio once the batches have ramped up.")
 @click.option("--rejects", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Where to keep rejected lines (default: <home>/rejects/<file>.rejects.jsonl).")
 @click.option("--strict", is_flag=True, help="All or nothing: when any record is rejected, "

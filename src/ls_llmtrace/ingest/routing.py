@@ -455,7 +455,8 @@ class Router:
 
     # entry points -----------------------------------------------------------------------
 
-    def ingest(self, items: Iterable[Trace | list[Rejected]], batch_size: int = 1000,
+    def ingest(self, items: Iterable[Trace | list[Rejected]],
+               batch_size: int = settings.IMPORT_BATCH,
                progress: Callable[[RouteSummary], None] | None = None) -> RouteSummary:
         """Store traces and their feedback, then route them (streaming, in batches that
         ramp up: :func:`batch_sizes`)."""
@@ -517,7 +518,7 @@ class Router:
             self.place(traces, summary)
         return summary
 
-    def route_stored(self, batch_size: int = 1000,
+    def route_stored(self, batch_size: int = settings.IMPORT_BATCH,
                      progress: Callable[[RouteSummary], None] | None = None) -> RouteSummary:
         """Re-evaluate the rules over every stored trace (new signals route traces now)."""
         self.check_queues()
@@ -532,16 +533,22 @@ class Router:
 
 
 FIRST_BATCH = 100  # traces in the first batch of an import
+# how the batches grow (measured with 3-4 KB native tasks on 2 cores): Label Studio takes
+# about 90 ms per import request plus 0.3 ms per task, the import about 0.22 ms per trace
+# to read, store, claim and encode it, so it can prepare 400 + 1.4 x size traces meanwhile
+GROWTH_FIXED, GROWTH = 400, 1.4
 
 
 def batch_sizes(batch_size: int, first: int = FIRST_BATCH) -> Iterator[int]:
-    """The sizes of an import's batches: ``first``, then four times the one before, up
-    to ``batch_size`` (then ``batch_size`` on): Label Studio gets its first request after
-    a short wait and works on it while the next, bigger batch is prepared."""
+    """The sizes of an import's batches: ``first``, then each as big as the import can
+    prepare while Label Studio works on the one before (its fixed cost per request plus
+    its time per task: ``GROWTH_FIXED + GROWTH * size``), up to ``batch_size`` (then
+    ``batch_size`` on): Label Studio gets its first request after a short wait and
+    seldom waits for the next."""
     size = max(1, min(first, batch_size))
     while True:
         yield size
-        size = min(batch_size, size * 4)
+        size = min(batch_size, GROWTH_FIXED + int(size * GROWTH))
 
 
 @dataclass
@@ -563,7 +570,7 @@ def import_traces(
     queue: str | None = None,
     rules: QueueConfig | None = None,
     schema: AnnotationSchema | None = None,
-    batch_size: int = 1000,
+    batch_size: int = settings.IMPORT_BATCH,
     progress: Callable[[RouteSummary], None] | None = None,
     options: ReviewOptions | None = None,
     reviewers: int | None = None,
